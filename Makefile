@@ -1,0 +1,51 @@
+# leadboxer-pipedrive: every target sets up what it needs (a .venv from the pinned locks).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow/home
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: setup test test-fast lint demo airflow lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+## The whole suite: unit, sandbox, contract and DAG integration tests.
+test: setup
+	$(BIN)/pytest
+
+## Unit and sandbox tests only (no Airflow database).
+test-fast: setup
+	$(BIN)/pytest -m "not integration"
+
+lint: setup
+	$(BIN)/ruff check .
+
+## Runs one hour of the activity sync against both sandboxes on SQLite Airflow, then prints a summary.
+demo: setup
+	$(BIN)/python -m scripts.demo
+
+## Airflow standalone (SQLite) with the DAGs, the plugins and connections to fresh sandboxes;
+## UI on http://localhost:8080 (user and password printed by Airflow).
+airflow: setup
+	$(BIN)/python -m scripts.airflow_standalone
+
+## Recompile the locks from requirements*.in (needs the package index).
+lock:
+	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
+	$(BIN)/uv pip compile requirements-dev.in -o requirements-dev.txt --python-version 3.11
+
+clean:
+	rm -rf .airflow .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+-- Named queries of the sync ledger (see ledger_schema.sql). Each block starts with "-- name: NAME".
+-- Parameters use SQLAlchemy's ":name" style, so the same text runs on SQLite and PostgreSQL.
+
+-- name: person_by_email
+SELECT email, person_id, org_id FROM lbpd_person WHERE email IN :emails;
+
+-- name: upsert_person
+INSERT INTO lbpd_person (email, person_id, org_id, updated_at)
+VALUES (:email, :person_id, :org_id, :now)
+ON CONFLICT (email) DO UPDATE SET person_id = excluded.person_id, org_id = excluded.org_id,
+                                  updated_at = excluded.updated_at;
+
+-- name: organization_by_key
+SELECT org_key, org_id, name FROM lbpd_organization WHERE org_key IN :org_keys;
+
+-- name: upsert_organization
+INSERT INTO lbpd_organization (org_key, org_id, name, updated_at)
+VALUES (:org_key, :org_id, :name, :now)
+ON CONFLICT (org_key) DO UPDATE SET org_id = excluded.org_id, name = excluded.name,
+                                    updated_at = excluded.updated_at;
+
+-- name: deal_by_person
+SELECT person_id, deal_id, pipeline_id FROM lbpd_deal WHERE person_id IN :person_ids;
+
+-- name: upsert_deal
+INSERT INTO lbpd_deal (person_id, deal_id, pipeline_id, updated_at)
+VALUES (:person_id, :deal_id, :pipeline_id, :now)
+ON CONFLICT (person_id) DO UPDATE SET deal_id = excluded.deal_id, pipeline_id = excluded.pipeline_id,
+                                      updated_at = excluded.updated_at;
+
+-- name: pushed_event_ids
+SELECT event_id FROM lbpd_pushed_event WHERE dataset_id = :dataset_id AND event_id IN :event_ids;
+
+-- name: insert_pushed_event
+INSERT INTO lbpd_pushed_event (dataset_id, event_id, use_id, activity_id, person_id, org_id, deal_id,
+                               event_time, run_id, pushed_at)
+VALUES (:dataset_id, :event_id, :use_id, :activity_id, :person_id, :org_id, :deal_id,
+        :event_time, :run_id, :now)
+ON CONFLICT (dataset_id, event_id) DO NOTHING;
+
+-- name: insert_rejected_row
+INSERT INTO lbpd_rejected_row (dag_id, run_id, entity, record_id, use_id, reason, record, rejected_at)
+VALUES (:dag_id, :run_id, :entity, :record_id, :use_id, :reason, :record, :now)
+ON CONFLICT (dag_id, run_id, entity, record_id, reason) DO NOTHING;
+
+-- name: rejected_rows_of_run
+SELECT entity, record_id, use_id, reason FROM lbpd_rejected_row
+WHERE dag_id = :dag_id AND run_id = :run_id ORDER BY entity, record_id, reason;
+
+-- name: upsert_run
+INSERT INTO lbpd_run (dag_id, run_id, interval_start, interval_end, extracted, pushed, already_pushed,
+                      rejected, tokens_spent, rate_limited, summary, finished_at)
+VALUES (:dag_id, :run_id, :interval_start, :interval_end, :extracted, :pushed, :already_pushed,
+        :rejected, :tokens_spent, :rate_limited, :summary, :now)
+ON CONFLICT (dag_id, run_id) DO UPDATE SET
+    extracted = excluded.extracted, pushed = excluded.pushed, already_pushed = excluded.already_pushed,
+    rejected = excluded.rejected, tokens_spent = excluded.tokens_spent,
+    rate_limited = excluded.rate_limited, summary = excluded.summary, finished_at = excluded.finished_at;
+
+-- name: recent_runs
+SELECT dag_id, run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected,
+       tokens_spent, rate_limited, finished_at
+FROM lbpd_run ORDER BY finished_at DESC LIMIT :limit;

@@ -1,0 +1,71 @@
+-- The sync ledger: what this package has pushed to Pipedrive, and why it set rows aside.
+-- Portable SQL: runs unchanged on SQLite (>= 3.24) and PostgreSQL. Statements are separated by ";".
+
+-- LeadBoxer email (trimmed, lower-case) -> Pipedrive person, and the organization it is linked to.
+CREATE TABLE IF NOT EXISTS lbpd_person (
+    email       TEXT PRIMARY KEY,
+    person_id   BIGINT NOT NULL,
+    org_id      BIGINT,
+    updated_at  TEXT NOT NULL
+);
+
+-- Organization key ("domain:acme.com" or "name:acme bv") -> Pipedrive organization.
+CREATE TABLE IF NOT EXISTS lbpd_organization (
+    org_key     TEXT PRIMARY KEY,
+    org_id      BIGINT NOT NULL,
+    name        TEXT,
+    updated_at  TEXT NOT NULL
+);
+
+-- Pipedrive person -> the open deal its activities are linked to.
+CREATE TABLE IF NOT EXISTS lbpd_deal (
+    person_id   BIGINT PRIMARY KEY,
+    deal_id     BIGINT NOT NULL,
+    pipeline_id BIGINT,
+    updated_at  TEXT NOT NULL
+);
+
+-- Every LeadBoxer event pushed, with the activity it became: a re-run never pushes it again.
+CREATE TABLE IF NOT EXISTS lbpd_pushed_event (
+    dataset_id  TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    use_id      TEXT,
+    activity_id BIGINT NOT NULL,
+    person_id   BIGINT,
+    org_id      BIGINT,
+    deal_id     BIGINT,
+    event_time  TEXT,
+    run_id      TEXT,
+    pushed_at   TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, event_id)
+);
+
+-- Rows set aside (failed validation, or refused by Pipedrive), with the reason, per run.
+CREATE TABLE IF NOT EXISTS lbpd_rejected_row (
+    dag_id      TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    use_id      TEXT,
+    reason      TEXT NOT NULL,
+    record      TEXT,
+    rejected_at TEXT NOT NULL,
+    PRIMARY KEY (dag_id, run_id, entity, record_id, reason)
+);
+
+-- One row per DAG run: the counts its summary printed.
+CREATE TABLE IF NOT EXISTS lbpd_run (
+    dag_id          TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    interval_start  TEXT,
+    interval_end    TEXT,
+    extracted       BIGINT,
+    pushed          BIGINT,
+    already_pushed  BIGINT,
+    rejected        BIGINT,
+    tokens_spent    BIGINT,
+    rate_limited    BIGINT,
+    summary         TEXT,
+    finished_at     TEXT NOT NULL,
+    PRIMARY KEY (dag_id, run_id)
+)

@@ -1,0 +1,34 @@
+"""Errors raised by the hooks. Messages name the service, method, path and status, never a secret."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class ApiError(AirflowException):
+    """A call to LeadBoxer or Pipedrive failed."""
+
+    def __init__(self, service: str, method: str, path: str, status: int | None, detail: str):
+        self.service = service
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        where = f"{service} {method} {path}"
+        super().__init__(f"{where} -> {status if status is not None else 'no answer'}: {detail}")
+
+
+class TransientApiError(ApiError):
+    """Worth retrying: 429, 5xx, timeouts and dropped connections."""
+
+    def __init__(self, *args, retry_after: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
+class ApiRequestError(ApiError):
+    """The service refused the request as given (400, 404, 422...): retrying the same call cannot help."""
+
+
+class ApiAuthError(ApiRequestError):
+    """401/402/403: the credentials are wrong, revoked or lack permission."""

@@ -1,0 +1,200 @@
+"""A JSON-over-HTTP hook: one Airflow connection, one ``requests.Session``, retries with tenacity.
+
+Subclasses set the class attributes (service name, default host, the header that carries the secret)
+and add typed methods on top of :meth:`JsonApiHook.request`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from leadboxer_pipedrive.exceptions import ApiAuthError, ApiError, ApiRequestError, TransientApiError
+
+
+class JsonApiHook(BaseHook):
+    """Base for the LeadBoxer and Pipedrive hooks.
+
+    The connection is read lazily in :meth:`get_conn`: ``host`` is the base URL (with scheme), the
+    ``password`` the secret sent in :attr:`auth_header`; ``extra`` may set ``timeout`` (seconds) and
+    ``verify`` (TLS verification, on unless set to false).
+    """
+
+    service_name: str = "API"
+    default_host: str = ""
+    auth_header: str = ""
+    retryable_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    auth_statuses: frozenset[int] = frozenset({401, 402, 403})
+    default_timeout: float = 30.0
+    default_max_attempts: int = 6
+    # Exponential backoff between attempts when the server gives no hint (seconds).
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    def __init__(self, conn_id: str | None = None, *, max_attempts: int | None = None,
+                 timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        self.max_attempts = max_attempts or self.default_max_attempts
+        self._timeout_override = timeout
+        self._session: requests.Session | None = None
+        self.base_url = ""
+        self.timeout = timeout or self.default_timeout
+        self.extras: dict[str, Any] = {}
+        self.responses_by_status: dict[int, int] = {}
+
+    # -- connection -------------------------------------------------------------------------------
+    def get_conn(self) -> requests.Session:
+        """Build (once) the session from the Airflow connection."""
+        if self._session is not None:
+            return self._session
+        conn = self.get_connection(self.conn_id)
+        self.extras = dict(conn.extra_dejson or {})
+        self.base_url = self._base_url_from(conn.host or self.default_host, conn.port)
+        secret = conn.password
+        if not secret:
+            raise ApiAuthError(self.service_name, "-", "-", None,
+                               f"connection {self.conn_id!r} has no password: put the API key/token there")
+        if self._timeout_override is None and self.extras.get("timeout"):
+            self.timeout = float(self.extras["timeout"])
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", **self._auth_headers(secret)})
+        session.verify = _to_bool(self.extras.get("verify", True))
+        self._session = session
+        return session
+
+    def _auth_headers(self, secret: str) -> dict[str, str]:
+        return {self.auth_header: secret}
+
+    @staticmethod
+    def _base_url_from(host: str, port: int | None) -> str:
+        host = host.strip().rstrip("/")
+        if not host:
+            raise ValueError("the connection has no host: set it to the service's base URL")
+        if "://" not in host:
+            host = f"https://{host}"
+        if port and host.count(":") < 2:
+            host = f"{host}:{port}"
+        return host
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- requests ---------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json_body: Any = None) -> Any:
+        """Send one call, retrying transient failures; return the decoded JSON body."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait_before_retry,
+            retry=tenacity.retry_if_exception_type(TransientApiError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._send_once, method, path, params, json_body)
+
+    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any) -> Any:
+        session = self.get_conn()
+        self.before_request(method, path)
+        try:
+            response = session.request(method, self.base_url + path, params=_clean(params),
+                                        json=json_body, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # The exception text holds only host and path: the secret travels in a header.
+            raise TransientApiError(self.service_name, method, path, None,
+                                    f"{type(exc).__name__}: no answer") from None
+        self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
+        self.after_response(method, path, response)
+        if response.status_code < 400:
+            return self._decode(method, path, response)
+        detail = self._error_detail(response)
+        if response.status_code in self.retryable_statuses:
+            raise TransientApiError(self.service_name, method, path, response.status_code, detail,
+                                    retry_after=self.retry_after_seconds(response))
+        if response.status_code in self.auth_statuses:
+            raise ApiAuthError(self.service_name, method, path, response.status_code,
+                               f"{detail} (check the API key/token of connection {self.conn_id!r})")
+        raise ApiRequestError(self.service_name, method, path, response.status_code, detail)
+
+    def _decode(self, method: str, path: str, response: requests.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientApiError(self.service_name, method, path, response.status_code,
+                                    "answer is not JSON") from None
+
+    @staticmethod
+    def _error_detail(response: requests.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return (response.text or response.reason or "")[:300]
+        if isinstance(body, dict):
+            parts = [str(body[key]) for key in ("error", "message", "error_info", "code") if body.get(key)]
+            if parts:
+                return "; ".join(parts)[:500]
+        return json.dumps(body)[:300]
+
+    # -- extension points -------------------------------------------------------------------------
+    def before_request(self, method: str, path: str) -> None:
+        """Called before each attempt (the Pipedrive hook waits for its rate limiter here)."""
+
+    def after_response(self, method: str, path: str, response: requests.Response) -> None:
+        """Called after each answer (the Pipedrive hook counts tokens and reacts to 429 here)."""
+
+    @staticmethod
+    def retry_after_seconds(response: requests.Response) -> float | None:
+        for header in ("Retry-After", "x-ratelimit-reset"):
+            value = response.headers.get(header)
+            if value:
+                try:
+                    return max(float(value), 0.0)
+                except ValueError:
+                    continue
+        return None
+
+    def _wait_before_retry(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        hinted = getattr(exc, "retry_after", None)
+        if hinted is not None:
+            return min(hinted + random.uniform(0, 0.25), self.backoff_max)
+        exponent = retry_state.attempt_number - 1
+        return min(self.backoff_base * (2 ** exponent) * random.uniform(0.5, 1.5), self.backoff_max)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        self.log.warning("%s; retrying (attempt %d of %d) in %.1f s", exc, retry_state.attempt_number + 1,
+                         self.max_attempts, retry_state.upcoming_sleep)
+
+    def test_connection(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+
+def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Drop ``None`` values and spell booleans the way both APIs expect (``true``/``false``)."""
+    if not params:
+        return params
+    cleaned: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        cleaned[key] = ("true" if value else "false") if isinstance(value, bool) else value
+    return cleaned
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)
+
+
+__all__ = ["JsonApiHook", "ApiError"]

@@ -1,0 +1,156 @@
+"""The sync ledger: Pipedrive ids known for LeadBoxer records, events pushed, rows set aside, runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy.engine import URL, Engine
+
+from leadboxer_pipedrive.sql import load_named_queries, load_script
+
+# IN-lists are sent in chunks: SQLite allows 32,766 parameters, and shorter lists plan faster anyway.
+_CHUNK = 900
+
+
+class LedgerHook(BaseHook):
+    """A SQL database reached through an Airflow connection, holding the ledger tables.
+
+    ``conn_type`` ``sqlite`` (``host`` = the file path) or ``postgres``. When the connection
+    ``leadboxer_pipedrive_ledger`` is not defined, the ledger is a SQLite file in ``$AIRFLOW_HOME``
+    (fine for one machine; give every worker the same PostgreSQL connection in production).
+    """
+
+    conn_name_attr = "ledger_conn_id"
+    default_conn_name = "leadboxer_pipedrive_ledger"
+    conn_type = "sqlite"
+    hook_name = "LeadBoxer-Pipedrive ledger"
+
+    schema_file = "ledger_schema.sql"
+    queries_file = "ledger_queries.sql"
+    default_sqlite_name = "leadboxer_pipedrive_ledger.sqlite"
+
+    def __init__(self, ledger_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ledger_conn_id = ledger_conn_id
+        self._engine: Engine | None = None
+        self._schema_ready = False
+
+    # -- connection -------------------------------------------------------------------------------
+    def get_conn(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self._url(), future=True, pool_pre_ping=True)
+        return self._engine
+
+    def _url(self) -> URL | str:
+        try:
+            conn = self.get_connection(self.ledger_conn_id)
+        except AirflowNotFoundException:
+            home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+            path = home / self.default_sqlite_name
+            self.log.info("Connection %r is not defined: using the SQLite ledger %s",
+                          self.ledger_conn_id, path)
+            return f"sqlite:///{path}"
+        if conn.conn_type == "sqlite":
+            return f"sqlite:///{conn.host}"
+        if conn.conn_type in ("postgres", "postgresql"):
+            return URL.create("postgresql+psycopg2", username=conn.login, password=conn.password,
+                              host=conn.host, port=conn.port, database=conn.schema)
+        raise ValueError(f"ledger connection {self.ledger_conn_id!r}: conn_type {conn.conn_type!r} is "
+                         "not supported (use sqlite or postgres)")
+
+    def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self.get_conn().begin() as connection:
+            for statement in load_script(self.schema_file):
+                connection.execute(text(statement))
+        self._schema_ready = True
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.ensure_schema()
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
+        return True, "Ledger reachable and its tables exist"
+
+    # -- generic access ---------------------------------------------------------------------------
+    def _statement(self, name: str, expanding: Sequence[str] = ()):
+        statement = text(load_named_queries(self.queries_file)[name])
+        if expanding:
+            statement = statement.bindparams(*(bindparam(key, expanding=True) for key in expanding))
+        return statement
+
+    def fetch(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        self.ensure_schema()
+        with self.get_conn().connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(self._statement(name), params)]
+
+    def fetch_in(self, name: str, key: str, values: Iterable[Any], **params: Any) -> list[dict[str, Any]]:
+        """Run a query with ``IN :key``, chunking the values."""
+        self.ensure_schema()
+        values = list(dict.fromkeys(values))
+        statement = self._statement(name, expanding=[key])
+        rows: list[dict[str, Any]] = []
+        with self.get_conn().connect() as connection:
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start:start + _CHUNK]
+                rows.extend(dict(r._mapping) for r in connection.execute(statement, {**params, key: chunk}))
+        return rows
+
+    def write(self, name: str, rows: dict[str, Any] | list[dict[str, Any]]) -> None:
+        self.ensure_schema()
+        rows = [rows] if isinstance(rows, dict) else rows
+        if not rows:
+            return
+        now = _now()
+        with self.get_conn().begin() as connection:
+            connection.execute(self._statement(name), [{"now": now, **row} for row in rows])
+
+    # -- typed access -----------------------------------------------------------------------------
+    def persons_by_email(self, emails: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {row["email"]: row for row in self.fetch_in("person_by_email", "emails", emails)}
+
+    def remember_person(self, email: str, person_id: int, org_id: int | None) -> None:
+        self.write("upsert_person", {"email": email, "person_id": person_id, "org_id": org_id})
+
+    def organizations_by_key(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {row["org_key"]: row for row in self.fetch_in("organization_by_key", "org_keys", keys)}
+
+    def remember_organization(self, org_key: str, org_id: int, name: str | None) -> None:
+        self.write("upsert_organization", {"org_key": org_key, "org_id": org_id, "name": name})
+
+    def deals_by_person(self, person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        return {row["person_id"]: row for row in self.fetch_in("deal_by_person", "person_ids", person_ids)}
+
+    def remember_deal(self, person_id: int, deal_id: int, pipeline_id: int | None) -> None:
+        self.write("upsert_deal", {"person_id": person_id, "deal_id": deal_id, "pipeline_id": pipeline_id})
+
+    def pushed_event_ids(self, dataset_id: str, event_ids: Iterable[str]) -> set[str]:
+        rows = self.fetch_in("pushed_event_ids", "event_ids", event_ids, dataset_id=dataset_id)
+        return {row["event_id"] for row in rows}
+
+    def record_pushed_event(self, **row: Any) -> None:
+        self.write("insert_pushed_event", row)
+
+    def record_rejections(self, rows: list[dict[str, Any]]) -> None:
+        self.write("insert_rejected_row", rows)
+
+    def rejected_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.fetch("rejected_rows_of_run", dag_id=dag_id, run_id=run_id)
+
+    def record_run(self, **row: Any) -> None:
+        self.write("upsert_run", row)
+
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self.fetch("recent_runs", limit=limit)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,221 @@
+"""Pipedrive API hook: v2 for persons, organizations, deals, activities, pipelines and search; v1 for leads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from leadboxer_pipedrive.exceptions import ApiError
+from leadboxer_pipedrive.hooks.base import JsonApiHook
+from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
+
+
+class PipedriveHook(JsonApiHook):
+    """Talks to one Pipedrive company through an Airflow connection.
+
+    Connection: ``host`` = the company's base URL (``https://yourcompany.pipedrive.com``), ``password`` =
+    the API token (sent only in the ``x-api-token`` header). ``extra``: ``burst_limit`` (requests per
+    2 s for your plan and auth type; default 20, the Lite API-token limit), ``search_burst_limit``
+    (default 10, every plan), ``timeout``, ``verify``.
+
+    The hook keeps itself under both burst limits with client-side limiters, retries 429/5xx/dropped
+    connections honouring ``x-ratelimit-reset``, and counts the tokens it spent (``x-token-cost``).
+    """
+
+    conn_name_attr = "pipedrive_conn_id"
+    default_conn_name = "pipedrive_default"
+    conn_type = "pipedrive"
+    hook_name = "Pipedrive"
+
+    service_name = "Pipedrive"
+    default_host = "https://api.pipedrive.com"
+    auth_header = "x-api-token"
+    default_burst_limit = 20
+    default_search_burst_limit = 10
+    burst_window_seconds = 2.0
+    # The server counts arrivals, the limiter counts departures; a little slack absorbs the jitter.
+    limiter_slack_seconds = 0.15
+    page_limit = 500
+
+    def __init__(self, pipedrive_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=pipedrive_conn_id, **kwargs)
+        self.pipedrive_conn_id = pipedrive_conn_id
+        self.tokens_spent = 0
+        self.requests_sent = 0
+        self.rate_limited = 0
+        self._counter_lock = threading.Lock()
+        self._limiter: SlidingWindowLimiter | None = None
+        self._search_limiter: SlidingWindowLimiter | None = None
+
+    def get_conn(self) -> requests.Session:
+        session = super().get_conn()
+        if self._limiter is None:
+            burst = int(self.extras.get("burst_limit", self.default_burst_limit))
+            search_burst = int(self.extras.get("search_burst_limit", self.default_search_burst_limit))
+            window = self.burst_window_seconds + self.limiter_slack_seconds
+            self._limiter = SlidingWindowLimiter(burst, window)
+            self._search_limiter = SlidingWindowLimiter(search_burst, window)
+        return session
+
+    # -- rate limiting and accounting ---------------------------------------------------------------
+    def before_request(self, method: str, path: str) -> None:
+        if path.endswith("/search"):
+            self._search_limiter.acquire()
+        self._limiter.acquire()
+
+    def after_response(self, method: str, path: str, response: requests.Response) -> None:
+        cost = response.headers.get("x-token-cost")
+        with self._counter_lock:
+            self.requests_sent += 1
+            if cost and response.status_code < 400:
+                try:
+                    self.tokens_spent += int(cost)
+                except ValueError:
+                    pass
+            if response.status_code == 429:
+                self.rate_limited += 1
+        if response.status_code == 429:
+            # Every thread of this hook waits out the window the server named, not just this one.
+            wait = self.retry_after_seconds(response) or self.burst_window_seconds
+            limiter = self._search_limiter if path.endswith("/search") else self._limiter
+            limiter.pause(wait)
+
+    def usage(self) -> dict[str, int]:
+        """Tokens spent, requests sent and 429s seen by this hook instance."""
+        return {"tokens_spent": self.tokens_spent, "requests": self.requests_sent,
+                "rate_limited": self.rate_limited}
+
+    # -- generic helpers ----------------------------------------------------------------------------
+    def _data(self, method: str, path: str, **kwargs: Any) -> Any:
+        body = self.request(method, path, **kwargs)
+        if not isinstance(body, dict) or body.get("success") is False:
+            raise ApiError(self.service_name, method, path, 200, f"unexpected answer: {str(body)[:200]}")
+        return body.get("data")
+
+    def paginate_v2(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every item of a v2 list, following ``additional_data.next_cursor``."""
+        params = {"limit": self.page_limit, **(params or {})}
+        while True:
+            body = self.request("GET", path, params=params)
+            yield from (body.get("data") or [])
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return
+            params = {**params, "cursor": cursor}
+
+    def paginate_v1(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every item of a v1 list, following ``additional_data.pagination.next_start``."""
+        params = {"limit": self.page_limit, "start": 0, **(params or {})}
+        while True:
+            body = self.request("GET", path, params=params)
+            yield from (body.get("data") or [])
+            pagination = (body.get("additional_data") or {}).get("pagination") or {}
+            if not pagination.get("more_items_in_collection"):
+                return
+            params = {**params, "start": pagination.get("next_start")}
+
+    # -- persons ------------------------------------------------------------------------------------
+    def search_persons_by_email(self, email: str) -> list[dict[str, Any]]:
+        """Search items of persons having exactly this email (case-insensitive), any of their emails."""
+        data = self._data("GET", "/api/v2/persons/search",
+                          params={"term": email.strip(), "fields": "email", "exact_match": True})
+        return [entry["item"] for entry in (data or {}).get("items", [])]
+
+    def find_person_by_email(self, email: str) -> dict[str, Any] | None:
+        """The lowest-id person having ``email`` (the oldest, should duplicates already exist), or None."""
+        wanted = email.strip().lower()
+        matches = [item for item in self.search_persons_by_email(email)
+                   if wanted in {str(e).strip().lower() for e in item.get("emails") or []}]
+        return min(matches, key=lambda item: item["id"]) if matches else None
+
+    def create_person(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("POST", "/api/v2/persons", json_body=payload)
+
+    def get_person(self, person_id: int) -> dict[str, Any]:
+        return self._data("GET", f"/api/v2/persons/{int(person_id)}")
+
+    def update_person(self, person_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("PATCH", f"/api/v2/persons/{int(person_id)}", json_body=payload)
+
+    # -- organizations ------------------------------------------------------------------------------
+    def search_organizations_by_name(self, name: str) -> list[dict[str, Any]]:
+        data = self._data("GET", "/api/v2/organizations/search",
+                          params={"term": name.strip(), "fields": "name", "exact_match": True})
+        return [entry["item"] for entry in (data or {}).get("items", [])]
+
+    def find_organization_by_name(self, name: str) -> dict[str, Any] | None:
+        """The lowest-id organization whose name equals ``name`` (trimmed, case-folded), or None."""
+        wanted = name.strip().casefold()
+        matches = [item for item in self.search_organizations_by_name(name)
+                   if str(item.get("name", "")).strip().casefold() == wanted]
+        return min(matches, key=lambda item: item["id"]) if matches else None
+
+    def create_organization(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("POST", "/api/v2/organizations", json_body=payload)
+
+    # -- deals, pipelines, stages --------------------------------------------------------------------
+    def list_deals(self, *, person_id: int | None = None, status: str | None = None,
+                   **filters: Any) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/deals", {"person_id": person_id, "status": status, **filters}))
+
+    def find_open_deal_for_person(self, person_id: int) -> dict[str, Any] | None:
+        """The person's oldest open deal, or None."""
+        deals = self.list_deals(person_id=person_id, status="open")
+        return min(deals, key=lambda deal: deal["id"]) if deals else None
+
+    def create_deal(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("POST", "/api/v2/deals", json_body=payload)
+
+    def list_pipelines(self) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/pipelines"))
+
+    def list_stages(self, pipeline_id: int) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/stages", {"pipeline_id": int(pipeline_id)}))
+
+    def first_stage_id(self, pipeline_id: int) -> int:
+        """The first stage (lowest ``order_nr``) of a pipeline; a clear error if it has none."""
+        stages = [s for s in self.list_stages(pipeline_id) if not s.get("is_deleted")]
+        if not stages:
+            raise ApiError(self.service_name, "GET", "/api/v2/stages", 200,
+                           f"pipeline {pipeline_id} does not exist or has no stages")
+        return min(stages, key=lambda s: (s.get("order_nr", 0), s["id"]))["id"]
+
+    # -- activities ---------------------------------------------------------------------------------
+    def create_activity(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if "person_id" in payload:
+            # v2 rejects it: a person is linked as the primary participant.
+            raise ValueError("v2 activities take participants=[{person_id, primary}], not person_id")
+        return self._data("POST", "/api/v2/activities", json_body=payload)
+
+    def list_activities(self, **filters: Any) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/activities", filters))
+
+    def list_activity_types(self) -> list[dict[str, Any]]:
+        return self._data("GET", "/api/v1/activityTypes") or []
+
+    # -- leads (v1 only) ----------------------------------------------------------------------------
+    def create_lead(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("POST", "/api/v1/leads", json_body=payload)
+
+    def update_lead(self, lead_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("PATCH", f"/api/v1/leads/{lead_id}", json_body=payload)
+
+    def get_lead(self, lead_id: str) -> dict[str, Any]:
+        return self._data("GET", f"/api/v1/leads/{lead_id}")
+
+    def list_lead_labels(self) -> list[dict[str, Any]]:
+        return self._data("GET", "/api/v1/leadLabels") or []
+
+    # -- connection test ----------------------------------------------------------------------------
+    def get_current_user(self) -> dict[str, Any]:
+        return self._data("GET", "/api/v1/users/me")
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            user = self.get_current_user()
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
+        return True, f"Connected to Pipedrive as user {user.get('id')} ({user.get('company_name', '')})"

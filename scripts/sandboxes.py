@@ -1,0 +1,68 @@
+"""Starts the two sandbox servers as child processes on free loopback ports (demo, UI, benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+PIPEDRIVE_TOKEN = "sandbox-token"
+LEADBOXER_KEY = "sandbox-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Sandboxes:
+    pipedrive_url: str
+    leadboxer_url: str
+
+    def connection_env(self, burst_limit: int = 100) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables pointing the DAGs at these sandboxes."""
+        return {
+            "AIRFLOW_CONN_PIPEDRIVE_DEFAULT": json.dumps({
+                "conn_type": "pipedrive", "host": self.pipedrive_url, "password": PIPEDRIVE_TOKEN,
+                "extra": {"burst_limit": burst_limit, "search_burst_limit": 10}}),
+            "AIRFLOW_CONN_LEADBOXER_DEFAULT": json.dumps({
+                "conn_type": "leadboxer", "host": self.leadboxer_url, "password": LEADBOXER_KEY}),
+        }
+
+
+def _start(module: str, args: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "listening on" in line:
+            return process, line.rsplit(" ", 1)[-1].strip()
+        if process.poll() is not None:
+            raise RuntimeError(f"{module} exited with {process.returncode}: {line}")
+    process.kill()
+    raise RuntimeError(f"{module} did not start within 60 s")
+
+
+@contextmanager
+def running_sandboxes(pipedrive_args: list[str] | None = None, leadboxer_args: list[str] | None = None):
+    pipedrive, pipedrive_url = _start("sandbox.pipedrive", pipedrive_args or [])
+    try:
+        leadboxer, leadboxer_url = _start("sandbox.leadboxer", leadboxer_args or [])
+        try:
+            yield Sandboxes(pipedrive_url, leadboxer_url)
+        finally:
+            leadboxer.terminate()
+            leadboxer.wait(10)
+    finally:
+        pipedrive.terminate()
+        pipedrive.wait(10)

@@ -1,0 +1,83 @@
+"""The activity sync DAG, run for real with dag.test() against both sandboxes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "leadboxer_pipedrive_activities"
+
+
+def ledger_runs(path):
+    with sqlite3.connect(path) as db:
+        return [json.loads(row[0]) for row in db.execute("SELECT summary FROM lbpd_run ORDER BY rowid")]
+
+
+def pushed_events(path):
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT event_id, activity_id FROM lbpd_pushed_event"))
+
+
+def expected_valid_events(data, start_ms, end_ms, segment=14118):
+    """From the sandbox's own dataset: events in the window of email-identified segment members."""
+    out = {}
+    for lead in data["leads"]:
+        if segment not in lead.get("segments", []) or not lead.get("email"):
+            continue
+        for session in lead.get("sessions", []):
+            for event in session.get("events", []):
+                if start_ms <= int(event["eventUnixTimestamp"]) < end_ms:
+                    out[event["event_id"]] = lead["email"].strip().lower()
+    return out
+
+
+def test_one_hour_lands_as_one_activity_per_valid_event(run_dag, pipedrive_sandbox, leadboxer_sandbox, connections):
+    dag_run = run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2})
+    assert dag_run.state == "success"
+    start_ms, end_ms = 1795150800000, 1795154400000  # [05:00, 06:00)
+    expected = expected_valid_events(leadboxer_sandbox.data, start_ms, end_ms)
+    assert expected, "the generated hour should hold events"
+    state = pipedrive_sandbox.state()
+    activities = state["activities"]
+    assert len(activities) == len(expected)
+    pushed = pushed_events(connections)
+    assert set(pushed) == set(expected)
+    persons = {p["id"]: p for p in state["persons"]}
+    email_of_person = {pid: {(e["value"] if isinstance(e, dict) else e).lower() for e in p["emails"]}
+                       for pid, p in persons.items()}
+    activity_by_id = {a["id"]: a for a in activities}
+    for event_id, activity_id in pushed.items():
+        activity = activity_by_id[activity_id]
+        assert expected[event_id] in email_of_person[activity["person_id"]]
+        assert f"LeadBoxer event {event_id}" in activity["note"]
+        person = persons[activity["person_id"]]
+        assert activity["org_id"] == person["org_id"]
+        assert activity["deal_id"] is not None
+    emails = Counter(e for es in email_of_person.values() for e in es)
+    assert all(count == 1 for count in emails.values())
+    deals = state["deals"]
+    assert all(d["pipeline_id"] == 2 for d in deals)
+    assert len({d["person_id"] for d in deals}) == len(deals)
+
+    summary = ledger_runs(connections)[-1]
+    assert summary["extracted"] == summary["pushed"] + summary["already_pushed"] + summary["rejected"]
+    assert summary["pushed"] == len(expected)
+
+
+def test_the_same_hour_twice_creates_nothing_new(run_dag, pipedrive_sandbox, connections):
+    run_dag(DAG_ID, "2026-11-20T06:00:00")
+    before = pipedrive_sandbox.state()
+    second = run_dag(DAG_ID, "2026-11-20T06:00:00")
+    assert second.state == "success"
+    after = pipedrive_sandbox.state()
+    for entity in ("persons", "organizations", "deals", "activities"):
+        assert len(after[entity]) == len(before[entity]), entity
+    first_summary, second_summary = ledger_runs(connections)[-2:]
+    assert second_summary["pushed"] == 0
+    assert second_summary["already_pushed"] == first_summary["pushed"]
+    assert second_summary["extracted"] == first_summary["extracted"]

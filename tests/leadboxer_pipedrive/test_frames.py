@@ -1,0 +1,51 @@
+import pandas as pd
+
+from leadboxer_pipedrive.frames import events_frame, leads_frame, normalise_email, parse_epoch_ms
+
+
+def test_parse_epoch_ms_reads_every_timestamp_spelling():
+    values = pd.Series(["1783024863769", 1783024863, 1783024863769.0, "2026-11-20T05:10:00Z",
+                        None, "garbage", -5, {"a": 1}, "  "], dtype="object")
+    parsed = parse_epoch_ms(values).tolist()
+    assert parsed[:4] == [1783024863769, 1783024863000, 1783024863769, 1795151400000]
+    assert all(pd.isna(v) for v in parsed[4:])
+
+
+def test_normalise_email_trims_and_lowercases():
+    assert normalise_email(pd.Series(["  Jane.Doe@ACME.com ", "", None])).tolist()[0] == "jane.doe@acme.com"
+    assert normalise_email(pd.Series(["", None])).isna().all()
+
+
+def test_leads_frame_marks_segment_membership_and_drops_repeats():
+    leads = [
+        {"use_id": "a", "email": "A@x.io", "segments": [14118, 2]},
+        {"use_id": "b", "segments": "3,14118"},
+        {"use_id": "c", "segments": [1]},
+        {"use_id": "a", "email": "other@x.io", "segments": [14118]},
+        {"email": "no-id@x.io"},
+    ]
+    frame = leads_frame(leads, 14118)
+    assert frame["use_id"].tolist() == ["a", "b", "c"]
+    assert frame["in_segment"].tolist() == [True, True, False]
+    assert frame.loc[0, "email"] == "a@x.io"
+
+
+def test_events_frame_joins_lead_facts_by_the_lead_it_was_fetched_for():
+    leads = leads_frame([{"use_id": "lead-1", "email": "j@acme.com", "organizationName": "Acme",
+                          "segments": [7]}], 7)
+    events = [{"event_id": "e1", "use_id": "stale-id", "_lead_id": "lead-1", "eventUnixTimestamp": "1000000000000",
+               "title": "Pricing", "extra_field": {"nested": True}},
+              {"event_id": "e2", "use_id": "unknown", "eventUnixTimestamp": "soon"}]
+    frame = events_frame(events, leads, "ds")
+    assert frame.loc[0, "email"] == "j@acme.com"
+    assert frame.loc[0, "org_name"] == "Acme"
+    assert bool(frame.loc[0, "in_segment"]) is True
+    assert pd.isna(frame.loc[1, "email"]) and bool(frame.loc[1, "in_segment"]) is False
+    assert pd.isna(frame.loc[1, "event_time_ms"])
+    assert (frame["dataset_id"] == "ds").all()
+
+
+def test_frames_of_nothing_are_empty_with_all_columns():
+    leads = leads_frame([], 1)
+    events = events_frame([], leads, "ds")
+    assert events.empty and "email" in events.columns and "event_time_ms" in events.columns

@@ -1,0 +1,57 @@
+import pandas as pd
+
+from leadboxer_pipedrive.frames import events_frame, leads_frame
+from leadboxer_pipedrive.transforms import MAX_TEXT, activity_payloads, organization_keys
+
+EVENT_MS = 1_795_151_400_000  # 2026-11-20T05:10:00Z
+
+
+def build(lead: dict, event: dict) -> pd.DataFrame:
+    leads = leads_frame([{"use_id": "l", "segments": [1], "email": "jane@acme.com", **lead}], 1)
+    events = events_frame([{"event_id": "e1", "_lead_id": "l", "eventUnixTimestamp": str(EVENT_MS),
+                            **event}], leads, "ds")
+    return activity_payloads(events, "task")
+
+
+def test_pageview_becomes_a_done_activity_due_at_the_event_time_in_utc():
+    row = build({"firstName": "Jane", "lastName": "Doe"},
+                {"event_type": "pageview", "title": "Pricing", "original_url": "https://ex.com/pricing",
+                 "utm_campaign": "spring", "referrer": "https://google.com/"}).iloc[0]
+    assert row["subject"] == "LeadBoxer: Page view – Pricing"
+    assert (row["due_date"], row["due_time"], bool(row["done"]), row["type"]) == ("2026-11-20", "05:10", True, "task")
+    assert row["person_name"] == "Jane Doe"
+    assert '<a href="https://ex.com/pricing">Pricing</a>' in row["note"]
+    assert "<b>UTM campaign:</b> spring" in row["note"] and "<b>Referrer:</b> https://google.com/" in row["note"]
+    assert "LeadBoxer event e1" in row["note"]
+
+
+def test_note_escapes_html_and_refuses_script_urls():
+    row = build({"leadcard_url": "javascript:alert(1)"},
+                {"event_type": "form_submit", "title": "<script>alert('x')</script>",
+                 "original_url": "javascript:alert(2)"}).iloc[0]
+    assert "<script>" not in row["note"] and "&lt;script&gt;" in row["note"]
+    assert 'href="javascript' not in row["note"]
+
+
+def test_long_texts_are_clipped_to_what_pipedrive_accepts():
+    row = build({"fullName": "N" * 400, "organizationName": "O" * 400}, {"title": "T" * 600}).iloc[0]
+    assert len(row["subject"]) == MAX_TEXT and row["subject"].endswith("…")
+    assert len(row["person_name"]) == MAX_TEXT and len(row["org_name"]) == MAX_TEXT
+
+
+def test_person_name_falls_back_to_the_email_local_part():
+    assert build({}, {}).iloc[0]["person_name"] == "jane"
+
+
+def test_email_open_subject_names_the_campaign():
+    row = build({}, {"event_type": "email_open", "campaign": "webinar-apr"}).iloc[0]
+    assert row["subject"] == "LeadBoxer: Email open – webinar-apr"
+
+
+def test_organization_key_prefers_the_domain_and_ignores_blank_names():
+    frame = pd.DataFrame({
+        "org_domain": pd.Series(["https://www.Acme.com/", None, "acme.com", None], dtype="string"),
+        "org_name": pd.Series(["Acme BV", " Beta  Corp ", None, "  "], dtype="string"),
+    })
+    assert organization_keys(frame).tolist()[:2] == ["domain:acme.com", "name:beta  corp"]
+    assert organization_keys(frame).iloc[2:].isna().all()
