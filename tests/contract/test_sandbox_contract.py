@@ -1,0 +1,168 @@
+"""Drive the Pipedrive sandbox with raw ``requests`` through the operations our hooks use and assert
+that every request AND every response validates against Pipedrive's OpenAPI documents.
+
+Skips when the sandbox package cannot be imported or started.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pipedrive_contract as pc
+import pytest
+import requests
+
+try:
+    from sandbox.pipedrive import PipedriveSandbox
+except Exception as exc:  # noqa: BLE001 -- any import problem means "sandbox not available"
+    pytest.skip(f"Pipedrive sandbox not available: {exc!r}", allow_module_level=True)
+
+TOKEN = "sandbox-token"
+
+
+@pytest.fixture(scope="module")
+def sandbox(pipedrive_specs):
+    sb = PipedriveSandbox().start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def api(sandbox):
+    """A session with the sandbox token and a contract recorder attached; asserts at teardown."""
+    recorder = pc.ContractRecorder()
+    session = requests.Session()
+    session.headers["x-api-token"] = TOKEN
+    recorder.attach(session)
+    session.base = sandbox.url.rstrip("/")  # type: ignore[attr-defined]
+    session.recorder = recorder  # type: ignore[attr-defined]
+    yield session
+    session.close()
+    recorder.assert_all_valid(allow_empty=False)
+
+
+def _ok(response: requests.Response, status: int = 200) -> dict:
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    body = response.json()
+    assert body.get("success") is True, body
+    return body
+
+
+def test_persons_and_organizations(api):
+    base = api.base
+    suffix = uuid.uuid4().hex[:8]
+    email = f"jane.{suffix}@example.com"
+
+    org = _ok(api.post(f"{base}/api/v2/organizations", json={"name": f"ACME {suffix}"}))["data"]
+    found = _ok(
+        api.get(
+            f"{base}/api/v2/organizations/search",
+            params={"term": f"ACME {suffix}", "fields": "name", "exact_match": "true"},
+        )
+    )
+    assert any(i["item"]["id"] == org["id"] for i in found["data"]["items"])
+
+    person = _ok(
+        api.post(
+            f"{base}/api/v2/persons",
+            json={
+                "name": f"Jane {suffix}",
+                "org_id": org["id"],
+                "emails": [{"value": email, "primary": True, "label": "work"}],
+                "phones": [{"value": "+31 20 123 4567", "primary": True, "label": "work"}],
+            },
+        )
+    )["data"]
+    found = _ok(
+        api.get(
+            f"{base}/api/v2/persons/search",
+            params={"term": email, "fields": "email", "exact_match": "true"},
+        )
+    )
+    assert [i["item"]["id"] for i in found["data"]["items"]] == [person["id"]]
+    # a search that finds nothing (last page: next_cursor may be null)
+    _ok(
+        api.get(
+            f"{base}/api/v2/persons/search",
+            params={"term": f"nobody-{suffix}@example.com", "fields": "email", "exact_match": "true"},
+        )
+    )
+
+    got = _ok(api.get(f"{base}/api/v2/persons/{person['id']}"))["data"]
+    assert got["name"] == f"Jane {suffix}"
+    patched = _ok(api.patch(f"{base}/api/v2/persons/{person['id']}", json={"name": f"Jane Doe {suffix}"}))
+    assert patched["data"]["name"] == f"Jane Doe {suffix}"
+
+
+def test_pipelines_stages_deals_activities(api):
+    base = api.base
+    pipelines = _ok(api.get(f"{base}/api/v2/pipelines"))["data"]
+    assert pipelines
+    stages = _ok(api.get(f"{base}/api/v2/stages", params={"pipeline_id": pipelines[0]["id"]}))["data"]
+    assert stages
+
+    person = _ok(api.post(f"{base}/api/v2/persons", json={"name": "Deal Person"}))["data"]
+    deal = _ok(
+        api.post(
+            f"{base}/api/v2/deals",
+            json={
+                "title": "LeadBoxer deal",
+                "person_id": person["id"],
+                "pipeline_id": pipelines[0]["id"],
+                "stage_id": stages[0]["id"],
+                "value": 1000,
+                "currency": "EUR",
+            },
+        )
+    )["data"]
+    deals = _ok(api.get(f"{base}/api/v2/deals", params={"person_id": person["id"], "limit": 50}))
+    assert deal["id"] in [d["id"] for d in deals["data"]]
+
+    activity = _ok(
+        api.post(
+            f"{base}/api/v2/activities",
+            json={
+                "subject": "LeadBoxer visit",
+                "type": "call",
+                "deal_id": deal["id"],
+                "due_date": "2025-01-31",
+                "due_time": "10:00",
+                "done": False,
+                "note": "Visited /pricing",
+                "participants": [{"person_id": person["id"], "primary": True}],
+            },
+        )
+    )["data"]
+    listed = _ok(api.get(f"{base}/api/v2/activities", params={"person_id": person["id"], "limit": 100}))
+    assert activity["id"] in [a["id"] for a in listed["data"]]
+
+
+def test_v1_leads_labels_activity_types_users(api):
+    base = api.base
+    me = _ok(api.get(f"{base}/api/v1/users/me"))["data"]
+    assert me["id"]
+    types = _ok(api.get(f"{base}/api/v1/activityTypes"))["data"]
+    assert types
+    labels = _ok(api.get(f"{base}/api/v1/leadLabels"))["data"]
+
+    person = _ok(api.post(f"{base}/api/v2/persons", json={"name": "Lead Person"}))["data"]
+    body = {"title": "LeadBoxer lead", "person_id": person["id"], "owner_id": me["id"]}
+    if labels:
+        body["label_ids"] = [labels[0]["id"]]
+    lead = _ok(api.post(f"{base}/api/v1/leads", json=body), status=201)["data"]
+    leads = _ok(api.get(f"{base}/api/v1/leads", params={"person_id": person["id"], "limit": 100}))
+    assert lead["id"] in [x["id"] for x in leads["data"]]
+    patched = _ok(api.patch(f"{base}/api/v1/leads/{lead['id']}", json={"title": "LeadBoxer lead (hot)"}))
+    assert patched["data"]["title"] == "LeadBoxer lead (hot)"
+
+
+def test_recorder_catches_a_bad_request_against_the_sandbox(sandbox, pipedrive_specs):
+    recorder = pc.ContractRecorder()
+    session = requests.Session()
+    recorder.attach(session)  # no token on purpose
+    session.get(f"{sandbox.url.rstrip('/')}/api/v2/persons/search", params={"term": "x", "fields": "bogus"})
+    assert len(recorder.exchanges) == 1
+    with pytest.raises(AssertionError, match="Security"):
+        recorder.assert_all_valid()
