@@ -129,8 +129,9 @@ class SandboxServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "SandboxServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"sandbox-{self.port}",
-                                        daemon=True)
+        # A short poll interval makes stop() quick (serve_forever checks for shutdown at that pace).
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sandbox-{self.port}", daemon=True)
         self._thread.start()
         return self
 

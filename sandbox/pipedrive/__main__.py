@@ -1,0 +1,52 @@
+"""``python -m sandbox.pipedrive --port P``: run the Pipedrive sandbox in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sandbox.pipedrive.app import DEFAULT_DAILY_BUDGET, DEFAULT_TOKEN
+from sandbox.pipedrive.server import PipedriveSandbox
+
+
+def _fault(text: str) -> list[dict]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--fault must be JSON: {exc}") from exc
+    rules = value if isinstance(value, list) else [value]
+    if not all(isinstance(rule, dict) for rule in rules):
+        raise argparse.ArgumentTypeError("--fault must be a JSON object (or a list of them)")
+    return rules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.pipedrive", description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--burst-limit", type=int, default=100, help="requests per window (default 100)")
+    parser.add_argument("--search-burst-limit", type=int, default=10, help="searches per window (default 10)")
+    parser.add_argument("--window", type=float, default=2.0, help="burst window in seconds (default 2)")
+    parser.add_argument("--daily-budget", type=int, default=DEFAULT_DAILY_BUDGET)
+    parser.add_argument("--search-lag", type=float, default=0.0, help="seconds before new records are searchable")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
+    parser.add_argument("--fault", type=_fault, action="append", default=[], help="fault rule JSON (repeatable)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    faults = [rule for rules in args.fault for rule in rules]
+    try:
+        sandbox = PipedriveSandbox(token=args.token, burst_limit=args.burst_limit,
+                                   search_burst_limit=args.search_burst_limit, daily_budget=args.daily_budget,
+                                   search_lag=args.search_lag, latency=args.latency, faults=faults,
+                                   port=args.port, host=args.host, window=args.window, verbose=args.verbose)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"Pipedrive sandbox listening on http://127.0.0.1:{sandbox.port}", flush=True)
+    sandbox.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

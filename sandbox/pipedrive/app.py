@@ -1,0 +1,313 @@
+"""The Pipedrive sandbox app: auth, token budget, burst limits, latency, faults, control endpoints.
+
+Request pipeline for API paths (``/api/v2/...``, ``/api/v1/...`` and the ``/v1/...`` alias):
+
+1. ``latency`` sleep;
+2. auth (``x-api-token`` or ``Authorization: Bearer``) -> 401;
+3. fault rules (drop / slow / status) -> faulted calls are neither charged nor counted in the window;
+4. burst limits over a rolling window (general, plus the search limit for ``/search`` paths) -> 429;
+5. daily token budget -> 429 ``Daily token budget exceeded``;
+6. the handler; the call's ``x-token-cost`` (see ``costs.py``) is charged.
+
+``/_sandbox/...`` control endpoints skip all of that.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+from sandbox.common import HttpError, Request, Router
+from sandbox.faults import FaultInjector
+from sandbox.pipedrive.costs import COSTS, V1, V2
+from sandbox.pipedrive.store import ERROR_INFO, PipedriveStore, error_body
+
+DEFAULT_TOKEN = "sandbox-token"
+DEFAULT_DAILY_BUDGET = 30000 * 5 * 5  # base x Premium multiplier x 5 seats
+CONFIG_KEYS = {"burst_limit": int, "search_burst_limit": int, "daily_budget": int, "search_lag": float,
+               "latency": float, "window": float}
+
+
+class _Route:
+    """A route handler that remembers its path pattern (for costs and per-endpoint counters)."""
+
+    def __init__(self, pattern: str, fn: Any) -> None:
+        self.pattern = pattern
+        self.fn = fn
+
+    def __call__(self, request: Request) -> Any:
+        return self.fn(request)
+
+
+class PipedriveApp:
+    def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
+                 daily_budget: int = DEFAULT_DAILY_BUDGET, search_lag: float = 0.0, latency: float = 0.0,
+                 window: float = 2.0, faults: Any = ()) -> None:
+        self.token = token
+        self.config: dict[str, Any] = {"burst_limit": int(burst_limit), "search_burst_limit": int(search_burst_limit),
+                                       "daily_budget": int(daily_budget), "search_lag": float(search_lag),
+                                       "latency": float(latency), "window": float(window)}
+        self.lock = threading.Lock()  # counters, windows, budget (entities have the store's lock)
+        self.store = PipedriveStore(search_lag=float(search_lag))
+        self.faults = FaultInjector()
+        for spec in faults or ():
+            self.faults.add(spec)
+        self.router = Router()
+        self._build_routes()
+        self._reset_counters()
+
+    # ------------------------------------------------------------------ setup
+
+    def _add(self, method: str, pattern: str, fn: Any) -> None:
+        self.router.add(method, pattern, _Route(pattern, fn))
+
+    def _build_routes(self) -> None:
+        s = self.store
+        # /search routes come before /{id} routes, which would otherwise swallow them.
+        self._add("GET", V2 + "/persons/search", s.search_persons)
+        self._add("GET", V2 + "/persons", s.list_persons)
+        self._add("POST", V2 + "/persons", s.add_person)
+        self._add("GET", V2 + "/persons/{id}", s.get_person)
+        self._add("PATCH", V2 + "/persons/{id}", s.update_person)
+        self._add("GET", V2 + "/organizations/search", s.search_organizations)
+        self._add("GET", V2 + "/organizations", s.list_organizations)
+        self._add("POST", V2 + "/organizations", s.add_organization)
+        self._add("GET", V2 + "/organizations/{id}", s.get_organization)
+        self._add("GET", V2 + "/deals", s.list_deals)
+        self._add("POST", V2 + "/deals", s.add_deal)
+        self._add("GET", V2 + "/deals/{id}", s.get_deal)
+        self._add("GET", V2 + "/pipelines", s.list_pipelines)
+        self._add("GET", V2 + "/stages", s.list_stages)
+        self._add("GET", V2 + "/activities", s.list_activities)
+        self._add("POST", V2 + "/activities", s.add_activity)
+        self._add("GET", V2 + "/activities/{id}", s.get_activity)
+        self._add("GET", V1 + "/leads", s.list_leads)
+        self._add("POST", V1 + "/leads", s.add_lead)
+        self._add("GET", V1 + "/leads/{id}", s.get_lead)
+        self._add("PATCH", V1 + "/leads/{id}", s.update_lead)
+        self._add("GET", V1 + "/leadLabels", s.list_lead_labels)
+        self._add("POST", V1 + "/leadLabels", s.add_lead_label)
+        self._add("GET", V1 + "/activityTypes", s.list_activity_types)
+        self._add("POST", V1 + "/activityTypes", s.add_activity_type)
+        self._add("GET", V1 + "/users/me", s.current_user)
+
+    def _reset_counters(self) -> None:
+        with self.lock:
+            self.requests = 0
+            self.by_endpoint: Counter[str] = Counter()
+            self.by_status: Counter[str] = Counter()
+            self.tokens_spent = 0
+            self.searches = 0
+            self.windows: dict[str, deque[float]] = {}
+
+    # ------------------------------------------------------------------ public helpers
+
+    def reset(self) -> None:
+        """Empty entities, counters, windows and the spent budget; keep config and fault rules."""
+        self.store.reset()
+        self._reset_counters()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        for key, value in changes.items():
+            if key not in CONFIG_KEYS:
+                raise ValueError(f"unknown config key {key!r}: use {', '.join(CONFIG_KEYS)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"config {key!r} must be a number")
+            if value < 0:
+                raise ValueError(f"config {key!r} must be >= 0")
+        with self.lock:
+            for key, value in changes.items():
+                self.config[key] = CONFIG_KEYS[key](value)
+            self.store.search_lag = self.config["search_lag"]
+            return dict(self.config)
+
+    def counters(self) -> dict[str, Any]:
+        with self.lock:
+            return {"requests": self.requests, "by_endpoint": dict(self.by_endpoint),
+                    "tokens_spent": self.tokens_spent,
+                    "tokens_remaining": max(self.config["daily_budget"] - self.tokens_spent, 0),
+                    "responses_by_status": dict(self.by_status), "searches": self.searches}
+
+    def state(self) -> dict[str, Any]:
+        state = self.store.snapshot()
+        state["counters"] = self.counters()
+        with self.lock:
+            state["config"] = dict(self.config)
+        state["faults"] = self.faults.rules()
+        return state
+
+    # ------------------------------------------------------------------ rate limits
+
+    def _window(self, name: str, now: float) -> deque[float]:
+        times = self.windows.setdefault(name, deque())
+        horizon = now - self.config["window"]
+        while times and times[0] <= horizon:
+            times.popleft()
+        return times
+
+    def _rate_headers(self, is_search: bool, now: float) -> dict[str, str]:
+        """Headers for the window that applies: the search window for searches, else the general one."""
+        name, limit = (("search", self.config["search_burst_limit"]) if is_search
+                       else ("general", self.config["burst_limit"]))
+        times = self._window(f"{self.token}:{name}", now)
+        reset = math.ceil(times[0] + self.config["window"] - now) if times else 0
+        if times:
+            reset = max(reset, 1)
+        return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(max(limit - len(times), 0)),
+                "x-ratelimit-reset": str(reset)}
+
+    def _limited_headers(self, is_search: bool, now: float) -> dict[str, str]:
+        headers = self._rate_headers(is_search, now)
+        headers["x-ratelimit-remaining"] = "0"
+        headers["x-ratelimit-reset"] = str(max(int(headers["x-ratelimit-reset"]), 1))
+        return headers
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, request: Request, handler: Any) -> tuple[int, Any, dict[str, str]] | None:
+        path = request.path.rstrip("/") or "/"
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            return self._control(request, path)
+        if path.startswith("/v1/") or path == "/v1":
+            path = "/api" + path
+        request.path = path
+        route = None
+        route_error: HttpError | None = None
+        try:
+            route = self.router.resolve(request.method, path)
+        except HttpError as exc:  # 405
+            route_error = exc
+        pattern = route[0].pattern if route else path
+        with self.lock:
+            self.requests += 1
+            self.by_endpoint[f"{request.method} {pattern}"] += 1
+        result = self._process(request, handler, route, route_error, pattern)
+        with self.lock:
+            self.by_status["dropped" if result is None else str(result[0])] += 1
+        return result
+
+    def _process(self, request: Request, handler: Any, route: Any, route_error: HttpError | None,
+                 pattern: str) -> tuple[int, Any, dict[str, str]] | None:
+        latency = self.config["latency"]
+        if latency > 0:
+            time.sleep(latency)
+        is_search = "/search" in request.path
+
+        if not self._authorized(request):
+            with self.lock:
+                headers = self._rate_headers(is_search, time.monotonic())
+            body = {"success": False, "error": "unauthorized access", "errorCode": 401, "error_info": ERROR_INFO}
+            return 401, body, headers
+
+        rule = self.faults.pick(request.method, request.path)
+        if rule is not None:
+            if rule.kind == "drop":
+                handler.close_connection = True
+                return None
+            if rule.kind == "slow":
+                time.sleep(rule.delay)
+            else:  # status
+                with self.lock:
+                    now = time.monotonic()
+                    if rule.status == 429:
+                        headers = self._limited_headers(is_search, now)
+                        body = error_body("Request over limit")
+                    else:
+                        headers = self._rate_headers(is_search, now)
+                        body = error_body(f"Sandbox fault: HTTP {rule.status}")
+                headers["x-token-cost"] = "0"
+                return rule.status, body, headers
+
+        cost = COSTS.get((request.method, pattern), 0) if route else 0
+        with self.lock:
+            now = time.monotonic()
+            general = self._window(f"{self.token}:general", now)
+            search = self._window(f"{self.token}:search", now)
+            if len(general) >= self.config["burst_limit"] or (
+                    is_search and len(search) >= self.config["search_burst_limit"]):
+                # Rejected calls are not charged and do not enter the window.
+                limited_search = is_search and len(search) >= self.config["search_burst_limit"]
+                headers = self._limited_headers(limited_search, now)
+                return 429, error_body("Request over limit"), headers
+            if self.tokens_spent + cost > self.config["daily_budget"]:
+                headers = self._rate_headers(is_search, now)
+                headers["x-token-cost"] = "0"
+                return 429, error_body("Daily token budget exceeded"), headers
+            general.append(now)
+            if is_search:
+                search.append(now)
+            self.tokens_spent += cost
+            if is_search and route:
+                self.searches += 1
+            headers = self._rate_headers(is_search, now)
+        headers["x-token-cost"] = str(cost)
+
+        if route_error is not None:
+            return route_error.status, error_body(route_error.body.get("error", "Method not allowed")), headers
+        if route is None:
+            return 404, error_body(f"Unknown endpoint {request.method} {request.path}"), headers
+        fn, params = route
+        request.path_params = params
+        try:
+            result = fn(request)
+        except HttpError as exc:
+            body = exc.body
+            if isinstance(body, dict) and "success" in body and "error_info" not in body and "code" not in body:
+                extra = {"code": "ERR_BAD_REQUEST"} if exc.status == 400 else {}
+                body = error_body(body.get("error", "Bad request"), **extra)
+            headers.update(exc.headers)
+            return exc.status, body, headers
+        status, body = result[0], result[1]
+        if len(result) > 2:
+            headers.update(result[2])
+        return status, body, headers
+
+    def _authorized(self, request: Request) -> bool:
+        if request.headers.get("x-api-token") == self.token:
+            return True
+        auth = request.headers.get("Authorization") or ""
+        scheme, _, value = auth.partition(" ")
+        return scheme.lower() == "bearer" and value.strip() == self.token
+
+    # ------------------------------------------------------------------ control endpoints
+
+    def _control(self, request: Request, path: str) -> tuple[int, Any, dict[str, str]]:
+        method = request.method
+        try:
+            if path == "/_sandbox/state" and method == "GET":
+                return 200, self.state(), {}
+            if path == "/_sandbox/reset" and method == "POST":
+                self.reset()
+                return 200, {"success": True}, {}
+            if path == "/_sandbox/config":
+                if method == "POST":
+                    changes = request.json()
+                    if not isinstance(changes, dict):
+                        raise ValueError("config body must be a JSON object")
+                    return 200, {"success": True, "config": self.configure(**changes)}, {}
+                if method == "GET":
+                    return 200, {"success": True, "config": dict(self.config)}, {}
+            if path == "/_sandbox/faults":
+                if method == "GET":
+                    return 200, {"success": True, "faults": self.faults.rules()}, {}
+                if method == "DELETE":
+                    self.faults.clear()
+                    return 200, {"success": True, "faults": []}, {}
+                if method == "POST":
+                    specs = request.json()
+                    specs = specs if isinstance(specs, list) else [specs]
+                    for spec in specs:
+                        if not isinstance(spec, dict):
+                            raise ValueError("a fault rule must be a JSON object")
+                        self.faults.add(spec)
+                    return 200, {"success": True, "faults": self.faults.rules()}, {}
+            if path == "/_sandbox/health" and method == "GET":
+                return 200, {"success": True}, {}
+        except HttpError as exc:
+            return exc.status, exc.body, {}
+        except (ValueError, TypeError, KeyError) as exc:
+            return 400, {"success": False, "error": str(exc)}, {}
+        return 404, error_body(f"Unknown control endpoint {method} {path}"), {}

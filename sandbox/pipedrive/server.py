@@ -1,0 +1,74 @@
+"""``PipedriveSandbox``: the Pipedrive sandbox app on a loopback ``SandboxServer``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.common import SandboxServer
+from sandbox.pipedrive.app import DEFAULT_DAILY_BUDGET, DEFAULT_TOKEN, PipedriveApp
+
+
+class PipedriveSandbox:
+    """A Pipedrive look-alike on ``http://127.0.0.1:<port>``.
+
+    ``with PipedriveSandbox(burst_limit=5).start() as pd: requests.get(pd.url + "/api/v2/deals", ...)``
+    """
+
+    def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
+                 daily_budget: int = DEFAULT_DAILY_BUDGET, search_lag: float = 0.0, latency: float = 0.0,
+                 faults: Any = (), port: int = 0, host: str = "127.0.0.1", window: float = 2.0,
+                 verbose: bool = False) -> None:
+        self.token = token
+        self.app = PipedriveApp(token=token, burst_limit=burst_limit, search_burst_limit=search_burst_limit,
+                                daily_budget=daily_budget, search_lag=search_lag, latency=latency, window=window,
+                                faults=faults)
+        self.server = SandboxServer(self.app, host=host, port=port, verbose=verbose)
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Auth header for this sandbox's token."""
+        return {"x-api-token": self.token}
+
+    def start(self) -> PipedriveSandbox:
+        if not self._started:
+            self.server.start()
+            self._started = True
+        return self
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        if self._started:
+            self.server.stop()
+            self._started = False
+
+    def __enter__(self) -> PipedriveSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def state(self) -> dict[str, Any]:
+        return self.app.state()
+
+    def reset(self) -> None:
+        self.app.reset()
+
+    def add_fault(self, spec: dict[str, Any]) -> None:
+        self.app.faults.add(spec)
+
+    def clear_faults(self) -> None:
+        self.app.faults.clear()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        return self.app.configure(**changes)
