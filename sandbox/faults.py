@@ -38,7 +38,7 @@ class FaultRule:
     _path_re: re.Pattern[str] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_dict(cls, spec: dict[str, Any]) -> "FaultRule":
+    def from_dict(cls, spec: dict[str, Any]) -> FaultRule:
         kind = spec.get("kind", "status")
         if kind not in ("status", "slow", "drop"):
             raise ValueError(f"unknown fault kind {kind!r}: use status, slow or drop")

@@ -61,3 +61,13 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
 SELECT dag_id, run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected,
        tokens_spent, rate_limited, finished_at
 FROM lbpd_run ORDER BY finished_at DESC LIMIT :limit;
+
+-- name: leads_by_use_id
+SELECT use_id, lead_id, person_id, org_id, fingerprint FROM lbpd_lead
+WHERE dataset_id = :dataset_id AND use_id IN :use_ids;
+
+-- name: upsert_lead
+INSERT INTO lbpd_lead (dataset_id, use_id, lead_id, person_id, org_id, fingerprint, updated_at)
+VALUES (:dataset_id, :use_id, :lead_id, :person_id, :org_id, :fingerprint, :now)
+ON CONFLICT (dataset_id, use_id) DO UPDATE SET lead_id = excluded.lead_id, person_id = excluded.person_id,
+    org_id = excluded.org_id, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at;

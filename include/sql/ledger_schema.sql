@@ -68,4 +68,17 @@ CREATE TABLE IF NOT EXISTS lbpd_run (
     summary         TEXT,
     finished_at     TEXT NOT NULL,
     PRIMARY KEY (dag_id, run_id)
-)
+);
+
+-- LeadBoxer lead -> the Pipedrive lead it became, with a fingerprint of what was last sent, so an
+-- unchanged lead costs nothing and a changed one is updated, never duplicated.
+CREATE TABLE IF NOT EXISTS lbpd_lead (
+    dataset_id  TEXT NOT NULL,
+    use_id      TEXT NOT NULL,
+    lead_id     TEXT NOT NULL,
+    person_id   BIGINT,
+    org_id      BIGINT,
+    fingerprint TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, use_id)
+);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class ApiError(AirflowException):
@@ -32,3 +32,8 @@ class ApiRequestError(ApiError):
 
 class ApiAuthError(ApiRequestError):
     """401/402/403: the credentials are wrong, revoked or lack permission."""
+
+
+class SyncConfigurationError(AirflowFailException):
+    """A setting names something that does not exist (activity type, label, custom field, pipeline):
+    retrying cannot help, so the task fails at once with what to change."""

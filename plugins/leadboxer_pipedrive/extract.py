@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from leadboxer_pipedrive.frames import parse_epoch_ms
-
 import pandas as pd
+
+from leadboxer_pipedrive.frames import parse_epoch_ms
 
 
 @dataclass
@@ -30,21 +30,34 @@ def _ms(value: Any) -> int | None:
 
 
 def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: datetime, end: datetime,
-                 max_leads: int | None = None) -> WindowExtract:
-    """``hook`` is a LeadBoxerHook; ``[start, end)`` the data interval."""
+                 max_leads: int | None = None, with_events: bool = True) -> WindowExtract:
+    """``hook`` is a LeadBoxerHook; ``[start, end)`` the data interval.
+
+    With ``with_events`` False (the leads sync) a lead counts as active in the window when it was last
+    seen inside it, or else when one of its sessions overlaps it; no events are read.
+    """
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     leads: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     sessions_read = 0
+    active_leads = 0  # leads with an id counted against max_leads
     for lead in hook.iter_leads_seen_since(dataset_id, segment_id, start):
-        last_seen = _ms(lead.get("lastEvent", lead.get("eventEsTimestamp")))
+        # "Last seen" is eventEsTimestamp (as LeadBoxer's time filter reads it), else lastEvent.
+        last_seen = _ms(lead.get("eventEsTimestamp", lead.get("lastEvent")))
         if last_seen is not None and last_seen < start_ms:
             continue
         lead_id = lead.get("use_id")
         if not lead_id:
             leads.append(lead)  # kept so validation can report it; it has no events to read
             continue
+        if not with_events and last_seen is not None and last_seen < end_ms:
+            leads.append(lead)  # last seen inside the window: active, no need to read sessions
+            active_leads += 1
+            if max_leads and active_leads >= max_leads:
+                break
+            continue
         lead_events = []
+        active = False
         for session in hook.iter_sessions(dataset_id, str(lead_id)):
             sessions_read += 1
             session_start = _ms(session.get("session_unix_timestamp"))
@@ -54,15 +67,19 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
                     continue
                 if not pd.isna(duration) and session_start + (float(duration) + 1) * 1000 < start_ms:
                     continue
+            if not with_events:
+                active = True
+                break
             for event in hook.iter_events(dataset_id, str(session.get("session_id"))):
                 event_ms = _ms(event.get("eventUnixTimestamp"))
                 if event_ms is not None and not (start_ms <= event_ms < end_ms):
                     continue
                 lead_events.append({**event, "_lead_id": lead_id,
                                     "_session_channel": session.get("channel")})
-        if lead_events:
+        if lead_events or active:
             leads.append(lead)
             events.extend(lead_events)
-            if max_leads and len(leads) >= max_leads:
+            active_leads += 1
+            if max_leads and active_leads >= max_leads:
                 break
     return WindowExtract(leads=leads, events=events, sessions_read=sessions_read)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _NAME_RE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -22,12 +22,12 @@ def split_statements(script: str) -> list[str]:
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_script(filename: str) -> tuple[str, ...]:
     return tuple(split_statements((sql_dir() / filename).read_text()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_named_queries(filename: str) -> dict[str, str]:
     text = (sql_dir() / filename).read_text()
     parts = _NAME_RE.split(text)

@@ -127,3 +127,92 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     out["done"] = True
     out["note"] = activity_note(frame).astype("string")
     return out[ACTIVITY_COLUMNS]
+
+
+# -- leads -----------------------------------------------------------------------------------------
+LEAD_TITLE_PLACEHOLDERS = ("name", "organization", "organization_or_name", "email", "score", "country",
+                           "channel", "visits")
+DEFAULT_LEAD_TITLE = "{organization_or_name} – LeadBoxer lead (score {score})"
+# Pipedrive's default lead labels, by minimum LeadBoxer lead score.
+DEFAULT_SCORE_LABELS = {"Hot": 70, "Warm": 40, "Cold": 0}
+
+LEAD_COLUMNS = [
+    "use_id", "dataset_id", "email", "person_name", "phone", "org_key", "org_name", "org_domain",
+    "org_address", "org_linkedin", "title", "score_label", "lead_score", "leadcard_url", "first_channel",
+    "last_channel", "visits", "country",
+]
+
+
+def check_title_template(template: str) -> list[str]:
+    """The template's placeholders; a clear error for an unknown one or a format spec."""
+    import string
+
+    names = []
+    for _, field_name, format_spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        if field_name not in LEAD_TITLE_PLACEHOLDERS or format_spec or conversion:
+            raise ValueError(f"lead title template {template!r}: unknown placeholder {{{field_name}}}; "
+                             f"use {', '.join('{' + n + '}' for n in LEAD_TITLE_PLACEHOLDERS)}")
+        names.append(field_name)
+    return names
+
+
+def lead_titles(values: dict[str, pd.Series], template: str, index: pd.Index) -> pd.Series:
+    """Fill ``template`` row by row, vectorised: literal pieces and columns are concatenated."""
+    import string
+
+    check_title_template(template)
+    title = pd.Series("", index=index, dtype="string")
+    for literal, field_name, _, _ in string.Formatter().parse(template):
+        title = title + literal
+        if field_name is not None:
+            title = title + values[field_name].fillna("?").astype("string")
+    return clip(_strip_control(title.str.strip()))
+
+
+def score_labels(scores: pd.Series, bands: dict[str, float]) -> pd.Series:
+    """The label of the highest band whose minimum the score reaches; missing for unknown scores."""
+    label = pd.Series(pd.NA, index=scores.index, dtype="string")
+    for name, minimum in sorted(bands.items(), key=lambda item: item[1]):
+        label = label.mask((scores >= float(minimum)).fillna(False).astype(bool), name)
+    return label
+
+
+def lead_payloads(valid_leads: pd.DataFrame, link_to: str, title_template: str = DEFAULT_LEAD_TITLE,
+                  score_bands: dict[str, float] | None = None) -> pd.DataFrame:
+    """One Pipedrive lead row per valid LeadBoxer lead. ``link_to``: organization, person or both."""
+    frame = valid_leads.reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    out["use_id"] = frame["use_id"]
+    out["dataset_id"] = frame["dataset_id"] if "dataset_id" in frame else pd.NA
+    link_person = link_to in ("person", "both")
+    link_org = link_to in ("organization", "both")
+    out["email"] = frame["email"] if link_person else pd.Series(pd.NA, index=frame.index, dtype="string")
+    out["person_name"] = person_names(frame)
+    out["phone"] = frame["phone"]
+    keys = organization_keys(frame)
+    out["org_key"] = keys if link_org else pd.Series(pd.NA, index=frame.index, dtype="string")
+    out["org_name"] = clip(_strip_control(frame["org_name"].str.strip())).where(keys.notna())
+    out["org_domain"] = frame["org_domain"]
+    address = (frame["org_city"].fillna("") + ", " + frame["org_country"].fillna("")).str.strip(", ")
+    out["org_address"] = address.mask(address == "")
+    out["org_linkedin"] = frame["org_linkedin"]
+    score = pd.to_numeric(frame["lead_score"], errors="coerce")
+    out["lead_score"] = score
+    out["score_label"] = score_labels(score, DEFAULT_SCORE_LABELS if score_bands is None else score_bands)
+    for column in ("leadcard_url", "first_channel", "last_channel", "country"):
+        out[column] = frame[column]
+    out["visits"] = pd.to_numeric(frame["visits"], errors="coerce")
+    values = {
+        "name": out["person_name"],
+        "organization": out["org_name"],
+        "organization_or_name": out["org_name"].fillna(out["person_name"]),
+        "email": frame["email"],
+        "score": score.round().astype("Int64").astype("string"),
+        "country": frame["country"],
+        "channel": frame["last_channel"],
+        "visits": out["visits"].round().astype("Int64").astype("string"),
+    }
+    out["title"] = lead_titles(values, title_template, frame.index)
+    return out[LEAD_COLUMNS]

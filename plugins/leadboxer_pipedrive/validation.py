@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 # A deliberately plain check: one "@", no spaces or quotes, a dot in the domain, a 2+ letter TLD.
-EMAIL_REGEX = r"^[^@\s<>\"'(),;:\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+EMAIL_REGEX = r"^[^@\s<>\"'(),;:\[\]\\]+@" + _LABEL + r"(?:\." + _LABEL + r")*\.[A-Za-z]{2,}$"
 
 REASON_EMAIL_MISSING = "email missing: lead is not identified by email"
 REASON_EMAIL_INVALID = "email malformed"
@@ -24,12 +25,17 @@ REASON_EVENT_ID_MISSING = "event id missing"
 REASON_DUPLICATE_EVENT = "duplicate event id (an earlier row with this id is kept)"
 REASON_TIME_MISSING = "event time missing or unparseable"
 REASON_OUTSIDE_WINDOW = "event time outside the data interval"
+REASON_LEAD_ID_MISSING = "lead id (use_id) missing"
+REASON_DUPLICATE_LEAD = "duplicate lead id (an earlier row with this id is kept)"
+REASON_NO_EMAIL_FOR_PERSON = "email missing: cannot link the lead to a person"
+REASON_NO_ORGANIZATION = "organization unknown: cannot link the lead to an organization"
+REASON_NOTHING_TO_LINK = "neither email nor organization known: nothing to link the lead to"
 
 
 @dataclass
 class ValidationOutcome:
     valid: pd.DataFrame
-    rejected: pd.DataFrame  # columns: event_id, use_id, reason
+    rejected: pd.DataFrame  # columns: record_id (event or lead id), use_id, reason
     statistics: dict[str, Any] = field(default_factory=dict)
     results: Any = None  # the great-expectations suite result, kept for reports
 
@@ -73,47 +79,92 @@ def validate_events(events: pd.DataFrame, window_start_ms: int, window_end_ms: i
                     suite_name: str = "leadboxer_events") -> ValidationOutcome:
     """Split events into valid rows and rejected rows (with every reason each failed)."""
     frame = events.reset_index(drop=True)
-    if frame.empty:
-        return ValidationOutcome(frame, _rejected_frame([], [], []), {"evaluated": 0})
-    gx, context, batch_definition = _context()
-    suite = gx.ExpectationSuite(name=suite_name)
-    reasons_by_expectation = []
-    for expectation, reason in event_expectations(window_start_ms, window_end_ms):
-        suite.add_expectation(expectation)
-        reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
     # GE compares numbers; give it plain floats where pandas holds nullable Int64.
     checked = frame.assign(event_time_ms=frame["event_time_ms"].astype("float64"),
                            email=frame["email"].astype("object"), event_id=frame["event_id"].astype("object"))
+    return _validate(frame, checked, event_expectations(window_start_ms, window_end_ms) if len(frame) else [],
+                     id_column="event_id", suite_name=suite_name)
+
+
+LINK_TO_OPTIONS = ("organization", "person", "both")
+
+
+def lead_expectations(link_to: str) -> list[tuple[Any, str]]:
+    """What a lead must meet to become a Pipedrive lead linked as ``link_to`` says."""
+    if link_to not in LINK_TO_OPTIONS:
+        raise ValueError(f"link_to must be one of {LINK_TO_OPTIONS}, not {link_to!r}")
+    gx, _, _ = _context()
+    E = gx.expectations
+    expectations = [
+        (E.ExpectColumnValuesToNotBeNull(column="use_id"), REASON_LEAD_ID_MISSING),
+        (E.ExpectColumnValuesToBeUnique(column="use_id"), REASON_DUPLICATE_LEAD),
+        (E.ExpectColumnValuesToBeInSet(column="in_segment", value_set=[True]), REASON_NOT_IN_SEGMENT),
+        (E.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_REGEX), REASON_EMAIL_INVALID),
+    ]
+    if link_to == "person":
+        expectations.append((E.ExpectColumnValuesToNotBeNull(column="email"), REASON_NO_EMAIL_FOR_PERSON))
+    elif link_to == "organization":
+        expectations.append((E.ExpectColumnValuesToNotBeNull(column="org_name"), REASON_NO_ORGANIZATION))
+    else:
+        expectations.append((E.ExpectColumnValuesToBeInSet(column="linkable", value_set=[True]),
+                             REASON_NOTHING_TO_LINK))
+    return expectations
+
+
+def validate_leads(leads: pd.DataFrame, link_to: str, suite_name: str = "leadboxer_leads") -> ValidationOutcome:
+    """Split leads into those that can become Pipedrive leads and those set aside, with reasons."""
+    frame = leads.reset_index(drop=True)
+    checked = frame.assign(
+        use_id=frame["use_id"].astype("object"), email=frame["email"].astype("object"),
+        org_name=frame["org_name"].astype("object"),
+        linkable=(frame["email"].notna() | frame["org_name"].notna()).astype(bool))
+    return _validate(frame, checked, lead_expectations(link_to) if len(frame) else [], id_column="use_id",
+                     suite_name=suite_name)
+
+
+def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tuple[Any, str]], *,
+              id_column: str, suite_name: str) -> ValidationOutcome:
+    """Run ``expectations`` over ``checked`` (``frame`` with GE-friendly dtypes) in one batch."""
+    if frame.empty:
+        return ValidationOutcome(frame, _rejected_frame([], [], [], id_column), {"evaluated": 0})
+    gx, context, batch_definition = _context()
+    suite = gx.ExpectationSuite(name=suite_name)
+    reasons_by_expectation = []
+    for expectation, reason in expectations:
+        suite.add_expectation(expectation)
+        reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": checked})
     results = batch.validate(suite, result_format={"result_format": "COMPLETE"})
 
     reasons = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype="object")
     for result in results.results:
+        if result.success:
+            continue
         config = result.expectation_config
         reason = next(r for t, c, r in reasons_by_expectation
                       if t == config.type and c == config.kwargs.get("column"))
-        if result.success:
-            continue
         failing = result.result.get("unexpected_index_list")
         if failing is None:
             raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
         index = pd.Index(failing)
-        if reason == REASON_DUPLICATE_EVENT:
+        if config.type == "expect_column_values_to_be_unique":
             # Every copy fails uniqueness; keep the first of each id and set the later ones aside.
-            index = index[frame.loc[index, "event_id"].duplicated(keep="first").to_numpy()]
+            index = index[frame.loc[index, id_column].duplicated(keep="first").to_numpy()]
         for row in index:
             reasons.at[row].append(reason)
     is_rejected = reasons.map(bool)
     valid = frame[~is_rejected].reset_index(drop=True)
     bad = frame[is_rejected]
-    rejected = _rejected_frame(bad["event_id"].tolist(), bad["use_id"].tolist(),
-                               ["; ".join(r) for r in reasons[is_rejected]])
+    use_ids = bad["use_id"].tolist()
+    rejected = _rejected_frame(bad[id_column].tolist(), use_ids,
+                               ["; ".join(r) for r in reasons[is_rejected]], id_column)
     statistics = {"evaluated": len(frame), "valid": len(valid), "rejected": len(rejected),
                   "by_reason": rejected["reason"].str.split("; ").explode().value_counts().to_dict()}
     return ValidationOutcome(valid, rejected, statistics, results)
 
 
-def _rejected_frame(event_ids: list, use_ids: list, reasons: list) -> pd.DataFrame:
-    return pd.DataFrame({"event_id": pd.Series(event_ids, dtype="string"),
+def _rejected_frame(record_ids: list, use_ids: list, reasons: list, id_column: str) -> pd.DataFrame:
+    """``record_id`` (the event id or lead id), ``use_id`` and ``reason`` of each row set aside."""
+    return pd.DataFrame({"record_id": pd.Series(record_ids, dtype="string"),
                          "use_id": pd.Series(use_ids, dtype="string"),
                          "reason": pd.Series(reasons, dtype="string")})

@@ -32,11 +32,14 @@ COSTS: dict[tuple[str, str], int] = {
     ("GET", V2 + "/activities"): 10,  # getActivities
     ("POST", V2 + "/activities"): 5,  # addActivity
     ("GET", V2 + "/activities/{id}"): 1,  # getActivity
+    ("GET", V2 + "/dealFields"): 10,  # getDealFields
+    ("GET", V2 + "/leads/search"): 20,  # searchLeads
     # --- API v1 (openapi-v1.yaml) ---
     ("GET", V1 + "/leads"): 20,  # getLeads
     ("POST", V1 + "/leads"): 10,  # addLead
     ("GET", V1 + "/leads/{id}"): 2,  # getLead
     ("PATCH", V1 + "/leads/{id}"): 10,  # updateLead
+    ("GET", V1 + "/leadFields"): 20,  # getLeadFields
     ("GET", V1 + "/leadLabels"): 10,  # getLeadLabels
     ("POST", V1 + "/leadLabels"): 10,  # addLeadLabel
     ("GET", V1 + "/activityTypes"): 20,  # getActivityTypes

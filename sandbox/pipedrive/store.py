@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import re
 import threading
@@ -343,6 +344,105 @@ LEAD_FIELDS = {
 }
 
 
+# ----------------------------------------------------------------------------- fields (seeded)
+
+def field_code(name: str) -> str:
+    """A custom field's 40-hex key: Pipedrive generates a hash; the sandbox uses sha1 of the field name."""
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
+CUSTOM_KEY_RE = re.compile(r"^[0-9a-fA-F]{40}$")
+# Lead labels of a new Pipedrive company. The ids are fixed (uuid5 of
+# "https://sandbox.pipedrive/leadLabels/<name>" in NAMESPACE_URL) so clients may cache them.
+SEED_LEAD_LABELS = (
+    ("82d37986-2906-56bb-8111-c0d14cea66d3", "Hot", "red"),
+    ("fcc9e0a7-d5d7-5679-bbd2-10e0bc4057a5", "Warm", "yellow"),
+    ("79a5d723-c9fb-5afd-b92f-25084f63f34b", "Cold", "blue"),
+)
+# Deal custom fields of the sandbox company (leads inherit them): (name, field_type).
+SEED_DEAL_CUSTOM_FIELDS = (
+    ("LeadBoxer lead score", "double"),
+    ("LeadBoxer lead card", "varchar"),
+    ("LeadBoxer first channel", "varchar"),
+    ("LeadBoxer last channel", "varchar"),
+    ("LeadBoxer visits", "double"),
+    ("LeadBoxer country", "varchar"),
+)
+_VISIBILITY_OPTIONS = [{"id": "1", "label": "Owner only"}, {"id": "3", "label": "Owner's visibility group"},
+                       {"id": "5", "label": "Owner's visibility group and sub-groups"},
+                       {"id": "7", "label": "Entire company"}]
+# Standard deal fields (v2 names): (field_code, field_name, field_type, description, options, subfields).
+STANDARD_DEAL_FIELDS: tuple[tuple[str, str, str, str, list | None, list | None], ...] = (
+    ("id", "ID", "int", "The ID of the deal", None, None),
+    ("title", "Title", "varchar", "The title of the deal", None, None),
+    ("creator_user_id", "Creator", "user", "The user who created the deal", None, None),
+    ("owner_id", "Owner", "user", "The user who owns the deal", None, None),
+    ("value", "Value", "monetary", "The monetary value of the deal", None,
+     [{"field_code": "value", "field_name": "Amount of Value", "field_type": "double"},
+      {"field_code": "currency", "field_name": "Currency of Value", "field_type": "varchar"}]),
+    ("currency", "Currency", "varchar", "The currency of the deal value", None, None),
+    ("probability", "Probability", "double", "The success probability percentage of the deal", None, None),
+    ("org_id", "Organization", "org", "The organization linked to the deal", None, None),
+    ("pipeline_id", "Pipeline", "int", "The pipeline of the deal", None, None),
+    ("person_id", "Contact person", "people", "The person linked to the deal", None, None),
+    ("stage_id", "Stage", "stage", "The pipeline stage of the deal", None, None),
+    ("status", "Status", "status", "The status of the deal",
+     [{"id": "open", "label": "Open"}, {"id": "won", "label": "Won"}, {"id": "lost", "label": "Lost"},
+      {"id": "deleted", "label": "Deleted"}], None),
+    ("add_time", "Deal created", "date", "When the deal was created", None, None),
+    ("update_time", "Update time", "date", "When the deal was last updated", None, None),
+    ("stage_change_time", "Last stage change", "date", "When the deal last changed stage", None, None),
+    ("close_time", "Deal closed on", "date", "When the deal was closed", None, None),
+    ("won_time", "Won time", "date", "When the deal was won", None, None),
+    ("lost_time", "Lost time", "date", "When the deal was lost", None, None),
+    ("lost_reason", "Lost reason", "varchar", "Why the deal was lost", None, None),
+    ("visible_to", "Visible to", "visible_to", "The visibility of the deal", _VISIBILITY_OPTIONS, None),
+    ("expected_close_date", "Expected close date", "date", "When the deal is expected to close", None, None),
+    ("label_ids", "Label", "set", "The labels of the deal",
+     [{"id": 1, "label": "Hot", "color": "red"}, {"id": 2, "label": "Warm", "color": "yellow"},
+      {"id": 3, "label": "Cold", "color": "blue"}], None),
+    ("origin", "Source origin", "varchar", "How the deal was created", None, None),
+    ("origin_id", "Source origin ID", "varchar", "The ID further distinguishing the origin", None, None),
+    ("channel", "Source channel", "enum", "The marketing channel the deal came from", [], None),
+    ("channel_id", "Source channel ID", "varchar", "The ID further distinguishing the channel", None, None),
+)
+# Standard lead fields for v1 /leadFields: (key, name, field_type, mandatory).
+STANDARD_LEAD_FIELDS = (
+    ("title", "Title", "varchar", True),
+    ("owner_id", "Owner", "user", False),
+    ("person_id", "Person", "people", False),
+    ("organization_id", "Organization", "org", False),
+    ("value", "Value", "monetary", False),
+    ("expected_close_date", "Expected close date", "date", False),
+    ("label_ids", "Labels", "set", False),
+    ("visible_to", "Visible to", "visible_to", False),
+    ("source_name", "Source", "varchar", False),
+)
+DEAL_FIELD_INCLUDES = ("ui_visibility", "important_fields", "required_fields")
+
+
+def _seed_deal_fields() -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = []
+    for code, name, ftype, description, options, subfields in STANDARD_DEAL_FIELDS:
+        fields.append({"field_name": name, "field_code": code, "description": description, "field_type": ftype,
+                       "options": copy.deepcopy(options), "subfields": copy.deepcopy(subfields),
+                       "is_custom_field": False, "is_optional_response_field": False})
+    for name, ftype in SEED_DEAL_CUSTOM_FIELDS:
+        fields.append({"field_name": name, "field_code": field_code(name), "field_type": ftype, "options": None,
+                       "subfields": None, "is_custom_field": True, "is_optional_response_field": False})
+    return fields
+
+
+def _custom_value_ok(value: Any, field_type: str) -> bool:
+    if field_type in ("double", "monetary"):
+        return type_ok(value, "num")
+    if field_type in ("int", "user", "org", "people", "stage"):
+        return type_ok(value, "int")
+    if field_type in ("varchar", "varchar_auto", "text", "phone", "enum", "date", "time"):
+        return isinstance(value, str)
+    return True
+
+
 def _match_score(haystack: str, term: str, exact: bool) -> float | None:
     hay = haystack.casefold()
     needle = term.casefold()
@@ -365,7 +465,7 @@ class PipedriveStore:
     # ------------------------------------------------------------------ state
 
     def reset(self) -> None:
-        """Empty every entity and re-seed pipelines, stages and activity types.
+        """Empty every entity and re-seed pipelines, stages, activity types, lead labels and deal fields.
 
         Person/organization/deal/activity ids keep increasing across resets, so a stale id cached by
         a client cannot silently point at a new record.
@@ -398,6 +498,11 @@ class PipedriveStore:
             self._next_ids["activity_type"] = 1
             for type_name, key in SEED_ACTIVITY_TYPES:
                 self._add_activity_type(type_name, key, key, "FFFFFF", custom=False, now=now)
+            for label_id, label_name, color in SEED_LEAD_LABELS:
+                self.lead_labels[label_id] = {"id": label_id, "name": label_name, "color": color,
+                                              "add_time": iso_millis(now), "update_time": iso_millis(now)}
+            self.deal_fields: list[dict[str, Any]] = _seed_deal_fields()
+            self._field_stamp = now
 
     def _new_id(self, kind: str) -> int:
         value = self._next_ids[kind]
@@ -424,11 +529,12 @@ class PipedriveStore:
                 "organizations": [render(o, "organization") for o in self.organizations.values()],
                 "deals": [render(d, "deal") for d in self.deals.values()],
                 "activities": [render(a, "activity") for a in self.activities.values()],
-                "leads": [render(lead, "lead") for lead in self.leads.values()],
+                "leads": [self._render_lead(lead) for lead in self.leads.values()],
                 "lead_labels": [render(label, "plain") for label in self.lead_labels.values()],
                 "pipelines": [render(p, "plain") for p in self.pipelines.values()],
                 "stages": [render(s, "plain") for s in self.stages.values()],
                 "activity_types": [render(t, "plain") for t in self.activity_types.values()],
+                "deal_fields": copy.deepcopy(self.deal_fields),
             }
 
     # ------------------------------------------------------------------ lookups
@@ -907,7 +1013,35 @@ class PipedriveStore:
 
     # ------------------------------------------------------------------ leads and lead labels (v1)
 
-    def _check_lead_body(self, body: dict[str, Any]) -> None:
+    def _custom_deal_fields(self) -> dict[str, dict[str, Any]]:
+        return {f["field_code"]: f for f in self.deal_fields if f["is_custom_field"]}
+
+    def _check_lead_custom_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Custom field values at the root of a lead body (keys: 40-hex deal custom field codes).
+
+        Returns ``{code: value}`` (``None`` = unset). Any 40-hex key that is not an existing deal custom
+        field is a 400, so a typo or stale code fails loudly instead of being dropped.
+        """
+        known = self._custom_deal_fields()
+        values: dict[str, Any] = {}
+        for key, value in body.items():
+            if not CUSTOM_KEY_RE.match(key):
+                continue
+            field = known.get(key)
+            if field is None:
+                raise bad_request_v1(f"Unknown custom field key '{key}': not a deal custom field "
+                                     "(see GET /api/v2/dealFields)")
+            if value is not None:
+                if not _custom_value_ok(value, field["field_type"]):
+                    raise bad_request_v1(f"Invalid value for custom field '{field['field_name']}' ({key}): "
+                                         f"expected {field['field_type']}")
+                if field["field_type"] in ("varchar", "varchar_auto", "phone") and len(value) > MAX_TEXT:
+                    raise bad_request_v1(f"Custom field '{field['field_name']}' ({key}) is too long: "
+                                         f"at most {MAX_TEXT} characters")
+            values[key] = value
+        return values
+
+    def _check_lead_body(self, body: dict[str, Any]) -> dict[str, Any]:
         check_types(body, LEAD_FIELDS, err=bad_request_v1)
         check_text(body, "title", err=bad_request_v1)
         if body.get("label_ids") is not None:
@@ -925,11 +1059,19 @@ class PipedriveStore:
             raise bad_request_v1("Invalid 'visible_to': one of \"1\", \"3\", \"5\", \"7\"")
         self._require_ref(self.persons, body.get("person_id"), "Person", err=bad_request_v1)
         self._require_ref(self.organizations, body.get("organization_id"), "Organization", err=bad_request_v1)
+        return self._check_lead_custom_fields(body)
+
+    @staticmethod
+    def _render_lead(lead: dict[str, Any]) -> dict[str, Any]:
+        """v1 lead: custom field values (only the set ones) at the root, after the standard fields."""
+        out = render(lead, "lead")
+        out.update(copy.deepcopy(lead["_custom"]))
+        return out
 
     def add_lead(self, request: Request) -> tuple[int, Any]:
         body = request.json()
         with self.lock:
-            self._check_lead_body(body)
+            custom = self._check_lead_body(body)
             if not (body.get("title") or "").strip():
                 raise bad_request_v1("Field 'title' is required")
             if body.get("person_id") is None and body.get("organization_id") is None:
@@ -947,10 +1089,11 @@ class PipedriveStore:
                 "next_activity_id": None, "add_time": iso_millis(now), "update_time": iso_millis(now),
                 "visible_to": body.get("visible_to", "3"),
                 "cc_email": f"sandbox+1+lead{lead_id.replace('-', '')[:22]}@sandbox.pipedrivemail.com",
+                "_custom": {k: copy.deepcopy(v) for k, v in custom.items() if v is not None},
                 "_added": now, "_updated": now, "_touched": time.monotonic(),
             }
             self.leads[lead_id] = lead
-            return ok(render(lead, "lead"), status=201)
+            return ok(self._render_lead(lead), status=201)
 
     def _get_lead(self, request: Request) -> dict[str, Any]:
         lead = self.leads.get(request.path_params["id"])
@@ -960,17 +1103,18 @@ class PipedriveStore:
 
     def get_lead(self, request: Request) -> tuple[int, Any]:
         with self.lock:
-            return ok(render(self._get_lead(request), "lead"))
+            return ok(self._render_lead(self._get_lead(request)))
 
     def update_lead(self, request: Request) -> tuple[int, Any]:
         body = request.json()
         with self.lock:
             lead = self._get_lead(request)
-            self._check_lead_body(body)
+            custom = self._check_lead_body(body)
             if "title" in body and not (body["title"] or "").strip():
                 raise bad_request_v1("Field 'title' must not be empty")
-            person_id = body.get("person_id", lead["person_id"])
-            org_id = body.get("organization_id", lead["organization_id"])
+            # null unsets person_id / organization_id / value / expected_close_date ...
+            person_id = body["person_id"] if "person_id" in body else lead["person_id"]
+            org_id = body["organization_id"] if "organization_id" in body else lead["organization_id"]
             if person_id is None and org_id is None:
                 raise bad_request_v1("A lead must stay linked to a person or an organization")
             for key in ("title", "owner_id", "label_ids", "person_id", "organization_id", "is_archived", "value",
@@ -979,13 +1123,19 @@ class PipedriveStore:
                     lead[key] = copy.deepcopy(body[key])
             if lead["label_ids"] is None:
                 lead["label_ids"] = []
+            for key, value in custom.items():
+                if value is None:
+                    lead["_custom"].pop(key, None)
+                else:
+                    lead["_custom"][key] = copy.deepcopy(value)
             now = time.time()
             lead["update_time"] = iso_millis(now)
             lead["_updated"] = now
             lead["_touched"] = time.monotonic()
-            return ok(render(lead, "lead"))
+            return ok(self._render_lead(lead))
 
-    def list_leads(self, request: Request) -> tuple[int, Any]:
+    @staticmethod
+    def _v1_paging(request: Request) -> tuple[int, int]:
         def int_arg(name: str) -> int | None:
             try:
                 return parse_int_arg(request, name)
@@ -996,7 +1146,27 @@ class PipedriveStore:
         limit = int_arg("limit") or 100
         if start < 0 or limit < 1 or limit > MAX_LIMIT:
             raise bad_request_v1(f"Invalid 'start'/'limit': limit must be between 1 and {MAX_LIMIT}")
-        filters = {name: int_arg(name) for name in ("person_id", "organization_id", "owner_id")}
+        return start, limit
+
+    @staticmethod
+    def _v1_page(items: list[Any], start: int, limit: int) -> tuple[list[Any], dict[str, Any]]:
+        page = items[start:start + limit]
+        more = start + limit < len(items)
+        pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if more:
+            pagination["next_start"] = start + limit
+        # The spec puts start/limit/more_items_in_collection directly in additional_data; Pipedrive's
+        # docs describe additional_data.pagination. Both are sent.
+        return page, {"start": start, "limit": limit, "more_items_in_collection": more, "pagination": pagination}
+
+    def list_leads(self, request: Request) -> tuple[int, Any]:
+        start, limit = self._v1_paging(request)
+        filters = {}
+        for name in ("person_id", "organization_id", "owner_id"):
+            try:
+                filters[name] = parse_int_arg(request, name)
+            except HttpError as exc:
+                raise bad_request_v1(exc.body["error"]) from exc
         with self.lock:
             items = [lead for lead in self.leads.values() if not lead["is_archived"]]
             for name, value in filters.items():
@@ -1007,16 +1177,128 @@ class PipedriveStore:
                 since_ts = parse_time(since, "updated_since")
                 items = [lead for lead in items if lead["_updated"] >= since_ts]
             items.sort(key=lambda lead: lead["_added"])  # oldest to newest
-            page = items[start:start + limit]
-            more = start + limit < len(items)
-            pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
-            if more:
-                pagination["next_start"] = start + limit
-            # The spec puts start/limit/more_items_in_collection directly in additional_data; Pipedrive's
-            # docs describe additional_data.pagination. Both are sent.
-            additional = {"start": start, "limit": limit, "more_items_in_collection": more,
-                          "pagination": pagination}
-            return ok([render(lead, "lead") for lead in page], additional)
+            page, additional = self._v1_page(items, start, limit)
+            return ok([self._render_lead(lead) for lead in page], additional)
+
+    def search_leads(self, request: Request) -> tuple[int, Any]:
+        """v2 ``/leads/search``: title, notes (the sandbox has no lead notes) and custom field values."""
+        term, exact, fields = self._search_term(request)
+        allowed = ("custom_fields", "notes", "title")
+        for field in fields or ():
+            if field not in allowed:
+                raise bad_request(f"Invalid 'fields' value '{field}': one of {', '.join(allowed)}")
+        fields = fields or list(allowed)
+        person_id = parse_int_arg(request, "person_id")
+        org_id = parse_int_arg(request, "organization_id")
+        include = request.arg("include_fields")
+        if include and include != "lead.was_seen":
+            raise bad_request("Invalid query parameter 'include_fields': lead.was_seen")
+        with self.lock:
+            results = []
+            for lead in sorted(self.leads.values(), key=lambda x: x["_added"]):
+                if not self._indexed(lead):
+                    continue
+                if person_id is not None and lead.get("person_id") != person_id:
+                    continue
+                if org_id is not None and lead.get("organization_id") != org_id:
+                    continue
+                scores = []
+                matched_custom: list[str] = []
+                if "title" in fields:
+                    scores.append(_match_score(lead["title"], term, exact))
+                if "custom_fields" in fields:
+                    for value in lead["_custom"].values():
+                        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                            continue
+                        text = f"{value:g}" if isinstance(value, float) else str(value)
+                        score = _match_score(text, term, exact)
+                        if score is not None:
+                            scores.append(score)
+                            matched_custom.append(text)
+                scores = [sc for sc in scores if sc is not None]
+                if scores:
+                    results.append((max(scores), lead, matched_custom))
+            results.sort(key=lambda r: (-r[0], r[1]["_added"]))
+            page, additional = paginate_v2(results, request)
+            items = []
+            for score, lead, matched_custom in page:
+                person = self.persons.get(lead.get("person_id"))
+                org = self.organizations.get(lead.get("organization_id"))
+                item: dict[str, Any] = {
+                    "id": lead["id"], "type": "lead", "title": lead["title"], "owner": {"id": lead["owner_id"]},
+                    "phones": [ph["value"] for ph in person["phones"]] if person else [],
+                    "emails": [e["value"] for e in person["emails"]] if person else [],
+                    "custom_fields": matched_custom, "notes": [],
+                    "visible_to": int(lead["visible_to"]), "is_archived": lead["is_archived"],
+                }
+                # person / organization / value / currency are non-nullable in the spec: left out when unset.
+                if person is not None:
+                    item["person"] = {"id": person["id"], "name": person["name"]}
+                if org is not None:
+                    item["organization"] = {"id": org["id"], "name": org["name"]}
+                value = lead.get("value")
+                if value is not None:
+                    amount = value["amount"]
+                    if float(amount).is_integer():  # the spec types it as an integer
+                        item["value"] = int(amount)
+                    item["currency"] = value["currency"]
+                if include == "lead.was_seen":
+                    item["was_seen"] = lead["was_seen"]
+                items.append({"result_score": score, "item": item})
+            return ok({"items": items}, additional)
+
+    # ------------------------------------------------------------------ fields
+
+    def list_deal_fields(self, request: Request) -> tuple[int, Any]:
+        include_arg = request.arg("include_fields")
+        include: list[str] = []
+        if include_arg:
+            include = [part.strip() for part in include_arg.split(",") if part.strip()]
+            for part in include:
+                if part not in DEAL_FIELD_INCLUDES:
+                    raise bad_request(f"Invalid 'include_fields' value '{part}': one of "
+                                      f"{', '.join(DEAL_FIELD_INCLUDES)}")
+        with self.lock:
+            page, additional = paginate_v2(self.deal_fields, request)
+            data = []
+            for field in page:
+                out = copy.deepcopy(field)
+                if "ui_visibility" in include:
+                    out["ui_visibility"] = {"add_visible_flag": True, "details_visible_flag": True,
+                                            "projects_detail_visible_flag": False,
+                                            "show_in_pipelines": {"show_in_all": True, "pipeline_ids": []}}
+                if "important_fields" in include:
+                    out["important_fields"] = {"enabled": False, "stage_ids": []}
+                if "required_fields" in include:
+                    out["required_fields"] = {"enabled": field["field_code"] == "title", "stage_ids": [],
+                                              "statuses": {}}
+                data.append(out)
+            return ok(data, additional)
+
+    def _lead_fields(self) -> list[dict[str, Any]]:
+        stamp = datetime.fromtimestamp(self._field_stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        entries = [(key, name, ftype, mandatory, False) for key, name, ftype, mandatory in STANDARD_LEAD_FIELDS]
+        entries += [(f["field_code"], f["field_name"], f["field_type"], False, True)
+                    for f in self.deal_fields if f["is_custom_field"]]
+        fields = []
+        for number, (key, name, ftype, mandatory, custom) in enumerate(entries, start=1):
+            fields.append({
+                "id": number, "key": key, "name": name, "order_nr": number, "field_type": ftype,
+                "add_time": stamp, "update_time": stamp,
+                "last_updated_by_user_id": USER_ID if custom else None,
+                "created_by_user_id": USER_ID if custom else None,
+                "active_flag": True, "edit_flag": custom, "index_visible_flag": True, "details_visible_flag": True,
+                "add_visible_flag": True, "important_flag": False, "bulk_edit_allowed": True,
+                "searchable_flag": custom and ftype in ("varchar", "double"), "filtering_allowed": True,
+                "sortable_flag": True, "mandatory_flag": mandatory, "options": None,
+            })
+        return fields
+
+    def list_lead_fields(self, request: Request) -> tuple[int, Any]:
+        start, limit = self._v1_paging(request)
+        with self.lock:
+            page, additional = self._v1_page(self._lead_fields(), start, limit)
+            return ok(page, additional)
 
     def list_lead_labels(self, request: Request) -> tuple[int, Any]:
         with self.lock:

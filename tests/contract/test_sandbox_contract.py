@@ -166,3 +166,71 @@ def test_recorder_catches_a_bad_request_against_the_sandbox(sandbox, pipedrive_s
     assert len(recorder.exchanges) == 1
     with pytest.raises(AssertionError, match="Security"):
         recorder.assert_all_valid()
+
+
+# ------------------------------------------------------------------ fields, lead custom fields, lead search
+LEAD_SCORE = "8119be8a5b1769b32d76c57f9a88ca34499dfa5c"  # sha1("LeadBoxer lead score")
+LEAD_CARD = "3bcef60799519065199bace1f39b6f471d968c83"  # sha1("LeadBoxer lead card")
+
+
+def test_deal_fields_and_lead_fields(api):
+    base = api.base
+    fields = _ok(api.get(f"{base}/api/v2/dealFields"))["data"]
+    custom = {f["field_name"]: f["field_code"] for f in fields if f["is_custom_field"]}
+    assert custom["LeadBoxer lead score"] == LEAD_SCORE
+    assert {"title", "value", "person_id", "org_id", "stage_id"} <= {f["field_code"] for f in fields}
+    # cursor pagination and the optional namespaces
+    page = _ok(api.get(f"{base}/api/v2/dealFields", params={"limit": 5}))
+    assert len(page["data"]) == 5
+    rest = _ok(api.get(f"{base}/api/v2/dealFields", params={
+        "limit": 500, "cursor": page["additional_data"]["next_cursor"],
+        "include_fields": "ui_visibility,important_fields,required_fields"}))
+    assert len(rest["data"]) == len(fields) - 5
+    assert all("ui_visibility" in f and "required_fields" in f for f in rest["data"])
+
+    lead_fields = _ok(api.get(f"{base}/api/v1/leadFields"))
+    assert LEAD_CARD in {f["key"] for f in lead_fields["data"]}
+    _ok(api.get(f"{base}/api/v1/leadFields", params={"start": 2, "limit": 3}))
+
+
+def test_lead_custom_fields_nulls_and_search(api):
+    base = api.base
+    suffix = uuid.uuid4().hex[:8]
+    labels = _ok(api.get(f"{base}/api/v1/leadLabels"))["data"]
+    hot = next(label["id"] for label in labels if label["name"] == "Hot")
+    org = _ok(api.post(f"{base}/api/v2/organizations", json={"name": f"Org {suffix}"}))["data"]
+    person = _ok(api.post(f"{base}/api/v2/persons", json={
+        "name": f"Searchable {suffix}", "org_id": org["id"],
+        "emails": [{"value": f"s.{suffix}@example.com", "primary": True, "label": "work"}]}))["data"]
+    lead = _ok(api.post(f"{base}/api/v1/leads", json={
+        "title": f"LeadBoxer {suffix}", "person_id": person["id"], "organization_id": org["id"],
+        "label_ids": [hot], "value": {"amount": 250, "currency": "EUR"},
+        LEAD_SCORE: 87.5, LEAD_CARD: f"https://leadboxer.example/card/{suffix}"}), status=201)["data"]
+    assert lead[LEAD_SCORE] == 87.5
+    got = _ok(api.get(f"{base}/api/v1/leads/{lead['id']}"))["data"]
+    assert got[LEAD_CARD].endswith(suffix)
+
+    patched = _ok(api.patch(f"{base}/api/v1/leads/{lead['id']}", json={
+        "person_id": None, "value": None, LEAD_SCORE: 90, LEAD_CARD: None}))["data"]
+    assert patched["person_id"] is None and patched["value"] is None and patched[LEAD_SCORE] == 90
+    assert LEAD_CARD not in patched
+    listed = _ok(api.get(f"{base}/api/v1/leads", params={"organization_id": org["id"], "limit": 10}))
+    assert [x["id"] for x in listed["data"]] == [lead["id"]]
+
+    # search by title (exact) and by custom field value, filtered by organization
+    found = _ok(api.get(f"{base}/api/v2/leads/search", params={
+        "term": f"LeadBoxer {suffix}", "fields": "title", "exact_match": "true", "organization_id": org["id"]}))
+    assert [i["item"]["id"] for i in found["data"]["items"]] == [lead["id"]]
+    found = _ok(api.get(f"{base}/api/v2/leads/search", params={
+        "term": "90", "fields": "custom_fields,title", "exact_match": "true", "limit": 10}))
+    assert lead["id"] in [i["item"]["id"] for i in found["data"]["items"]]
+    _ok(api.patch(f"{base}/api/v1/leads/{lead['id']}", json={
+        "person_id": person["id"], "value": {"amount": 300, "currency": "EUR"}}))
+    found = _ok(api.get(f"{base}/api/v2/leads/search", params={
+        "term": suffix, "person_id": person["id"], "include_fields": "lead.was_seen"}))
+    item = found["data"]["items"][0]["item"]
+    assert item["person"] == {"id": person["id"], "name": person["name"]} and item["value"] == 300
+
+    # error answers are in the contract too (400 for a lead without person and organization)
+    resp = api.patch(f"{base}/api/v1/leads/{lead['id']}", json={"person_id": None, "organization_id": None})
+    assert resp.status_code == 400

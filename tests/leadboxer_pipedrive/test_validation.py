@@ -45,7 +45,7 @@ def test_valid_rows_are_the_well_formed_in_window_segment_events(outcome):
 
 
 def test_every_failing_row_is_set_aside_with_its_reason(outcome):
-    reasons = dict(zip(outcome.rejected["event_id"].fillna("<none>"), outcome.rejected["reason"]))
+    reasons = dict(zip(outcome.rejected["record_id"].fillna("<none>"), outcome.rejected["reason"]))
     assert reasons == {
         "e1": REASON_DUPLICATE_EVENT,
         "e2": REASON_EMAIL_MISSING,

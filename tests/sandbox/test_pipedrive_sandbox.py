@@ -276,3 +276,214 @@ def test_cli_process():
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def patch(sb, path, body, **kw):
+    return requests.patch(sb.url + path, json=body, headers=kw.pop("headers", H), timeout=5, **kw)
+
+
+SCORE = "8119be8a5b1769b32d76c57f9a88ca34499dfa5c"  # sha1("LeadBoxer lead score")
+CARD = "3bcef60799519065199bace1f39b6f471d968c83"  # sha1("LeadBoxer lead card")
+CUSTOM_CODES = {
+    "LeadBoxer lead score": SCORE,
+    "LeadBoxer lead card": CARD,
+    "LeadBoxer first channel": "6599859afcdc863c8951245bf3a93fbba6143a0a",
+    "LeadBoxer last channel": "65632917c8bb377cae8736a581d570ae089b2709",
+    "LeadBoxer visits": "15951ca3b39f6284aaaaafef55de6eee240e34b3",
+    "LeadBoxer country": "cb6b08892c469582a429e748fbe8c00351e280e7",
+}
+
+
+def test_deal_fields_seeded_and_paginated(pd):
+    resp = get(pd, "/api/v2/dealFields")
+    assert resp.status_code == 200 and resp.headers["x-token-cost"] == "10"
+    body = resp.json()
+    fields = body["data"]
+    assert "next_cursor" not in body["additional_data"]
+    by_code = {f["field_code"]: f for f in fields}
+    for code in ("title", "value", "currency", "person_id", "org_id", "pipeline_id", "stage_id", "status",
+                 "expected_close_date", "label_ids", "owner_id"):
+        assert by_code[code]["is_custom_field"] is False, code
+    custom = {f["field_name"]: f for f in fields if f["is_custom_field"]}
+    assert {name: f["field_code"] for name, f in custom.items()} == CUSTOM_CODES
+    assert custom["LeadBoxer lead score"] == {
+        "field_name": "LeadBoxer lead score", "field_code": SCORE, "field_type": "double", "options": None,
+        "subfields": None, "is_custom_field": True, "is_optional_response_field": False}
+    assert custom["LeadBoxer country"]["field_type"] == "varchar"
+    assert custom["LeadBoxer visits"]["field_type"] == "double"
+    assert [s["field_code"] for s in by_code["value"]["subfields"]] == ["value", "currency"]
+    assert "ui_visibility" not in by_code["title"]
+    # cursor pagination walks every field exactly once
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = get(pd, "/api/v2/dealFields", params=params).json()
+        seen += [f["field_code"] for f in page["data"]]
+        cursor = page["additional_data"].get("next_cursor")
+        if not cursor:
+            break
+    assert seen == [f["field_code"] for f in fields]
+    with_ui = get(pd, "/api/v2/dealFields", params={"include_fields": "ui_visibility,required_fields"}).json()
+    title = next(f for f in with_ui["data"] if f["field_code"] == "title")
+    assert title["ui_visibility"]["show_in_pipelines"]["show_in_all"] is True
+    assert title["required_fields"]["enabled"] is True and "important_fields" not in title
+    assert get(pd, "/api/v2/dealFields", params={"include_fields": "bogus"}).status_code == 400
+    assert get(pd, "/api/v2/dealFields", params={"limit": 0}).status_code == 400
+
+
+def test_lead_fields_v1(pd):
+    resp = get(pd, "/api/v1/leadFields")
+    assert resp.status_code == 200 and resp.headers["x-token-cost"] == "20"
+    fields = resp.json()["data"]
+    custom = {f["name"]: f["key"] for f in fields if f["edit_flag"]}
+    assert custom == CUSTOM_CODES
+    assert next(f for f in fields if f["key"] == SCORE)["field_type"] == "double"
+    page = get(pd, "/v1/leadFields", params={"start": 0, "limit": 2}).json()
+    assert len(page["data"]) == 2
+    assert page["additional_data"]["more_items_in_collection"] is True
+    assert page["additional_data"]["pagination"]["next_start"] == 2
+
+
+def test_lead_labels_seeded_and_reseeded(pd):
+    expected = [("82d37986-2906-56bb-8111-c0d14cea66d3", "Hot", "red"),
+                ("fcc9e0a7-d5d7-5679-bbd2-10e0bc4057a5", "Warm", "yellow"),
+                ("79a5d723-c9fb-5afd-b92f-25084f63f34b", "Cold", "blue")]
+    labels = get(pd, "/api/v1/leadLabels").json()["data"]
+    assert [(x["id"], x["name"], x["color"]) for x in labels] == expected
+    post(pd, "/api/v1/leadLabels", {"name": "LeadBoxer", "color": "green"})
+    assert len(get(pd, "/api/v1/leadLabels").json()["data"]) == 4
+    pd.reset()
+    labels = get(pd, "/api/v1/leadLabels").json()["data"]
+    assert [(x["id"], x["name"], x["color"]) for x in labels] == expected
+    person = new_person(pd)
+    lead = post(pd, "/api/v1/leads", {"title": "Hot lead", "person_id": person["id"],
+                                      "label_ids": [expected[0][0]]}).json()["data"]
+    assert lead["label_ids"] == [expected[0][0]]
+
+
+def test_lead_custom_fields_at_the_root(pd):
+    person = new_person(pd)
+    body = {"title": "Lead", "person_id": person["id"], SCORE: 42.5, CARD: "https://example.com/card/1",
+            "not_a_custom_field": "ignored"}
+    resp = post(pd, "/api/v1/leads", body)
+    assert resp.status_code == 201, resp.text
+    lead = resp.json()["data"]
+    assert lead[SCORE] == 42.5 and lead[CARD] == "https://example.com/card/1"
+    assert "not_a_custom_field" not in lead and CUSTOM_CODES["LeadBoxer country"] not in lead
+    assert "_custom" not in lead
+    assert get(pd, f"/api/v1/leads/{lead['id']}").json()["data"] == lead
+    assert get(pd, "/api/v1/leads").json()["data"] == [lead]
+    assert pd.state()["leads"] == [lead]
+
+    updated = patch(pd, f"/api/v1/leads/{lead['id']}", {SCORE: 50, CARD: None,
+                                                         CUSTOM_CODES["LeadBoxer country"]: "NL"}).json()["data"]
+    assert updated[SCORE] == 50 and CARD not in updated and updated[CUSTOM_CODES["LeadBoxer country"]] == "NL"
+    assert updated["title"] == "Lead"
+
+    unknown = "0" * 40
+    for bad in ({unknown: "x"}, {unknown.upper(): 1}, {SCORE: "high"}, {CARD: 5}, {CARD: "x" * 256},
+                {SCORE: True}):
+        resp = post(pd, "/api/v1/leads", {"title": "Bad", "person_id": person["id"], **bad})
+        assert resp.status_code == 400, bad
+        assert resp.json()["success"] is False and resp.json()["code"] == "ERR_BAD_REQUEST"
+        assert patch(pd, f"/api/v1/leads/{lead['id']}", bad).status_code == 400, bad
+    resp = post(pd, "/api/v1/leads", {"title": "Bad", "person_id": person["id"], unknown: "x"})
+    assert unknown in resp.json()["error"] and "custom field" in resp.json()["error"]
+    # a rejected PATCH changed nothing
+    assert get(pd, f"/api/v1/leads/{lead['id']}").json()["data"] == updated
+
+
+def test_lead_patch_null_unsets_and_keeps_a_link(pd):
+    org = post(pd, "/api/v2/organizations", {"name": "Acme"}).json()["data"]
+    person = new_person(pd, org_id=org["id"])
+    lead = post(pd, "/api/v1/leads", {"title": "L", "person_id": person["id"], "organization_id": org["id"],
+                                      "value": {"amount": 10, "currency": "EUR"},
+                                      "expected_close_date": "2026-12-31"}).json()["data"]
+    url = f"/api/v1/leads/{lead['id']}"
+    resp = patch(pd, url, {"person_id": None, "value": None, "expected_close_date": None})
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["person_id"] is None and data["value"] is None and data["expected_close_date"] is None
+    assert data["organization_id"] == org["id"]
+    # the organization is now the only link: removing it is refused, and nothing changes
+    resp = patch(pd, url, {"organization_id": None})
+    assert resp.status_code == 400 and "person or an organization" in resp.json()["error"]
+    assert patch(pd, url, {"organization_id": None, "person_id": None}).status_code == 400
+    assert get(pd, url).json()["data"]["organization_id"] == org["id"]
+    # swap: set the person and drop the organization in one call
+    data = patch(pd, url, {"person_id": person["id"], "organization_id": None}).json()["data"]
+    assert data["person_id"] == person["id"] and data["organization_id"] is None
+    assert patch(pd, url, {"person_id": 999}).status_code == 400
+    assert patch(pd, url, {"title": None}).status_code == 400
+    assert patch(pd, url, {"value": {"amount": 5}}).status_code == 400
+
+
+def test_list_leads_person_and_organization_filters(pd):
+    org = post(pd, "/api/v2/organizations", {"name": "Acme"}).json()["data"]
+    jane, john = new_person(pd), new_person(pd, name="John", emails=("john@example.com",))
+    a = post(pd, "/api/v1/leads", {"title": "A", "person_id": jane["id"]}).json()["data"]
+    b = post(pd, "/api/v1/leads", {"title": "B", "person_id": john["id"], "organization_id": org["id"]}).json()["data"]
+    c = post(pd, "/api/v1/leads", {"title": "C", "organization_id": org["id"]}).json()["data"]
+    ids = lambda params: [x["id"] for x in get(pd, "/api/v1/leads", params=params).json()["data"]]  # noqa: E731
+    assert ids({"person_id": jane["id"]}) == [a["id"]]
+    assert ids({"organization_id": org["id"]}) == [b["id"], c["id"]]
+    assert ids({"organization_id": org["id"], "person_id": john["id"]}) == [b["id"]]
+    assert ids({"person_id": 999}) == []
+    assert get(pd, "/api/v1/leads", params={"person_id": "x"}).status_code == 400
+
+
+def test_search_leads(pd):
+    pd.configure(search_burst_limit=50)  # more than 10 searches below
+    org = post(pd, "/api/v2/organizations", {"name": "Acme"}).json()["data"]
+    jane = new_person(pd, org_id=org["id"])
+    john = new_person(pd, name="John", emails=("john@example.com",))
+    a = post(pd, "/api/v1/leads", {"title": "LeadBoxer: Jane Doe", "person_id": jane["id"],
+                                   "organization_id": org["id"], "value": {"amount": 100, "currency": "EUR"},
+                                   CUSTOM_CODES["LeadBoxer country"]: "Netherlands"}).json()["data"]
+    b = post(pd, "/api/v1/leads", {"title": "LeadBoxer: John", "person_id": john["id"],
+                                   "value": {"amount": 9.5, "currency": "USD"}}).json()["data"]
+    resp = get(pd, "/api/v2/leads/search", params={"term": "leadboxer"})
+    assert resp.status_code == 200 and resp.headers["x-token-cost"] == "20"
+    assert resp.headers["x-ratelimit-limit"] == "50"  # the search window (raised above)
+    items = resp.json()["data"]["items"]
+    assert {i["item"]["id"] for i in items} == {a["id"], b["id"]}
+    item_a = next(i["item"] for i in items if i["item"]["id"] == a["id"])
+    assert item_a == {"id": a["id"], "type": "lead", "title": "LeadBoxer: Jane Doe", "owner": {"id": 1},
+                      "person": {"id": jane["id"], "name": "Jane Doe"},
+                      "organization": {"id": org["id"], "name": "Acme"}, "phones": [],
+                      "emails": ["jane@example.com"], "custom_fields": [], "notes": [], "value": 100,
+                      "currency": "EUR", "visible_to": 3, "is_archived": False}
+    item_b = next(i["item"] for i in items if i["item"]["id"] == b["id"])
+    assert "value" not in item_b and item_b["currency"] == "USD"  # 9.5 is not an integer (spec)
+
+    def found(**params):
+        return [i["item"]["id"] for i in get(pd, "/api/v2/leads/search", params=params).json()["data"]["items"]]
+
+    assert found(term="leadboxer", person_id=john["id"]) == [b["id"]]
+    assert found(term="leadboxer", organization_id=org["id"]) == [a["id"]]
+    assert found(term="leadboxer: john", exact_match="true") == [b["id"]]
+    assert found(term="leadboxer", exact_match="true") == []
+    assert found(term="netherlands", fields="custom_fields") == [a["id"]]
+    assert found(term="netherlands", fields="title,notes") == []
+    custom = get(pd, "/api/v2/leads/search", params={"term": "nether", "fields": "custom_fields"}).json()
+    assert custom["data"]["items"][0]["item"]["custom_fields"] == ["Netherlands"]
+    page = get(pd, "/api/v2/leads/search", params={"term": "leadboxer", "limit": 1}).json()
+    assert len(page["data"]["items"]) == 1
+    rest = get(pd, "/api/v2/leads/search",
+               params={"term": "leadboxer", "limit": 1, "cursor": page["additional_data"]["next_cursor"]}).json()
+    assert len(rest["data"]["items"]) == 1 and "next_cursor" not in rest["additional_data"]
+    assert rest["data"]["items"][0]["item"]["id"] != page["data"]["items"][0]["item"]["id"]
+    seen = get(pd, "/api/v2/leads/search", params={"term": "john", "include_fields": "lead.was_seen"}).json()
+    assert seen["data"]["items"][0]["item"]["was_seen"] is False
+    for bad in ({"term": "l"}, {"term": "lead", "fields": "email"}, {"term": "lead", "exact_match": "yes"},
+                {"term": "lead", "person_id": "x"}, {}):
+        assert get(pd, "/api/v2/leads/search", params=bad).status_code == 400, bad
+
+
+def test_search_leads_respects_search_lag():
+    with PipedriveSandbox(search_lag=0.4) as sb:
+        person = new_person(sb)
+        post(sb, "/api/v1/leads", {"title": "Fresh lead", "person_id": person["id"]})
+        assert get(sb, "/api/v2/leads/search", params={"term": "fresh"}).json()["data"]["items"] == []
+        time.sleep(0.45)
+        assert len(get(sb, "/api/v2/leads/search", params={"term": "fresh"}).json()["data"]["items"]) == 1

@@ -139,6 +139,13 @@ class LedgerHook(BaseHook):
     def record_pushed_event(self, **row: Any) -> None:
         self.write("insert_pushed_event", row)
 
+    def leads_by_use_id(self, dataset_id: str, use_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        rows = self.fetch_in("leads_by_use_id", "use_ids", use_ids, dataset_id=dataset_id)
+        return {row["use_id"]: row for row in rows}
+
+    def remember_lead(self, **row: Any) -> None:
+        self.write("upsert_lead", row)
+
     def record_rejections(self, rows: list[dict[str, Any]]) -> None:
         self.write("insert_rejected_row", rows)
 

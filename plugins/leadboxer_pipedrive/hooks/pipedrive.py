@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from leadboxer_pipedrive.exceptions import ApiError
+from leadboxer_pipedrive.exceptions import ApiError, SyncConfigurationError
 from leadboxer_pipedrive.hooks.base import JsonApiHook
 from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
 
@@ -107,15 +107,24 @@ class PipedriveHook(JsonApiHook):
             params = {**params, "cursor": cursor}
 
     def paginate_v1(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every item of a v1 list, following ``additional_data.pagination.next_start``."""
+        """Yield every item of a v1 list, following offset pagination.
+
+        The official spec puts ``start``/``limit``/``more_items_in_collection`` directly in
+        ``additional_data``; some answers nest them in ``additional_data.pagination``: read either.
+        """
         params = {"limit": self.page_limit, "start": 0, **(params or {})}
         while True:
             body = self.request("GET", path, params=params)
-            yield from (body.get("data") or [])
-            pagination = (body.get("additional_data") or {}).get("pagination") or {}
-            if not pagination.get("more_items_in_collection"):
+            items = body.get("data") or []
+            yield from items
+            additional = body.get("additional_data") or {}
+            pagination = additional.get("pagination") or additional
+            if not pagination.get("more_items_in_collection") or not items:
                 return
-            params = {**params, "start": pagination.get("next_start")}
+            next_start = pagination.get("next_start")
+            if next_start is None:
+                next_start = int(params["start"]) + len(items)
+            params = {**params, "start": int(next_start)}
 
     # -- persons ------------------------------------------------------------------------------------
     def search_persons_by_email(self, email: str) -> list[dict[str, Any]]:
@@ -179,8 +188,8 @@ class PipedriveHook(JsonApiHook):
         """The first stage (lowest ``order_nr``) of a pipeline; a clear error if it has none."""
         stages = [s for s in self.list_stages(pipeline_id) if not s.get("is_deleted")]
         if not stages:
-            raise ApiError(self.service_name, "GET", "/api/v2/stages", 200,
-                           f"pipeline {pipeline_id} does not exist or has no stages")
+            raise SyncConfigurationError(f"Pipedrive pipeline {pipeline_id} does not exist or has no stages: "
+                                         "set the pipeline_id Param to one of your pipelines")
         return min(stages, key=lambda s: (s.get("order_nr", 0), s["id"]))["id"]
 
     # -- activities ---------------------------------------------------------------------------------
@@ -205,6 +214,10 @@ class PipedriveHook(JsonApiHook):
 
     def get_lead(self, lead_id: str) -> dict[str, Any]:
         return self._data("GET", f"/api/v1/leads/{lead_id}")
+
+    def list_deal_fields(self) -> list[dict[str, Any]]:
+        """Deal fields, custom ones included (leads use the deal fields)."""
+        return list(self.paginate_v2("/api/v2/dealFields"))
 
     def list_lead_labels(self) -> list[dict[str, Any]]:
         return self._data("GET", "/api/v1/leadLabels") or []

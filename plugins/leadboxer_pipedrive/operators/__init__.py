@@ -4,6 +4,12 @@ from leadboxer_pipedrive.operators.activities import (
     TransformActivitiesOperator,
     ValidateEventsOperator,
 )
+from leadboxer_pipedrive.operators.leads import (
+    PipedriveLeadLoadOperator,
+    TransformLeadsOperator,
+    ValidateLeadsOperator,
+)
 
-__all__ = ["LeadBoxerExtractOperator", "PipedriveActivityLoadOperator", "TransformActivitiesOperator",
-           "ValidateEventsOperator"]
+__all__ = ["LeadBoxerExtractOperator", "PipedriveActivityLoadOperator", "PipedriveLeadLoadOperator",
+           "TransformActivitiesOperator", "TransformLeadsOperator", "ValidateEventsOperator",
+           "ValidateLeadsOperator"]

@@ -7,48 +7,47 @@ Heavy modules (pandas, great-expectations) are imported inside ``execute`` so DA
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-
-def _interval(context) -> tuple[Any, Any]:
-    start, end = context["data_interval_start"], context["data_interval_end"]
-    if start is None or end is None or start >= end:
-        raise AirflowFailException(
-            f"data interval [{start}, {end}) is empty: schedule the DAG with CronDataIntervalTimetable "
-            "(a plain cron string gives zero-width intervals in Airflow 3)")
-    return start, end
-
-
-def _ms(moment) -> int:
-    return int(moment.timestamp() * 1000)
+from leadboxer_pipedrive.operators.common import (
+    data_interval,
+    finish_run,
+    optional_int,
+    record_rejections,
+    staged_path,
+    to_ms,
+)
 
 
 class LeadBoxerExtractOperator(BaseOperator):
-    """Extracts the data interval's events of a LeadBoxer segment's leads into staged frames.
+    """Extracts a LeadBoxer segment's leads active in the data interval (and their events in it) into
+    staged frames.
 
     :param dataset_id: LeadBoxer dataset id (the API's ``site``). (templated)
     :param segment_id: segment whose leads are synced. (templated)
+    :param with_events: read the leads' events in the interval (activity sync) or only the leads
+        active in it (leads sync).
     :param leadboxer_conn_id: Airflow connection to LeadBoxer. (templated)
     :param staging_url: where frames are staged (default ``LEADBOXER_PIPEDRIVE_STAGING_URL`` or a folder
         in ``$AIRFLOW_HOME``). (templated)
-    :param max_leads: stop after this many leads with events in the window (None: all). (templated)
+    :param max_leads: stop after this many active leads (None: all). (templated)
     """
 
     template_fields: Sequence[str] = ("dataset_id", "segment_id", "leadboxer_conn_id", "staging_url",
                                       "max_leads")
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, dataset_id: str, segment_id: int | str | None,
+    def __init__(self, *, dataset_id: str, segment_id: int | str | None, with_events: bool = True,
                  leadboxer_conn_id: str = "leadboxer_default", staging_url: str | None = None,
                  max_leads: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
         self.segment_id = segment_id
+        self.with_events = with_events
         self.leadboxer_conn_id = leadboxer_conn_id
         self.staging_url = staging_url
         self.max_leads = max_leads
@@ -59,30 +58,33 @@ class LeadBoxerExtractOperator(BaseOperator):
         from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
-        start, end = _interval(context)
-        if not str(self.dataset_id or "").strip():
+        start, end = data_interval(context)
+        # str(): a DAG rendering templates as native objects could turn an all-digit id into an int.
+        dataset_id = str(self.dataset_id or "").strip()
+        if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
-        hook = LeadBoxerHook(self.leadboxer_conn_id)
-        max_leads = int(self.max_leads) if self.max_leads not in (None, "", "None") else None
-        window = fetch_window(hook, self.dataset_id, self.segment_id or None, start, end, max_leads)
-        leads = leads_frame(window.leads, self.segment_id or None)
-        events = events_frame(window.events, leads, self.dataset_id)
+        segment_id = self.segment_id if self.segment_id not in ("", "None", None) else None
+        window = fetch_window(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, segment_id, start, end,
+                              optional_int(self.max_leads), with_events=self.with_events)
+        leads = leads_frame(window.leads, segment_id)
+        events = events_frame(window.events, leads, dataset_id)
+        leads["dataset_id"] = dataset_id
         folder = run_folder(staging_root(self.staging_url), context["dag"].dag_id, context["run_id"])
         leads["segment_ids"] = leads["segment_ids"].map(list)
-        summary = {
-            "dataset_id": self.dataset_id,
-            "segment_id": str(self.segment_id),
+        self.log.info("Extracted %d leads and %d events for [%s, %s)", len(leads), len(events), start, end)
+        return {
+            "entity": "event" if self.with_events else "lead",
+            "dataset_id": dataset_id,
+            "segment_id": str(segment_id),
             "interval_start": start.isoformat(),
             "interval_end": end.isoformat(),
             "leads": len(leads),
             "sessions_read": window.sessions_read,
+            "extracted": len(events) if self.with_events else len(leads),
             "staging_folder": str(folder),
-            "extracted": len(events),
             "leads_path": write_frame(leads, folder / "leads.parquet"),
             "events_path": write_frame(events, folder / "events.parquet"),
         }
-        self.log.info("Extracted %d events of %d leads for [%s, %s)", len(events), len(leads), start, end)
-        return summary
 
 
 class ValidateEventsOperator(BaseOperator):
@@ -102,23 +104,13 @@ class ValidateEventsOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        from airflow.sdk import ObjectStoragePath
-
         from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.staging import read_frame, write_frame
         from leadboxer_pipedrive.validation import validate_events
 
-        start, end = _interval(context)
-        events = read_frame(self.upstream["events_path"])
-        outcome = validate_events(events, _ms(start), _ms(end))
-        folder = ObjectStoragePath(self.upstream["staging_folder"])
-        dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        LedgerHook(self.ledger_conn_id).record_rejections([
-            {"dag_id": dag_id, "run_id": run_id, "entity": "event",
-             "record_id": "" if row["event_id"] is None else str(row["event_id"]),
-             "use_id": row["use_id"], "reason": row["reason"], "record": None}
-            for row in outcome.rejected.astype(object).where(outcome.rejected.notna(), None).to_dict("records")
-        ])
+        start, end = data_interval(context)
+        outcome = validate_events(read_frame(self.upstream["events_path"]), to_ms(start), to_ms(end))
+        record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "event")
         for reason, count in outcome.statistics.get("by_reason", {}).items():
             self.log.info("Rejected %d event(s): %s", count, reason)
         return {
@@ -126,8 +118,8 @@ class ValidateEventsOperator(BaseOperator):
             "valid": len(outcome.valid),
             "rejected": len(outcome.rejected),
             "rejected_by_reason": outcome.statistics.get("by_reason", {}),
-            "valid_path": write_frame(outcome.valid, folder / "valid.parquet"),
-            "rejected_path": write_frame(outcome.rejected, folder / "rejected.parquet"),
+            "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid.parquet")),
+            "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected.parquet")),
         }
 
 
@@ -147,16 +139,12 @@ class TransformActivitiesOperator(BaseOperator):
         self.activity_type = activity_type
 
     def execute(self, context) -> dict[str, Any]:
-        from airflow.sdk import ObjectStoragePath
-
         from leadboxer_pipedrive.staging import read_frame, write_frame
         from leadboxer_pipedrive.transforms import activity_payloads
 
-        valid = read_frame(self.upstream["valid_path"])
-        activities = activity_payloads(valid, self.activity_type)
-        path = ObjectStoragePath(self.upstream["staging_folder"]) / "activities.parquet"
+        activities = activity_payloads(read_frame(self.upstream["valid_path"]), self.activity_type)
         return {**self.upstream, "activities": len(activities),
-                "activities_path": write_frame(activities, path)}
+                "payloads_path": write_frame(activities, staged_path(self.upstream, "activities.parquet"))}
 
 
 class PipedriveActivityLoadOperator(BaseOperator):
@@ -186,67 +174,12 @@ class PipedriveActivityLoadOperator(BaseOperator):
         from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
         from leadboxer_pipedrive.staging import read_frame
 
-        dag_id, run_id = context["dag"].dag_id, context["run_id"]
-        pipeline_id = self.pipeline_id
-        pipeline_id = int(pipeline_id) if pipeline_id not in (None, "", "None", 0, "0") else None
-        activities = read_frame(self.upstream["activities_path"])
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
-        settings = LoadSettings(dataset_id=self.upstream["dataset_id"], dag_id=dag_id, run_id=run_id,
-                                pipeline_id=pipeline_id)
+        settings = LoadSettings(dataset_id=self.upstream["dataset_id"], dag_id=context["dag"].dag_id,
+                                run_id=context["run_id"], pipeline_id=optional_int(self.pipeline_id))
         try:
-            result = ActivityLoader(pipedrive, ledger, settings).load(activities)
+            result = ActivityLoader(pipedrive, ledger, settings).load(read_frame(self.upstream["payloads_path"]))
         finally:
-            usage = pipedrive.usage()
-            self.log.info("Pipedrive usage this try: %s", usage)
-        summary = run_summary(self.upstream, result.as_dict(), usage)
-        ledger.record_run(dag_id=dag_id, run_id=run_id, interval_start=self.upstream["interval_start"],
-                          interval_end=self.upstream["interval_end"], extracted=summary["extracted"],
-                          pushed=summary["pushed"], already_pushed=summary["already_pushed"],
-                          rejected=summary["rejected"], tokens_spent=usage["tokens_spent"],
-                          rate_limited=usage["rate_limited"], summary=json.dumps(summary))
-        self.log.info("Run summary:\n%s", format_summary(summary))
-        if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:
-            raise AirflowFailException(f"accounting mismatch, nothing may be lost silently: {summary}")
-        return summary
-
-
-def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
-    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused)."""
-    return {
-        "interval_start": upstream["interval_start"],
-        "interval_end": upstream["interval_end"],
-        "dataset_id": upstream["dataset_id"],
-        "segment_id": upstream["segment_id"],
-        "leads": upstream["leads"],
-        "extracted": upstream["extracted"],
-        "pushed": loaded["pushed"],
-        "already_pushed": loaded["already_pushed"],
-        "rejected": upstream["rejected"] + loaded["refused"],
-        "rejected_invalid": upstream["rejected"],
-        "rejected_by_pipedrive": loaded["refused"],
-        "rejected_by_reason": upstream.get("rejected_by_reason", {}),
-        "loaded": loaded,
-        "tokens_spent": usage["tokens_spent"],
-        "requests": usage["requests"],
-        "rate_limited": usage["rate_limited"],
-    }
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    lines = [
-        f"interval        [{summary['interval_start']}, {summary['interval_end']})",
-        f"extracted       {summary['extracted']} events of {summary['leads']} leads",
-        f"pushed          {summary['pushed']}",
-        f"already pushed  {summary['already_pushed']}",
-        f"rejected        {summary['rejected']} ({summary['rejected_invalid']} invalid, "
-        f"{summary['rejected_by_pipedrive']} refused by Pipedrive)",
-    ]
-    lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
-    loaded = {k: v for k, v in summary["loaded"].items()
-              if k not in ("received", "pushed", "already_pushed", "refused")}
-    if loaded:
-        lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
-    lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
-                 f"{summary['rate_limited']} answered 429")
-    return "\n".join(lines)
+            self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage())

@@ -1,0 +1,128 @@
+"""Pushes lead rows: each LeadBoxer lead becomes exactly one Pipedrive lead, linked to its organization,
+its person, or both; a known lead whose facts changed is updated, never duplicated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
+from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows
+from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present
+
+# LeadBoxer facts a user may map onto Pipedrive (deal) custom fields, by field name.
+MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel", "visits", "country")
+NUMERIC_FIELD_TYPES = {"double", "monetary", "int"}
+
+
+class LeadLoader:
+    """Loads the lead rows of one run.
+
+    :param link_to: ``organization``, ``person`` or ``both``.
+    :param label_names: lead labels put on every lead, by name (plus each row's ``score_label``).
+    :param custom_fields: LeadBoxer fact → Pipedrive deal custom field name (leads share deal fields).
+    :param owner_id: Pipedrive user owning new leads (None: the token's user).
+    """
+
+    def __init__(self, pipedrive, ledger, settings: LoadSettings, *, link_to: str,
+                 label_names: Sequence[str] = (), custom_fields: Mapping[str, str] | None = None,
+                 owner_id: int | None = None) -> None:
+        self.pipedrive = pipedrive
+        self.ledger = ledger
+        self.settings = settings
+        self.link_to = link_to
+        self.label_names = list(label_names)
+        self.custom_fields = dict(custom_fields or {})
+        self.owner_id = owner_id
+        self._label_ids: dict[str, str] = {}
+        self._field_codes: dict[str, tuple[str, str]] = {}
+
+    # -- configuration checks ---------------------------------------------------------------------
+    def resolve_configuration(self, needed_labels: set[str]) -> None:
+        """Label names → ids and custom field names → codes; a clear error for anything unknown."""
+        unknown_facts = set(self.custom_fields) - set(MAPPABLE_FACTS)
+        if unknown_facts:
+            raise SyncConfigurationError(
+                f"custom_fields maps unknown LeadBoxer fact(s) {sorted(unknown_facts)}; "
+                f"mappable: {', '.join(MAPPABLE_FACTS)}")
+        wanted_labels = set(self.label_names) | needed_labels
+        if wanted_labels:
+            labels = {label["name"]: label["id"] for label in self.pipedrive.list_lead_labels()}
+            missing = wanted_labels - set(labels)
+            if missing:
+                raise SyncConfigurationError(
+                    f"lead label(s) {sorted(missing)} do not exist in Pipedrive; existing: {sorted(labels)} "
+                    "(create them, or change the lead_labels/score_labels Params)")
+            self._label_ids = labels
+        if self.custom_fields:
+            fields = {f["field_name"]: (f["field_code"], f.get("field_type", "varchar"))
+                      for f in self.pipedrive.list_deal_fields() if f.get("is_custom_field")}
+            missing = set(self.custom_fields.values()) - set(fields)
+            if missing:
+                raise SyncConfigurationError(
+                    f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
+                    f"existing custom fields: {sorted(fields)}")
+            self._field_codes = {fact: fields[name] for fact, name in self.custom_fields.items()}
+
+    # -- loading ----------------------------------------------------------------------------------
+    def load(self, leads: pd.DataFrame) -> LoadResult:
+        result = LoadResult(received=len(leads))
+        if leads.empty:
+            return result
+        self.resolve_configuration(set(leads["score_label"].dropna().unique()))
+        known = self.ledger.leads_by_use_id(self.settings.dataset_id, leads["use_id"].tolist())
+        resolver = PipedriveResolver(self.pipedrive, self.ledger, result.counts)
+        resolver.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
+        for _, row in leads.iterrows():
+            try:
+                self._push_lead(row, known.get(row["use_id"]), resolver, result)
+            except ApiRequestError as exc:
+                refuse_rows(self.ledger, self.settings, result, row.to_frame().T, "lead", "use_id",
+                            f"Pipedrive refused the lead or its person/organization: {exc.detail}")
+        return result
+
+    def _push_lead(self, row: pd.Series, known: dict | None, resolver: PipedriveResolver,
+                   result: LoadResult) -> None:
+        org_id = resolver.organization(row) if self.link_to in ("organization", "both") else None
+        person_id = None
+        if self.link_to in ("person", "both") and is_present(row["email"]):
+            person = resolver.person(row["email"], row, link_organization=self.link_to == "both")
+            person_id = person.person_id
+            if self.link_to == "both" and org_id is None:
+                org_id = person.org_id
+        body = self.lead_body(row, person_id, org_id)
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        if known and known["fingerprint"] == fingerprint:
+            result.already_pushed += 1
+            result.counts["leads_unchanged"] += 1
+            return
+        if known:
+            lead = self.pipedrive.update_lead(known["lead_id"], {**body, "person_id": person_id,
+                                                                 "organization_id": org_id})
+            result.counts["leads_updated"] += 1
+        else:
+            lead = self.pipedrive.create_lead({**body, "origin_id": f"leadboxer:{row['use_id']}"})
+            result.counts["leads_created"] += 1
+        self.ledger.remember_lead(dataset_id=self.settings.dataset_id, use_id=row["use_id"], lead_id=lead["id"],
+                                  person_id=person_id, org_id=org_id, fingerprint=fingerprint)
+        result.pushed += 1
+
+    def lead_body(self, row: pd.Series, person_id: int | None, org_id: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"title": row["title"]}
+        if person_id:
+            body["person_id"] = int(person_id)
+        if org_id:
+            body["organization_id"] = int(org_id)
+        labels = [*self.label_names, *([row["score_label"]] if is_present(row["score_label"]) else [])]
+        body["label_ids"] = [self._label_ids[name] for name in dict.fromkeys(labels)]
+        if self.owner_id:
+            body["owner_id"] = int(self.owner_id)
+        for fact, (code, field_type) in self._field_codes.items():
+            value = row[fact]
+            if is_present(value):
+                body[code] = float(value) if field_type in NUMERIC_FIELD_TYPES else str(value)
+        return body

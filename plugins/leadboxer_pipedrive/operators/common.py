@@ -1,0 +1,109 @@
+"""What the sync operators share: the data interval, staged frames, rejections and the run summary.
+
+Imports here stay light (Airflow's SDK only): pandas and great-expectations load inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+
+def data_interval(context) -> tuple[Any, Any]:
+    start, end = context["data_interval_start"], context["data_interval_end"]
+    if start is None or end is None or start >= end:
+        raise AirflowFailException(
+            f"data interval [{start}, {end}) is empty: schedule the DAG with CronDataIntervalTimetable "
+            "(a plain cron string gives zero-width intervals in Airflow 3)")
+    return start, end
+
+
+def to_ms(moment) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def staged_path(upstream: dict[str, Any], name: str):
+    """``name`` in the run's staging folder (set by the extract task)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(upstream["staging_folder"]) / name
+
+
+def optional_int(value: Any) -> int | None:
+    """Templated Params arrive as strings; empty, "None" and 0 mean "not set"."""
+    if value in (None, "", "None", "null", 0, "0"):
+        return None
+    return int(value)
+
+
+def record_rejections(ledger, context, rejected, entity: str) -> None:
+    """Rows validation set aside go to the ledger with their reasons."""
+    frame = rejected.astype(object).where(rejected.notna(), None)
+    ledger.record_rejections([
+        {"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "entity": entity,
+         "record_id": "" if row["record_id"] is None else str(row["record_id"]), "use_id": row["use_id"],
+         "reason": row["reason"], "record": None}
+        for row in frame.to_dict("records")
+    ])
+
+
+def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused)."""
+    return {
+        "interval_start": upstream["interval_start"],
+        "interval_end": upstream["interval_end"],
+        "dataset_id": upstream["dataset_id"],
+        "segment_id": upstream["segment_id"],
+        "entity": upstream["entity"],
+        "leads": upstream["leads"],
+        "extracted": upstream["extracted"],
+        "pushed": loaded["pushed"],
+        "already_pushed": loaded["already_pushed"],
+        "rejected": upstream["rejected"] + loaded["refused"],
+        "rejected_invalid": upstream["rejected"],
+        "rejected_by_pipedrive": loaded["refused"],
+        "rejected_by_reason": upstream.get("rejected_by_reason", {}),
+        "loaded": loaded,
+        "tokens_spent": usage["tokens_spent"],
+        "requests": usage["requests"],
+        "rate_limited": usage["rate_limited"],
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    what = "events" if summary["entity"] == "event" else "leads"
+    lines = [
+        f"interval        [{summary['interval_start']}, {summary['interval_end']})",
+        f"extracted       {summary['extracted']} {what}" + (
+            f" of {summary['leads']} leads" if what == "events" else ""),
+        f"pushed          {summary['pushed']}",
+        f"already pushed  {summary['already_pushed']}",
+        f"rejected        {summary['rejected']} ({summary['rejected_invalid']} invalid, "
+        f"{summary['rejected_by_pipedrive']} refused by Pipedrive)",
+    ]
+    lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
+    loaded = {k: v for k, v in summary["loaded"].items()
+              if k not in ("received", "pushed", "already_pushed", "refused")}
+    if loaded:
+        lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
+    lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
+                 f"{summary['rate_limited']} answered 429")
+    return "\n".join(lines)
+
+
+def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict[str, Any],
+               usage: dict[str, int]) -> dict[str, Any]:
+    """Store, log and check the run summary; fail loudly if any record is unaccounted for."""
+    summary = run_summary(upstream, loaded, usage)
+    ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                      interval_start=summary["interval_start"], interval_end=summary["interval_end"],
+                      extracted=summary["extracted"], pushed=summary["pushed"],
+                      already_pushed=summary["already_pushed"], rejected=summary["rejected"],
+                      tokens_spent=usage["tokens_spent"], rate_limited=usage["rate_limited"],
+                      summary=json.dumps(summary))
+    operator.log.info("Run summary:\n%s", format_summary(summary))
+    if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:
+        raise AirflowFailException(f"accounting mismatch, nothing may be lost silently: {summary}")
+    return summary

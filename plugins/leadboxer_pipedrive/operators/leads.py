@@ -1,0 +1,143 @@
+"""Operators of the leads sync: (extract, shared with the activity sync) → validate → transform → load."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from leadboxer_pipedrive.operators.common import finish_run, optional_int, record_rejections, staged_path
+
+
+def _as_list(value: Any) -> list[str]:
+    """Params rendered through templates may arrive as JSON text."""
+    if value in (None, "", "None"):
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",")]
+    return [str(v) for v in value if str(v).strip()]
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value in (None, "", "None"):
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value)
+
+
+class ValidateLeadsOperator(BaseOperator):
+    """Validates extracted leads for the chosen linking; failing rows go to the ledger with reasons.
+
+    :param upstream: the extract task's return value. (templated)
+    :param link_to: ``organization``, ``person`` or ``both``. (templated)
+    :param ledger_conn_id: Airflow connection to the ledger database. (templated)
+    """
+
+    template_fields: Sequence[str] = ("upstream", "link_to", "ledger_conn_id")
+    ui_color = "#fdf6e3"
+
+    def __init__(self, *, upstream: Any, link_to: str = "both",
+                 ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream = upstream
+        self.link_to = link_to
+        self.ledger_conn_id = ledger_conn_id
+
+    def execute(self, context) -> dict[str, Any]:
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
+        from leadboxer_pipedrive.staging import read_frame, write_frame
+        from leadboxer_pipedrive.validation import validate_leads
+
+        outcome = validate_leads(read_frame(self.upstream["leads_path"]), self.link_to)
+        record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "lead")
+        for reason, count in outcome.statistics.get("by_reason", {}).items():
+            self.log.info("Rejected %d lead(s): %s", count, reason)
+        return {
+            **self.upstream,
+            "valid": len(outcome.valid),
+            "rejected": len(outcome.rejected),
+            "rejected_by_reason": outcome.statistics.get("by_reason", {}),
+            "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid_leads.parquet")),
+            "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected_leads.parquet")),
+        }
+
+
+class TransformLeadsOperator(BaseOperator):
+    """Turns valid leads into Pipedrive lead rows: title, score label, the facts to link and map.
+
+    :param upstream: the validate task's return value. (templated)
+    :param link_to: ``organization``, ``person`` or ``both``. (templated)
+    :param title_template: e.g. ``{organization_or_name} – LeadBoxer lead (score {score})``. (templated)
+    :param score_labels: label name → minimum lead score, e.g. ``{"Hot": 70, "Warm": 40, "Cold": 0}``;
+        empty: no score label. (templated)
+    """
+
+    template_fields: Sequence[str] = ("upstream", "link_to", "title_template", "score_labels")
+    ui_color = "#eef8e8"
+
+    def __init__(self, *, upstream: Any, link_to: str = "both", title_template: str | None = None,
+                 score_labels: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream = upstream
+        self.link_to = link_to
+        self.title_template = title_template
+        self.score_labels = score_labels
+
+    def execute(self, context) -> dict[str, Any]:
+        from leadboxer_pipedrive.staging import read_frame, write_frame
+        from leadboxer_pipedrive.transforms import DEFAULT_LEAD_TITLE, lead_payloads
+
+        rows = lead_payloads(read_frame(self.upstream["valid_path"]), self.link_to,
+                             self.title_template or DEFAULT_LEAD_TITLE, _as_dict(self.score_labels))
+        return {**self.upstream, "payloads_path": write_frame(rows, staged_path(self.upstream, "leads_out.parquet"))}
+
+
+class PipedriveLeadLoadOperator(BaseOperator):
+    """Creates or updates one Pipedrive lead per LeadBoxer lead and records the run.
+
+    :param upstream: the transform task's return value. (templated)
+    :param link_to: ``organization``, ``person`` or ``both``. (templated)
+    :param lead_labels: lead label names put on every lead. (templated)
+    :param custom_fields: LeadBoxer fact → Pipedrive deal custom field name. (templated)
+    :param owner_id: Pipedrive user owning new leads. (templated)
+    :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
+    :param ledger_conn_id: Airflow connection to the ledger database. (templated)
+    """
+
+    template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id",
+                                      "pipedrive_conn_id", "ledger_conn_id")
+    ui_color = "#fde8e8"
+
+    def __init__(self, *, upstream: Any, link_to: str = "both", lead_labels: Any = None,
+                 custom_fields: Any = None, owner_id: Any = None, pipedrive_conn_id: str = "pipedrive_default",
+                 ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream = upstream
+        self.link_to = link_to
+        self.lead_labels = lead_labels
+        self.custom_fields = custom_fields
+        self.owner_id = owner_id
+        self.pipedrive_conn_id = pipedrive_conn_id
+        self.ledger_conn_id = ledger_conn_id
+
+    def execute(self, context) -> dict[str, Any]:
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
+        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
+        from leadboxer_pipedrive.loading import LeadLoader, LoadSettings
+        from leadboxer_pipedrive.staging import read_frame
+
+        pipedrive = PipedriveHook(self.pipedrive_conn_id)
+        ledger = LedgerHook(self.ledger_conn_id)
+        settings = LoadSettings(dataset_id=self.upstream["dataset_id"], dag_id=context["dag"].dag_id,
+                                run_id=context["run_id"])
+        loader = LeadLoader(pipedrive, ledger, settings, link_to=self.link_to,
+                            label_names=_as_list(self.lead_labels), custom_fields=_as_dict(self.custom_fields),
+                            owner_id=optional_int(self.owner_id))
+        try:
+            result = loader.load(read_frame(self.upstream["payloads_path"]))
+        finally:
+            self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage())

@@ -1,0 +1,142 @@
+"""LeadBoxerHook against the LeadBoxer sandbox: nextToken pagination, retries, fail-fast auth errors and
+secrecy of the API key."""
+
+import logging
+import math
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from leadboxer_pipedrive.exceptions import ApiAuthError, TransientApiError
+from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
+from sandbox.leadboxer import DEFAULT_SEGMENT_ID, DEFAULT_SITE
+
+API_KEY = "sandbox-key-s3cr3t-value"  # as in conftest.py
+WRONG_KEY = "wrong-key-s3cr3t-value"
+SINCE = datetime(2026, 11, 20, tzinfo=UTC)  # the generated data starts that day
+
+
+def fast_hook(conn_id, **kwargs):
+    hook = LeadBoxerHook(conn_id, **kwargs)
+    hook.backoff_base = 0.01  # keep retry waits short in tests
+    return hook
+
+
+def sent_requests(hook):
+    """Every request the hook's session sends from now on (as prepared, i.e. as on the wire)."""
+    seen = []
+    hook.get_conn().hooks["response"].append(lambda response, **_: seen.append(response.request))
+    return seen
+
+
+def segment_members(sandbox, segment_id=DEFAULT_SEGMENT_ID):
+    return [lead["use_id"] for lead in sandbox.data["leads"] if segment_id in (lead.get("segments") or [])]
+
+
+def events_calls(sandbox):
+    return sandbox.state()["counters"]["by_endpoint"]
+
+
+def test_pagination_follows_next_token_and_returns_every_member_once(leadboxer_sandbox, leadboxer_conn):
+    hook = fast_hook(leadboxer_conn(page_size=7))
+    seen = sent_requests(hook)
+    members = segment_members(leadboxer_sandbox)
+    assert len(members) > 2 * 7  # several pages
+
+    leads = list(hook.iter_leads_seen_since(DEFAULT_SITE, DEFAULT_SEGMENT_ID, SINCE))
+
+    ids = [lead["use_id"] for lead in leads]
+    assert len(ids) == len(set(ids))  # nobody twice
+    assert set(ids) == set(members)  # nobody missing, nobody from outside the segment
+    assert len(seen) == math.ceil(len(members) / 7)
+    queries = [parse_qs(urlsplit(request.url).query) for request in seen]
+    assert all(q["limit"] == ["7"] and q["segmentId"] == [str(DEFAULT_SEGMENT_ID)] for q in queries)
+    assert "nextToken" not in queries[0] and all("nextToken" in q for q in queries[1:])
+    assert queries[0]["criteriaTimeFilter"][0].startswith("eventEsTimestamp|between|20/11/2026-")
+    assert leadboxer_sandbox.state()["counters"]["responses_by_status"] == {"200": len(seen)}
+
+
+def test_sessions_and_events_are_paged_too(leadboxer_sandbox, leadboxer_conn):
+    hook = fast_hook(leadboxer_conn(page_size=1))
+    lead = max(leadboxer_sandbox.data["leads"], key=lambda lead: len(lead["sessions"]))
+    assert len(lead["sessions"]) > 1
+    sessions = list(hook.iter_sessions(DEFAULT_SITE, lead["use_id"]))
+    assert [s["session_id"] for s in sessions] == [s["session_id"] for s in lead["sessions"]]
+    session = max(lead["sessions"], key=lambda s: len(s["events"]))
+    events = list(hook.iter_events(DEFAULT_SITE, session["session_id"]))
+    assert [e["event_id"] for e in events] == [e["event_id"] for e in session["events"]]
+    assert DEFAULT_SEGMENT_ID in {s["segmentId"] for s in hook.list_segments(DEFAULT_SITE)}
+
+
+def test_a_repeated_token_does_not_loop_forever(leadboxer_conn, monkeypatch):
+    hook = fast_hook(leadboxer_conn())
+    pages = iter([{"data": [1], "nextToken": "t"}, {"data": [2], "nextToken": "t"}, {"data": [3]}])
+    monkeypatch.setattr(hook, "request", lambda *args, **kwargs: next(pages))
+    assert list(hook.paginate("/v1/leads", {"site": "s"})) == [1, 2]
+
+
+def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
+    hook = fast_hook(leadboxer_conn(api_key=WRONG_KEY))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ApiAuthError) as raised:
+        list(hook.iter_leads_seen_since(DEFAULT_SITE, DEFAULT_SEGMENT_ID, SINCE))
+    assert raised.value.status == 401
+    assert hook.responses_by_status == {401: 1}  # no retries
+    assert leadboxer_sandbox.state()["counters"]["requests"] == 1
+    captured = capsys.readouterr()
+    everything = str(raised.value) + repr(raised.value) + caplog.text + captured.out + captured.err
+    assert WRONG_KEY not in everything and API_KEY not in everything
+    assert "leadboxer_test" in str(raised.value)  # it names the connection to fix
+
+
+def test_the_api_key_travels_only_in_the_x_api_key_header(leadboxer_conn):
+    hook = fast_hook(leadboxer_conn(page_size=10))
+    seen = sent_requests(hook)
+    lead = next(hook.iter_leads_seen_since(DEFAULT_SITE, None, SINCE))
+    list(hook.iter_sessions(DEFAULT_SITE, lead["use_id"]))
+    hook.list_segments(DEFAULT_SITE)
+    assert len(seen) >= 3
+    for request in seen:
+        assert API_KEY not in request.url
+        assert request.headers["x-api-key"] == API_KEY
+        others = {k: v for k, v in request.headers.items() if k.lower() != "x-api-key"}
+        assert API_KEY not in str(others) and "Authorization" not in request.headers
+        assert request.body is None
+
+
+def test_5xx_and_dropped_connections_are_retried(leadboxer_sandbox, leadboxer_conn):
+    hook = fast_hook(leadboxer_conn(page_size=25))
+    leadboxer_sandbox.add_fault({"kind": "status", "status": 503, "count": 2, "path": "^/v1/leads$"})
+    leadboxer_sandbox.add_fault({"kind": "drop", "count": 1, "path": "^/v1/leads$"})
+    leadboxer_sandbox.add_fault({"kind": "status", "status": 502, "count": 1, "path": "^/v1/leads$", "after": 1})
+    leads = list(hook.paginate("/v1/leads", {"site": DEFAULT_SITE, "segmentId": DEFAULT_SEGMENT_ID}))
+    assert sorted(lead["use_id"] for lead in leads) == sorted(segment_members(leadboxer_sandbox))
+    assert hook.responses_by_status.get(503) == 2 and hook.responses_by_status.get(502) == 1
+    rules = {(r["kind"], r["status"]): r["fired"] for r in leadboxer_sandbox.state()["config"]["faults"]}
+    assert rules == {("status", 503): 2, ("drop", 500): 1, ("status", 502): 1}
+
+
+def test_persistent_failure_gives_up_with_a_clear_error(leadboxer_sandbox, leadboxer_conn):
+    hook = fast_hook(leadboxer_conn(), max_attempts=3)
+    leadboxer_sandbox.add_fault({"kind": "status", "status": 500, "path": "^/v1/segments$"})
+    with pytest.raises(TransientApiError, match=r"LeadBoxer GET /v1/segments -> 500"):
+        hook.list_segments(DEFAULT_SITE)
+    assert hook.responses_by_status == {500: 3}
+
+
+def test_test_connection_ok(leadboxer_sandbox, leadboxer_conn):
+    ok, message = fast_hook(leadboxer_conn(dataset_id=DEFAULT_SITE)).test_connection()
+    assert ok, message
+    assert leadboxer_sandbox.state()["counters"]["by_endpoint"] == {"GET /v1/leads": 1}
+
+
+def test_test_connection_failing(leadboxer_conn):
+    ok, message = fast_hook(leadboxer_conn(api_key=WRONG_KEY)).test_connection()
+    assert not ok and "401" in message
+    assert WRONG_KEY not in message
+
+
+def test_test_connection_without_a_key(leadboxer_conn):
+    ok, message = fast_hook(leadboxer_conn(api_key="")).test_connection()
+    assert not ok and "password" in message
