@@ -1,9 +1,9 @@
-"""`make demo`: one hour of LeadBoxer activity lands in the Pipedrive sandbox, through the real DAG.
+"""`make demo`: one hour of LeadBoxer data lands in the Pipedrive sandbox, through the real DAGs.
 
-Starts both sandboxes, migrates a fresh SQLite Airflow database, runs
-``airflow dags test leadboxer_pipedrive_activities`` for [05:00, 06:00) on 2026-11-20 (the sandbox's
-generated data), runs the same hour again to show that nothing is pushed twice, and prints a summary.
-Exits non-zero if any invariant fails.
+Starts both sandboxes, migrates a fresh SQLite Airflow database, then runs
+``airflow dags test`` for [05:00, 06:00) on 2026-11-20 (the sandbox's generated day) for the activity
+sync and the leads sync, each twice to show that the second run creates nothing, and prints the
+summaries. Exits non-zero if any invariant fails.
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ import requests
 from scripts.sandboxes import running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
-DAG_ID = "leadboxer_pipedrive_activities"
 RUN_DATE = "2026-11-20T06:00:00+00:00"  # a manual run's logical date is its interval's end
-CONF = {"pipeline_id": 2}  # the sandbox's "LeadBoxer test pipeline": try a test pipeline first
+RUNS = [
+    # The sandbox's "LeadBoxer test pipeline": try a test pipeline first.
+    ("leadboxer_pipedrive_activities", {"pipeline_id": 2}),
+    ("leadboxer_pipedrive_leads", {"link_to": "both",
+                                   "custom_fields": {"lead_score": "LeadBoxer lead score",
+                                                     "leadcard_url": "LeadBoxer lead card"}}),
+]
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -48,32 +53,36 @@ def main() -> int:
     with running_sandboxes() as sandboxes:
         env.update(sandboxes.connection_env())
         print(f"Pipedrive sandbox {sandboxes.pipedrive_url}, LeadBoxer sandbox {sandboxes.leadboxer_url}")
-        summaries = []
-        for attempt in ("first run", "same hour again"):
-            print(f"\n== {attempt}: airflow dags test {DAG_ID} {RUN_DATE} -c '{json.dumps(CONF)}'", flush=True)
-            ran = airflow(env, "dags", "test", DAG_ID, RUN_DATE, "-c", json.dumps(CONF))
-            log_file = home / f"demo-{len(summaries) + 1}.log"
-            log_file.write_text(ran.stdout + ran.stderr)
-            if ran.returncode:
-                print((ran.stdout + ran.stderr)[-6000:])
-                print(f"FAILED: the DAG run exited {ran.returncode}; full log in {log_file}")
-                return 1
-            summary = latest_run_summary(home)
-            summaries.append(summary)
-            print_summary(summary)
+        summaries: dict[str, list[dict]] = {}
+        for dag_id, conf in RUNS:
+            for attempt in ("first run", "same hour again"):
+                print(f"\n== {dag_id}, {attempt}: airflow dags test {dag_id} {RUN_DATE} -c '{json.dumps(conf)}'",
+                      flush=True)
+                ran = airflow(env, "dags", "test", dag_id, RUN_DATE, "-c", json.dumps(conf))
+                log_file = home / f"{dag_id}-{len(summaries.get(dag_id, [])) + 1}.log"
+                log_file.write_text(ran.stdout + ran.stderr)
+                if ran.returncode:
+                    print((ran.stdout + ran.stderr)[-6000:])
+                    print(f"FAILED: the DAG run exited {ran.returncode}; full log in {log_file}")
+                    return 1
+                summary = latest_run_summary(home, dag_id)
+                summaries.setdefault(dag_id, []).append(summary)
+                print_summary(summary)
         state = requests.get(f"{sandboxes.pipedrive_url}/_sandbox/state", timeout=10).json()
     return check_invariants(summaries, state)
 
 
-def latest_run_summary(home: Path) -> dict:
+def latest_run_summary(home: Path, dag_id: str) -> dict:
     with sqlite3.connect(home / "leadboxer_pipedrive_ledger.sqlite") as db:
-        row = db.execute("SELECT summary FROM lbpd_run ORDER BY finished_at DESC, rowid DESC LIMIT 1").fetchone()
+        row = db.execute("SELECT summary FROM lbpd_run WHERE dag_id = ? ORDER BY rowid DESC LIMIT 1",
+                         (dag_id,)).fetchone()
     return json.loads(row[0])
 
 
 def print_summary(summary: dict) -> None:
     print(f"  interval        [{summary['interval_start']}, {summary['interval_end']})")
-    print(f"  extracted       {summary['extracted']} events of {summary['leads']} leads")
+    what = f"events of {summary['leads']} leads" if summary["entity"] == "event" else "leads"
+    print(f"  extracted       {summary['extracted']} {what}")
     print(f"  pushed          {summary['pushed']}")
     print(f"  already pushed  {summary['already_pushed']}")
     print(f"  rejected        {summary['rejected']}")
@@ -85,19 +94,30 @@ def print_summary(summary: dict) -> None:
           f"{summary['rate_limited']} answered 429")
 
 
-def check_invariants(summaries: list[dict], state: dict) -> int:
-    first, second = summaries
+def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:
+    activities_first, activities_second = summaries["leadboxer_pipedrive_activities"]
+    leads_first, leads_second = summaries["leadboxer_pipedrive_leads"]
+    everything = [s for runs in summaries.values() for s in runs]
     emails = Counter(e.lower() for p in state["persons"] for e in _emails(p))
+    origins = Counter(lead.get("origin_id") for lead in state["leads"])
     checks = {
         "extracted = pushed + already pushed + rejected (each run)": all(
-            s["extracted"] == s["pushed"] + s["already_pushed"] + s["rejected"] for s in summaries),
-        "one activity per pushed event": len(state["activities"]) == first["pushed"],
-        "the second run pushed nothing": second["pushed"] == 0 and second["already_pushed"] == first["pushed"],
+            s["extracted"] == s["pushed"] + s["already_pushed"] + s["rejected"] for s in everything),
+        "one activity per pushed event": len(state["activities"]) == activities_first["pushed"],
+        "one Pipedrive lead per pushed LeadBoxer lead": len(state["leads"]) == leads_first["pushed"]
+        and all(count == 1 for count in origins.values()),
+        "every lead linked to a person or an organization": all(
+            lead.get("person_id") or lead.get("organization_id") for lead in state["leads"]),
+        "second runs created nothing": activities_second["pushed"] == 0 and leads_second["pushed"] == 0,
         "at most one person per email": all(count == 1 for count in emails.values()),
         "every activity has a person": all(a.get("person_id") for a in state["activities"]),
     }
+    linked = Counter("person and organization" if lead.get("person_id") and lead.get("organization_id")
+                     else "person only" if lead.get("person_id") else "organization only"
+                     for lead in state["leads"])
     print(f"\nPipedrive sandbox now holds {len(state['persons'])} persons, {len(state['organizations'])} "
-          f"organizations, {len(state['deals'])} deals, {len(state['activities'])} activities.")
+          f"organizations, {len(state['deals'])} deals, {len(state['activities'])} activities, "
+          f"{len(state['leads'])} leads ({', '.join(f'{n} linked to {k}' for k, n in linked.items())}).")
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
     return 0 if all(checks.values()) else 1

@@ -55,3 +55,50 @@ def test_organization_key_prefers_the_domain_and_ignores_blank_names():
     })
     assert organization_keys(frame).tolist()[:2] == ["domain:acme.com", "name:beta  corp"]
     assert organization_keys(frame).iloc[2:].isna().all()
+
+
+# -- leads ------------------------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+from leadboxer_pipedrive.transforms import check_title_template, lead_payloads, score_labels  # noqa: E402
+
+
+def lead_rows(link_to, template="{organization_or_name} – LeadBoxer lead (score {score})", bands=None, **lead):
+    frame = leads_frame([{"use_id": "l", "segments": [1], **lead}], 1)
+    frame["dataset_id"] = "ds"
+    return lead_payloads(frame, link_to, template, bands)
+
+
+def test_lead_title_uses_the_organization_else_the_person():
+    assert lead_rows("both", email="j@acme.com", fullName="Jane", organizationName="Acme",
+                     esScore="73").iloc[0]["title"] == "Acme – LeadBoxer lead (score 73)"
+    assert lead_rows("both", email="j@acme.com", fullName="Jane", esScore="12").iloc[0]["title"] == \
+        "Jane – LeadBoxer lead (score 12)"
+
+
+def test_link_to_decides_which_keys_the_loader_gets():
+    person_only = lead_rows("person", email="j@acme.com", organizationName="Acme").iloc[0]
+    assert pd.isna(person_only["org_key"]) and person_only["email"] == "j@acme.com"
+    org_only = lead_rows("organization", email="j@acme.com", organizationName="Acme").iloc[0]
+    assert pd.isna(org_only["email"]) and org_only["org_key"] == "name:acme"
+
+
+def test_score_labels_pick_the_highest_band_reached():
+    scores = pd.Series([95, 70, 69.9, 40, 3, None], dtype="Float64")
+    assert score_labels(scores, {"Hot": 70, "Warm": 40, "Cold": 0}).fillna("-").tolist() == \
+        ["Hot", "Hot", "Warm", "Warm", "Cold", "-"]
+    assert score_labels(scores, {}).isna().all()
+
+
+def test_title_template_placeholders_are_checked():
+    assert check_title_template("{name} from {organization} ({visits} visits)") == ["name", "organization", "visits"]
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        check_title_template("{name} {password}")
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        check_title_template("{score:>5}")
+
+
+def test_custom_title_template_fills_every_row():
+    row = lead_rows("both", "{name} · {country} · {channel}", email="j@acme.com", fullName="Jane",
+                    last_country_name="Netherlands", last_channel="email").iloc[0]
+    assert row["title"] == "Jane · Netherlands · email"

@@ -80,3 +80,53 @@ def test_an_empty_frame_validates_to_nothing():
     leads = leads_frame([], 1)
     result = validate_events(events_frame([], leads, "ds"), START, END)
     assert result.valid.empty and result.rejected.empty and isinstance(result.rejected, pd.DataFrame)
+
+
+# -- leads ------------------------------------------------------------------------------------------
+from leadboxer_pipedrive.validation import (  # noqa: E402
+    REASON_DUPLICATE_LEAD,
+    REASON_NO_EMAIL_FOR_PERSON,
+    REASON_NO_ORGANIZATION,
+    REASON_NOTHING_TO_LINK,
+    validate_leads,
+)
+
+LEADS = [
+    {"use_id": "full", "email": "j@acme.com", "organizationName": "Acme", "segments": [1]},
+    {"use_id": "org-only", "organizationName": "Globex", "segments": [1]},
+    {"use_id": "email-only", "email": "s@solo.io", "segments": [1]},
+    {"use_id": "nothing", "segments": [1]},
+    {"use_id": "bad-email", "email": "nope", "organizationName": "X", "segments": [1]},
+    {"use_id": "outsider", "email": "o@x.io", "organizationName": "X", "segments": [2]},
+]
+
+
+def lead_reasons(link_to):
+    frame = leads_frame(LEADS, 1)
+    # a repeated lead row, as a glitchy page of the API could send it
+    frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
+    outcome = validate_leads(frame, link_to)
+    return outcome, dict(zip(outcome.rejected["record_id"], outcome.rejected["reason"]))
+
+
+@pytest.mark.parametrize("link_to, valid, expected", [
+    ("organization", ["full", "org-only"],
+     {"email-only": REASON_NO_ORGANIZATION, "nothing": REASON_NO_ORGANIZATION}),
+    ("person", ["full", "email-only"],
+     {"org-only": REASON_NO_EMAIL_FOR_PERSON, "nothing": REASON_NO_EMAIL_FOR_PERSON}),
+    ("both", ["full", "org-only", "email-only"], {"nothing": REASON_NOTHING_TO_LINK}),
+])
+def test_leads_are_valid_when_they_can_be_linked_as_asked(link_to, valid, expected):
+    outcome, reasons = lead_reasons(link_to)
+    assert outcome.valid["use_id"].tolist() == valid
+    assert reasons["bad-email"] == REASON_EMAIL_INVALID
+    assert reasons["outsider"] == REASON_NOT_IN_SEGMENT
+    assert reasons["full"] == REASON_DUPLICATE_LEAD
+    for use_id, reason in expected.items():
+        assert reasons[use_id] == reason
+    assert len(outcome.valid) + len(outcome.rejected) == len(LEADS) + 1
+
+
+def test_unknown_link_to_is_refused():
+    with pytest.raises(ValueError, match="link_to"):
+        validate_leads(leads_frame(LEADS, 1), "deal")
