@@ -53,6 +53,8 @@ with DAG(
                              description="Pipedrive pipeline for new deals; empty: never create deals."),
         "activity_type": Param("task", type="string", minLength=1,
                                description="Pipedrive activity type key_string for the activities."),
+        "activity_mode": Param("per_event", enum=["per_event", "digest"],
+                               description="One activity per event, or one per lead and hour (digest)."),
     },
     tags=["leadboxer", "pipedrive"],
 ) as dag:
@@ -65,4 +67,5 @@ with DAG(
     transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                             activity_type="{{ params.activity_type }}")
     load = PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
-                                         pipeline_id="{{ params.pipeline_id }}")
+                                         pipeline_id="{{ params.pipeline_id }}",
+                                         activity_mode="{{ params.activity_mode }}")

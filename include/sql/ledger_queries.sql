@@ -71,3 +71,35 @@ INSERT INTO lbpd_lead (dataset_id, use_id, lead_id, person_id, org_id, fingerpri
 VALUES (:dataset_id, :use_id, :lead_id, :person_id, :org_id, :fingerprint, :now)
 ON CONFLICT (dataset_id, use_id) DO UPDATE SET lead_id = excluded.lead_id, person_id = excluded.person_id,
     org_id = excluded.org_id, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at;
+
+-- name: insert_claim
+INSERT INTO lbpd_claim (claim_key, owner, claimed_ms) VALUES (:claim_key, :owner, :claimed_ms)
+ON CONFLICT (claim_key) DO NOTHING;
+
+-- name: claim_by_key
+SELECT claim_key, owner, claimed_ms FROM lbpd_claim WHERE claim_key = :claim_key;
+
+-- name: take_over_claim
+UPDATE lbpd_claim SET owner = :owner, claimed_ms = :claimed_ms
+WHERE claim_key = :claim_key AND owner = :previous_owner;
+
+-- name: release_claim
+DELETE FROM lbpd_claim WHERE claim_key = :claim_key AND owner = :owner;
+
+-- name: forget_person
+DELETE FROM lbpd_person WHERE email = :email AND person_id = :person_id;
+
+-- name: forget_organization
+DELETE FROM lbpd_organization WHERE org_key = :org_key AND org_id = :org_id;
+
+-- name: forget_deal
+DELETE FROM lbpd_deal WHERE person_id = :person_id AND deal_id = :deal_id;
+
+-- name: identities_by_use_id
+SELECT use_id, email, person_id FROM lbpd_identity WHERE dataset_id = :dataset_id AND use_id IN :use_ids;
+
+-- name: upsert_identity
+INSERT INTO lbpd_identity (dataset_id, use_id, email, person_id, updated_at)
+VALUES (:dataset_id, :use_id, :email, :person_id, :now)
+ON CONFLICT (dataset_id, use_id) DO UPDATE SET email = excluded.email, person_id = excluded.person_id,
+                                              updated_at = excluded.updated_at;

@@ -82,3 +82,24 @@ CREATE TABLE IF NOT EXISTS lbpd_lead (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (dataset_id, use_id)
 );
+
+-- Claims: who is creating which Pipedrive record right now. A run claims a key ("person:jane@acme.com",
+-- "org:domain:acme.com", "deal:42", "event:ds:e1", "lead:ds:u1") before it searches or creates, and
+-- releases it once the id is in the ledger, so two runs never create the same record. A claim left by
+-- a killed task marks a create that may have happened: whoever takes it over reconciles first.
+CREATE TABLE IF NOT EXISTS lbpd_claim (
+    claim_key   TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    claimed_ms  BIGINT NOT NULL
+);
+
+-- LeadBoxer lead -> the email it last had and the person it resolved to: when a lead's email changes,
+-- the new email is added to that person instead of creating a second one.
+CREATE TABLE IF NOT EXISTS lbpd_identity (
+    dataset_id  TEXT NOT NULL,
+    use_id      TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    person_id   BIGINT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, use_id)
+);

@@ -34,6 +34,10 @@ class ApiAuthError(ApiRequestError):
     """401/402/403: the credentials are wrong, revoked or lack permission."""
 
 
+class BudgetExhaustedError(ApiError, AirflowFailException):
+    """Pipedrive's daily token budget is spent: no retry can succeed before it resets."""
+
+
 class SyncConfigurationError(AirflowFailException):
     """A setting names something that does not exist (activity type, label, custom field, pipeline):
     retrying cannot help, so the task fails at once with what to change."""

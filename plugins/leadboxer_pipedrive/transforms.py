@@ -129,6 +129,33 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     return out[ACTIVITY_COLUMNS]
 
 
+# A digest note lists events in full up to this many; the rest by their markers only.
+DIGEST_FULL_EVENTS = 50
+
+
+def digest_activity(events: pd.DataFrame) -> pd.Series:
+    """One activity for several activity rows of one lead (digest mode): subject, due time of the first
+    event, and a note holding every event (each with its "LeadBoxer event <id>" marker)."""
+    rows = events.sort_values(["event_time_ms", "event_id"], kind="stable")
+    first = rows.iloc[0]
+    titles = list(dict.fromkeys(s.split(" – ", 1)[1] for s in rows["subject"] if " – " in s))[:3]
+    subject = f"LeadBoxer: {len(rows)} events" + (f" – {', '.join(titles)}" if titles else "")
+    full = rows.iloc[:DIGEST_FULL_EVENTS]
+    parts = [f"<p><b>{len(rows)} LeadBoxer events</b></p>"]
+    parts += [f"<p><b>{html_escape(pd.Series([r.subject])).iloc[0]}</b> ({r.due_date} {r.due_time} UTC)</p>{r.note}"
+              for r in full.itertuples(index=False)]
+    parts += [f"<p><small>LeadBoxer event {html_escape(pd.Series([e])).iloc[0]}</small></p>"
+              for e in rows["event_id"].iloc[DIGEST_FULL_EVENTS:]]
+    return pd.Series({
+        "subject": clip(pd.Series([subject], dtype="string")).iloc[0],
+        "type": first["type"],
+        "due_date": first["due_date"],
+        "due_time": first["due_time"],
+        "done": bool(first["done"]),
+        "note": "<hr/>".join(parts),
+    })
+
+
 # -- leads -----------------------------------------------------------------------------------------
 LEAD_TITLE_PLACEHOLDERS = ("name", "organization", "organization_or_name", "email", "score", "country",
                            "channel", "visits")

@@ -114,14 +114,18 @@ class JsonApiHook(BaseHook):
         self.after_response(method, path, response)
         if response.status_code < 400:
             return self._decode(method, path, response)
-        detail = self._error_detail(response)
-        if response.status_code in self.retryable_statuses:
-            raise TransientApiError(self.service_name, method, path, response.status_code, detail,
-                                    retry_after=self.retry_after_seconds(response))
-        if response.status_code in self.auth_statuses:
-            raise ApiAuthError(self.service_name, method, path, response.status_code,
-                               f"{detail} (check the API key/token of connection {self.conn_id!r})")
-        raise ApiRequestError(self.service_name, method, path, response.status_code, detail)
+        raise self.error_for(method, path, response, self._error_detail(response))
+
+    def error_for(self, method: str, path: str, response: requests.Response, detail: str) -> ApiError:
+        """The exception for an error answer (an extension point: subclasses refine it)."""
+        status = response.status_code
+        if status in self.retryable_statuses:
+            return TransientApiError(self.service_name, method, path, status, detail,
+                                     retry_after=self.retry_after_seconds(response))
+        if status in self.auth_statuses:
+            return ApiAuthError(self.service_name, method, path, status,
+                                f"{detail} (check the API key/token of connection {self.conn_id!r})")
+        return ApiRequestError(self.service_name, method, path, status, detail)
 
     def _decode(self, method: str, path: str, response: requests.Response) -> Any:
         if not response.content:

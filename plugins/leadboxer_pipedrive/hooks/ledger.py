@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
-from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import URL, Engine
 
 from leadboxer_pipedrive.sql import load_named_queries, load_script
@@ -45,7 +45,16 @@ class LedgerHook(BaseHook):
     # -- connection -------------------------------------------------------------------------------
     def get_conn(self) -> Engine:
         if self._engine is None:
-            self._engine = create_engine(self._url(), future=True, pool_pre_ping=True)
+            url = self._url()
+            if str(url).startswith("sqlite"):
+                # Loads write from several threads, and runs from several processes: wait for locks
+                # instead of failing, and let readers work while one writer writes (WAL).
+                engine = create_engine(url, future=True,
+                                       connect_args={"timeout": 60, "check_same_thread": False})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = create_engine(url, future=True, pool_pre_ping=True)
+            self._engine = engine
         return self._engine
 
     def _url(self) -> URL | str:
@@ -104,14 +113,16 @@ class LedgerHook(BaseHook):
                 rows.extend(dict(r._mapping) for r in connection.execute(statement, {**params, key: chunk}))
         return rows
 
-    def write(self, name: str, rows: dict[str, Any] | list[dict[str, Any]]) -> None:
+    def write(self, name: str, rows: dict[str, Any] | list[dict[str, Any]]) -> int:
+        """Run a named write for one row or many; return how many rows it changed."""
         self.ensure_schema()
         rows = [rows] if isinstance(rows, dict) else rows
         if not rows:
-            return
+            return 0
         now = _now()
         with self.get_conn().begin() as connection:
-            connection.execute(self._statement(name), [{"now": now, **row} for row in rows])
+            result = connection.execute(self._statement(name), [{"now": now, **row} for row in rows])
+            return result.rowcount
 
     # -- typed access -----------------------------------------------------------------------------
     def persons_by_email(self, emails: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -139,6 +150,10 @@ class LedgerHook(BaseHook):
     def record_pushed_event(self, **row: Any) -> None:
         self.write("insert_pushed_event", row)
 
+    def record_pushed_events(self, rows: list[dict[str, Any]]) -> None:
+        """Several events at once, in one transaction (a digest activity covers many)."""
+        self.write("insert_pushed_event", rows)
+
     def leads_by_use_id(self, dataset_id: str, use_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         rows = self.fetch_in("leads_by_use_id", "use_ids", use_ids, dataset_id=dataset_id)
         return {row["use_id"]: row for row in rows}
@@ -152,11 +167,45 @@ class LedgerHook(BaseHook):
     def rejected_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.fetch("rejected_rows_of_run", dag_id=dag_id, run_id=run_id)
 
+    def identities_by_use_id(self, dataset_id: str, use_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        rows = self.fetch_in("identities_by_use_id", "use_ids", use_ids, dataset_id=dataset_id)
+        return {row["use_id"]: row for row in rows}
+
+    def remember_identity(self, dataset_id: str, use_id: str, email: str, person_id: int) -> None:
+        self.write("upsert_identity", {"dataset_id": dataset_id, "use_id": use_id, "email": email,
+                                       "person_id": person_id})
+
+    # -- claims -----------------------------------------------------------------------------------
+    def insert_claim(self, claim_key: str, owner: str, claimed_ms: int) -> bool:
+        return self.write("insert_claim", {"claim_key": claim_key, "owner": owner, "claimed_ms": claimed_ms}) == 1
+
+    def get_claim(self, claim_key: str) -> dict[str, Any] | None:
+        rows = self.fetch("claim_by_key", claim_key=claim_key)
+        return rows[0] if rows else None
+
+    def take_over_claim(self, claim_key: str, owner: str, previous_owner: str, claimed_ms: int) -> bool:
+        return self.write("take_over_claim", {"claim_key": claim_key, "owner": owner,
+                                              "previous_owner": previous_owner, "claimed_ms": claimed_ms}) == 1
+
+    def release_claim(self, claim_key: str, owner: str) -> None:
+        self.write("release_claim", {"claim_key": claim_key, "owner": owner})
+
+    def forget(self, what: str, **key: Any) -> None:
+        """Drop a mapping found stale (the record was deleted or merged in Pipedrive)."""
+        self.write(f"forget_{what}", key)
+
     def record_run(self, **row: Any) -> None:
         self.write("upsert_run", row)
 
     def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.fetch("recent_runs", limit=limit)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
 
 
 def _now() -> str:

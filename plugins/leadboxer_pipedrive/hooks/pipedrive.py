@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from leadboxer_pipedrive.exceptions import ApiError, SyncConfigurationError
+from leadboxer_pipedrive.exceptions import ApiError, BudgetExhaustedError, SyncConfigurationError
 from leadboxer_pipedrive.hooks.base import JsonApiHook
 from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
 
@@ -83,6 +83,16 @@ class PipedriveHook(JsonApiHook):
             limiter = self._search_limiter if path.endswith("/search") else self._limiter
             limiter.pause(wait)
 
+    def error_for(self, method: str, path: str, response: requests.Response, detail: str) -> ApiError:
+        if response.status_code == 429 and "budget" in detail.lower():
+            # The daily token budget resets at midnight (Pipedrive's server time), not in seconds:
+            # retrying now only burns attempts.
+            return BudgetExhaustedError(
+                self.service_name, method, path, 429,
+                f"{detail}: the company's daily API token budget is spent. Nothing was marked pushed; "
+                "clear the failed runs after the budget resets (midnight, Pipedrive server time).")
+        return super().error_for(method, path, response, detail)
+
     def usage(self) -> dict[str, int]:
         """Tokens spent, requests sent and 429s seen by this hook instance."""
         return {"tokens_spent": self.tokens_spent, "requests": self.requests_sent,
@@ -127,11 +137,26 @@ class PipedriveHook(JsonApiHook):
             params = {**params, "start": int(next_start)}
 
     # -- persons ------------------------------------------------------------------------------------
+    def _search_items(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a v2 search. An answer without an ``items`` list is an error, never "not found"."""
+        items: list[dict[str, Any]] = []
+        params = {**params, "limit": self.page_limit}
+        while True:
+            body = self.request("GET", path, params=params)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, dict) or not isinstance(data.get("items"), list) or \
+                    not all(isinstance(e, dict) and isinstance(e.get("item"), dict) for e in data["items"]):
+                raise ApiError(self.service_name, "GET", path, 200, f"unreadable search answer: {str(body)[:200]}")
+            items.extend(entry["item"] for entry in data["items"])
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return items
+            params = {**params, "cursor": cursor}
+
     def search_persons_by_email(self, email: str) -> list[dict[str, Any]]:
-        """Search items of persons having exactly this email (case-insensitive), any of their emails."""
-        data = self._data("GET", "/api/v2/persons/search",
-                          params={"term": email.strip(), "fields": "email", "exact_match": True})
-        return [entry["item"] for entry in (data or {}).get("items", [])]
+        """Persons having exactly this email (case-insensitive) among any of their emails."""
+        return self._search_items("/api/v2/persons/search",
+                                  {"term": email.strip(), "fields": "email", "exact_match": True})
 
     def find_person_by_email(self, email: str) -> dict[str, Any] | None:
         """The lowest-id person having ``email`` (the oldest, should duplicates already exist), or None."""
@@ -149,11 +174,14 @@ class PipedriveHook(JsonApiHook):
     def update_person(self, person_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("PATCH", f"/api/v2/persons/{int(person_id)}", json_body=payload)
 
+    def list_persons(self, **filters: Any) -> list[dict[str, Any]]:
+        """Persons by list filters (``updated_since``, ``org_id``, ``ids``...): not subject to search lag."""
+        return list(self.paginate_v2("/api/v2/persons", filters))
+
     # -- organizations ------------------------------------------------------------------------------
     def search_organizations_by_name(self, name: str) -> list[dict[str, Any]]:
-        data = self._data("GET", "/api/v2/organizations/search",
-                          params={"term": name.strip(), "fields": "name", "exact_match": True})
-        return [entry["item"] for entry in (data or {}).get("items", [])]
+        return self._search_items("/api/v2/organizations/search",
+                                  {"term": name.strip(), "fields": "name", "exact_match": True})
 
     def find_organization_by_name(self, name: str) -> dict[str, Any] | None:
         """The lowest-id organization whose name equals ``name`` (trimmed, case-folded), or None."""
@@ -164,6 +192,9 @@ class PipedriveHook(JsonApiHook):
 
     def create_organization(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("POST", "/api/v2/organizations", json_body=payload)
+
+    def list_organizations(self, **filters: Any) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/organizations", filters))
 
     # -- deals, pipelines, stages --------------------------------------------------------------------
     def list_deals(self, *, person_id: int | None = None, status: str | None = None,
@@ -214,6 +245,10 @@ class PipedriveHook(JsonApiHook):
 
     def get_lead(self, lead_id: str) -> dict[str, Any]:
         return self._data("GET", f"/api/v1/leads/{lead_id}")
+
+    def list_leads(self, **filters: Any) -> list[dict[str, Any]]:
+        """Non-archived leads (``person_id``, ``organization_id``, ``updated_since`` filters)."""
+        return list(self.paginate_v1("/api/v1/leads", filters))
 
     def list_deal_fields(self) -> list[dict[str, Any]]:
         """Deal fields, custom ones included (leads use the deal fields)."""

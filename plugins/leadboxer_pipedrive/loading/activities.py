@@ -1,24 +1,51 @@
-"""Pushes activity rows: person, organization and deal resolved once per email, then one activity per
-event, each recorded in the ledger as soon as Pipedrive has created it."""
+"""Pushes activity rows: per email, the person, organization and deal are resolved once, then one
+activity per event (or, in digest mode, one per lead and hour), each recorded in the ledger as soon as
+Pipedrive has created it.
+
+Exactly once: each email's events are pushed under a ledger claim, re-checked against the ledger once
+the claim is held, and, when the claim was taken over from a killed task, reconciled with the
+activities that task may have created (found by the event-id marker in their notes).
+"""
 
 from __future__ import annotations
 
+import html
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
-from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows
-from leadboxer_pipedrive.loading.resolver import Person, PipedriveResolver
+from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
+from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows, stale_reference
+from leadboxer_pipedrive.loading.resolver import Person, PipedriveResolver, since_iso
+from leadboxer_pipedrive.transforms import digest_activity
+
+log = logging.getLogger(__name__)
+
+# The marker the transform writes into every note: "LeadBoxer event <id>".
+_MARKER_RE = re.compile(r"LeadBoxer event ([^<\s]+)")
+ACTIVITY_MODES = ("per_event", "digest")
+
+
+def event_ids_in_note(note: str | None) -> list[str]:
+    return [html.unescape(match) for match in _MARKER_RE.findall(note or "")]
 
 
 class ActivityLoader:
     """Loads the activity rows of one run. ``pipedrive`` is a PipedriveHook, ``ledger`` a LedgerHook."""
 
-    def __init__(self, pipedrive, ledger, settings: LoadSettings) -> None:
+    def __init__(self, pipedrive, ledger, settings: LoadSettings, claims: ClaimManager | None = None) -> None:
+        if settings.activity_mode not in ACTIVITY_MODES:
+            raise SyncConfigurationError(f"activity_mode must be one of {ACTIVITY_MODES}, "
+                                         f"not {settings.activity_mode!r}")
         self.pipedrive = pipedrive
         self.ledger = ledger
         self.settings = settings
+        self.claims = claims or ClaimManager(ledger, ClaimOwner(settings.dag_id, settings.run_id,
+                                                                settings.task_id, settings.try_number))
 
     def load(self, activities: pd.DataFrame) -> LoadResult:
         result = LoadResult(received=len(activities))
@@ -30,10 +57,35 @@ class ActivityLoader:
         if todo.empty:
             return result
         self._check_activity_types(set(todo["type"].unique()))
-        resolver = PipedriveResolver(self.pipedrive, self.ledger, result.counts)
-        resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
+        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id)
+        resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist(),
+                         todo["use_id"].dropna().unique().tolist())
+        groups = list(todo.groupby("email", sort=True))
+        workers = max(1, min(int(self.settings.workers), len(groups)))
+        if workers == 1:
+            for email, rows in groups:
+                self._load_person_events(email, rows, resolver, result)
+            return result
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipedrive-load") as pool:
+            futures = [pool.submit(self._load_person_events, email, rows, resolver, result)
+                       for email, rows in groups]
+            errors = [f.exception() for f in futures]
+        first_error = next((e for e in errors if e is not None), None)
+        if first_error is not None:
+            raise first_error
+        return result
 
-        for email, rows in todo.groupby("email", sort=True):
+    # -- one person's events ----------------------------------------------------------------------
+    def _load_person_events(self, email: str, rows: pd.DataFrame, resolver: PipedriveResolver,
+                            result: LoadResult) -> None:
+        dataset = self.settings.dataset_id
+        with self.claims.claim(f"activities:{dataset}:{email}") as takeover:
+            done = self.ledger.pushed_event_ids(dataset, rows["event_id"].tolist())
+            if done:  # another run pushed them while we waited for the claim
+                result.count("already_pushed", len(done))
+                rows = rows[~rows["event_id"].isin(done)]
+            if rows.empty:
+                return
             facts = rows.iloc[0]
             try:
                 person = resolver.person(email, facts)
@@ -41,23 +93,72 @@ class ActivityLoader:
             except ApiRequestError as exc:
                 refuse_rows(self.ledger, self.settings, result, rows, "event", "event_id",
                             f"Pipedrive refused the person/organization/deal: {exc.detail}")
-                continue
-            for row in rows.itertuples(index=False):
-                self._push_activity(row, person, deal_id, result)
-        return result
+                return
+            if takeover is not None:
+                rows = self._reconcile(rows, person, deal_id, takeover, result)
+            for unit in self._units(rows):
+                self._push(unit, email, facts, person, deal_id, resolver, result)
 
-    def _push_activity(self, row: Any, person: Person, deal_id: int | None, result: LoadResult) -> None:
+    def _units(self, rows: pd.DataFrame) -> list[pd.DataFrame]:
+        """What becomes one activity: each event, or each lead's events together (digest)."""
+        if self.settings.activity_mode == "digest":
+            return [group for _, group in rows.groupby("use_id", sort=False)]
+        return [rows.iloc[[i]] for i in range(len(rows))]
+
+    def _reconcile(self, rows: pd.DataFrame, person: Person, deal_id: int | None, since_ms: int,
+                   result: LoadResult) -> pd.DataFrame:
+        """Record the activities an earlier, killed try created; return the rows still to push."""
+        created = {}
+        for activity in self.pipedrive.list_activities(person_id=person.person_id,
+                                                       updated_since=since_iso(since_ms)):
+            for event_id in event_ids_in_note(activity.get("note")):
+                created[event_id] = activity["id"]
+        found = rows[rows["event_id"].isin(created)]
+        if not found.empty:
+            self._record(found, None, person, deal_id, activity_ids=[created[e] for e in found["event_id"]])
+            result.count("pushed", len(found))
+            result.count("reconciled_activities", len(found))
+        return rows[~rows["event_id"].isin(created)]
+
+    def _push(self, unit: pd.DataFrame, email: str, facts: pd.Series, person: Person, deal_id: int | None,
+              resolver: PipedriveResolver, result: LoadResult) -> None:
+        payload = activity_payload(unit, person, deal_id)
         try:
-            activity = self.pipedrive.create_activity(activity_payload(row, person, deal_id))
+            activity = self.pipedrive.create_activity(payload)
         except ApiRequestError as exc:
-            refuse_rows(self.ledger, self.settings, result, pd.DataFrame([row._asdict()]), "event", "event_id",
-                        f"Pipedrive refused the activity: {exc.detail}")
-            return
-        self.ledger.record_pushed_event(
-            dataset_id=self.settings.dataset_id, event_id=row.event_id, use_id=row.use_id,
-            activity_id=activity["id"], person_id=person.person_id, org_id=person.org_id, deal_id=deal_id,
-            event_time=f"{row.due_date}T{row.due_time}", run_id=self.settings.run_id)
-        result.pushed += 1
+            stale = stale_reference(exc.detail)
+            if stale is None:
+                refuse_rows(self.ledger, self.settings, result, unit, "event", "event_id",
+                            f"Pipedrive refused the activity: {exc.detail}")
+                return
+            # A cached id went stale (deleted or merged in Pipedrive): re-resolve it now, once.
+            kind, stale_id = stale
+            if kind == "person":
+                resolver.forget_person(email, stale_id)
+            elif kind == "organization":
+                resolver.forget_organization(stale_id)
+            if kind in ("person", "deal") and deal_id:
+                resolver.forget_deal(person.person_id, deal_id)
+            person = resolver.person(email, facts)
+            deal_id = resolver.open_deal(person, facts, self.settings.pipeline_id)
+            try:
+                activity = self.pipedrive.create_activity(activity_payload(unit, person, deal_id))
+            except ApiRequestError as retry_exc:
+                refuse_rows(self.ledger, self.settings, result, unit, "event", "event_id",
+                            f"Pipedrive refused the activity: {retry_exc.detail}")
+                return
+        self._record(unit, activity["id"], person, deal_id)
+        result.count("pushed", len(unit))
+        result.count("activities_created")
+
+    def _record(self, unit: pd.DataFrame, activity_id: int | None, person: Person, deal_id: int | None, *,
+                activity_ids: list[int] | None = None) -> None:
+        ids = activity_ids or [activity_id] * len(unit)
+        self.ledger.record_pushed_events([
+            {"dataset_id": self.settings.dataset_id, "event_id": row.event_id, "use_id": row.use_id,
+             "activity_id": int(act_id), "person_id": person.person_id, "org_id": person.org_id,
+             "deal_id": deal_id, "event_time": f"{row.due_date}T{row.due_time}", "run_id": self.settings.run_id}
+            for row, act_id in zip(unit.itertuples(index=False), ids)])
 
     def _check_activity_types(self, wanted: set[str]) -> None:
         available = {t.get("key_string") for t in self.pipedrive.list_activity_types() if t.get("active_flag", True)}
@@ -68,14 +169,16 @@ class ActivityLoader:
                 f"{sorted(a for a in available if a)} (set the DAG's activity_type Param)")
 
 
-def activity_payload(row: Any, person: Person, deal_id: int | None) -> dict[str, Any]:
+def activity_payload(unit: pd.DataFrame, person: Person, deal_id: int | None) -> dict[str, Any]:
+    """The v2 activity body for one event, or one digest of a lead's events."""
+    fields = unit.iloc[0] if len(unit) == 1 else digest_activity(unit)
     payload: dict[str, Any] = {
-        "subject": row.subject,
-        "type": row.type,
-        "due_date": row.due_date,
-        "due_time": row.due_time,
-        "done": bool(row.done),
-        "note": row.note,
+        "subject": fields["subject"],
+        "type": fields["type"],
+        "due_date": fields["due_date"],
+        "due_time": fields["due_time"],
+        "done": bool(fields["done"]),
+        "note": fields["note"],
         "participants": [{"person_id": int(person.person_id), "primary": True}],
     }
     if person.org_id:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
+from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows
 from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present
 
@@ -30,7 +31,9 @@ class LeadLoader:
 
     def __init__(self, pipedrive, ledger, settings: LoadSettings, *, link_to: str,
                  label_names: Sequence[str] = (), custom_fields: Mapping[str, str] | None = None,
-                 owner_id: int | None = None) -> None:
+                 owner_id: int | None = None, claims: ClaimManager | None = None) -> None:
+        self.claims = claims or ClaimManager(ledger, ClaimOwner(settings.dag_id, settings.run_id,
+                                                                settings.task_id, settings.try_number))
         self.pipedrive = pipedrive
         self.ledger = ledger
         self.settings = settings
@@ -75,8 +78,9 @@ class LeadLoader:
             return result
         self.resolve_configuration(set(leads["score_label"].dropna().unique()))
         known = self.ledger.leads_by_use_id(self.settings.dataset_id, leads["use_id"].tolist())
-        resolver = PipedriveResolver(self.pipedrive, self.ledger, result.counts)
-        resolver.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
+        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id)
+        resolver.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist(),
+                         leads["use_id"].dropna().unique().tolist())
         for _, row in leads.iterrows():
             try:
                 self._push_lead(row, known.get(row["use_id"]), resolver, result)
@@ -97,19 +101,34 @@ class LeadLoader:
         body = self.lead_body(row, person_id, org_id)
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
         if known and known["fingerprint"] == fingerprint:
-            result.already_pushed += 1
-            result.counts["leads_unchanged"] += 1
+            result.count("already_pushed")
+            result.count("leads_unchanged")
             return
-        if known:
-            lead = self.pipedrive.update_lead(known["lead_id"], {**body, "person_id": person_id,
-                                                                 "organization_id": org_id})
-            result.counts["leads_updated"] += 1
-        else:
-            lead = self.pipedrive.create_lead({**body, "origin_id": f"leadboxer:{row['use_id']}"})
-            result.counts["leads_created"] += 1
-        self.ledger.remember_lead(dataset_id=self.settings.dataset_id, use_id=row["use_id"], lead_id=lead["id"],
-                                  person_id=person_id, org_id=org_id, fingerprint=fingerprint)
-        result.pushed += 1
+        dataset, use_id = self.settings.dataset_id, row["use_id"]
+        marker = f"leadboxer:{use_id}"
+        with self.claims.claim(f"lead:{dataset}:{use_id}") as takeover:
+            known = self.ledger.leads_by_use_id(dataset, [use_id]).get(use_id)  # another run may have done it
+            if known and known["fingerprint"] == fingerprint:
+                result.count("already_pushed")
+                result.count("leads_unchanged")
+                return
+            lead_id = known["lead_id"] if known else None
+            if lead_id is None and takeover is not None:
+                # A killed try may have created it: leads carry our marker in origin_id.
+                links = {"person_id": person_id} if person_id else {"organization_id": org_id}
+                lead_id = next((lead["id"] for lead in self.pipedrive.list_leads(**links)
+                                if lead.get("origin_id") == marker), None)
+                result.count("reconciled_lookups")
+            if lead_id:
+                lead = self.pipedrive.update_lead(lead_id, {**body, "person_id": person_id,
+                                                            "organization_id": org_id})
+                result.count("leads_updated")
+            else:
+                lead = self.pipedrive.create_lead({**body, "origin_id": marker})
+                result.count("leads_created")
+            self.ledger.remember_lead(dataset_id=dataset, use_id=use_id, lead_id=lead["id"],
+                                      person_id=person_id, org_id=org_id, fingerprint=fingerprint)
+        result.count("pushed")
 
     def lead_body(self, row: pd.Series, person_id: int | None, org_id: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"title": row["title"]}

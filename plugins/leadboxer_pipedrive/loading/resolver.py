@@ -1,16 +1,22 @@
 """Finds or creates the Pipedrive organization, person and deal for LeadBoxer records.
 
 Cheapest first: the ledger (free), then Pipedrive search (20 tokens), then create (5 tokens). Every id
-learned goes to the ledger so later runs start from it. One resolver serves one run: it also caches
-what it resolved, so two leads of one company in a run resolve to one organization.
+learned goes to the ledger so later runs start from it. Every search-or-create runs under a ledger claim,
+so concurrent runs never create the same record twice; a claim taken over from a killed task is
+reconciled first (Pipedrive's lists, which do not lag like its search, are read for what that task
+may have created). A failed lookup raises: it is never read as "not found" and never leads to a create.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
+
+from leadboxer_pipedrive.loading.claims import ClaimManager
 
 
 @dataclass
@@ -20,75 +26,173 @@ class Person:
     is_new: bool
 
 
-class PipedriveResolver:
-    """``pipedrive`` is a PipedriveHook, ``ledger`` a LedgerHook; ``counts`` a Counter to report into."""
+def is_present(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return False
+    if isinstance(value, float) and pd.isna(value):
+        return False
+    return value != ""
 
-    def __init__(self, pipedrive, ledger, counts) -> None:
+
+def since_iso(epoch_ms: int, margin_seconds: int = 120) -> str:
+    """RFC 3339 time a little before ``epoch_ms``: the lower bound for reconciling lists."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000 - margin_seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _emails_of(record: dict[str, Any]) -> set[str]:
+    return {str(e.get("value") if isinstance(e, dict) else e).strip().lower() for e in record.get("emails") or []}
+
+
+class PipedriveResolver:
+    """One run's resolver. ``pipedrive``: PipedriveHook; ``ledger``: LedgerHook; ``result``: LoadResult."""
+
+    def __init__(self, pipedrive, ledger, result, claims: ClaimManager, dataset_id: str) -> None:
         self.pipedrive = pipedrive
         self.ledger = ledger
-        self.counts = counts
+        self.result = result
+        self.claims = claims
+        self.dataset_id = dataset_id
+        self._lock = threading.Lock()
         self._org_ids: dict[str, int] = {}
         self._people: dict[str, dict[str, Any]] = {}
+        self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
 
-    def preload(self, emails: list[str], org_keys: list[str]) -> None:
-        """Read the ledger's ids for a whole batch in two queries instead of one per record."""
-        self._people.update(self.ledger.persons_by_email(emails))
-        self._org_ids.update({key: row["org_id"] for key, row in self.ledger.organizations_by_key(org_keys).items()})
+    def preload(self, emails: list[str], org_keys: list[str], use_ids: list[str] = ()) -> None:
+        """Read the ledger's ids for a whole batch in a few queries instead of one per record."""
+        people = self.ledger.persons_by_email(emails)
+        orgs = self.ledger.organizations_by_key(org_keys)
+        identities = self.ledger.identities_by_use_id(self.dataset_id, list(use_ids)) if use_ids else {}
+        with self._lock:
+            self._people.update(people)
+            self._org_ids.update({key: row["org_id"] for key, row in orgs.items()})
+            self._identities.update(identities)
 
     # -- organizations ----------------------------------------------------------------------------
     def organization(self, facts: pd.Series) -> int | None:
-        """The organization of ``facts`` (columns org_key, org_name, ...), or None when it has none."""
+        """The organization of ``facts`` (columns org_key, org_name, ...), or None when it has none.
+
+        Matching is exact: the key (domain when LeadBoxer knows it, else the trimmed, case-folded name)
+        in the ledger, then Pipedrive's exact-name search compared case-folded; never a fuzzy hit.
+        """
         key = facts.get("org_key")
-        if key is None or pd.isna(key):
+        if not is_present(key):
             return None
-        if key in self._org_ids:
-            return self._org_ids[key]
-        known = self.ledger.organizations_by_key([key]).get(key)
-        if known:
-            self._org_ids[key] = known["org_id"]
-            return known["org_id"]
-        name = facts["org_name"]
-        found = self.pipedrive.find_organization_by_name(name)
-        if found:
-            org_id = found["id"]
-            self.counts["organizations_found"] += 1
-        else:
-            org_id = self.pipedrive.create_organization(organization_payload(facts))["id"]
-            self.counts["organizations_created"] += 1
-        self.ledger.remember_organization(key, org_id, name)
-        self._org_ids[key] = org_id
+        with self._lock:
+            if key in self._org_ids:
+                return self._org_ids[key]
+        with self.claims.claim(f"org:{key}") as takeover:
+            known = self.ledger.organizations_by_key([key]).get(key)
+            if known:
+                org_id = known["org_id"]
+            else:
+                name = facts["org_name"]
+                wanted = str(name).strip().casefold()
+                found = None
+                if takeover is not None:
+                    found = next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(takeover))
+                                  if str(o.get("name", "")).strip().casefold() == wanted), None)
+                    self.result.count("reconciled_lookups")
+                if found is None:
+                    found = self.pipedrive.find_organization_by_name(name)
+                if found:
+                    org_id = found["id"]
+                    self.result.count("organizations_found")
+                else:
+                    org_id = self.pipedrive.create_organization(organization_payload(facts))["id"]
+                    self.result.count("organizations_created")
+                self.ledger.remember_organization(key, org_id, name)
+        with self._lock:
+            self._org_ids[key] = org_id
         return org_id
 
     # -- persons ----------------------------------------------------------------------------------
     def person(self, email: str, facts: pd.Series, *, link_organization: bool = True) -> Person:
-        """The person with ``email``; a person without an organization gets the one LeadBoxer knows."""
-        known = self._people.get(email)
+        """The person with ``email`` (any of their emails); created if nobody has it.
+
+        A person without an organization gets the one LeadBoxer knows, linked. When the lead's email
+        changed since the ledger last saw it, the new email is added to the person of the old one.
+        """
+        use_id = facts.get("use_id")
+        with self._lock:
+            known = self._people.get(email)
+            identity = self._identities.get(use_id) if is_present(use_id) else None
         if known is None:
-            known = self.ledger.persons_by_email([email]).get(email)
-        if known:
-            self.counts["persons_from_ledger"] += 1
-            person = Person(known["person_id"], known["org_id"], is_new=False)
+            with self.claims.claim(f"person:{email}") as takeover:
+                known = self.ledger.persons_by_email([email]).get(email)
+                if known is None:
+                    person = self._find_or_create_person(email, facts, identity, takeover, link_organization)
+                    self.ledger.remember_person(email, person.person_id, person.org_id)
+                else:
+                    person = Person(known["person_id"], known["org_id"], is_new=False)
         else:
-            found = self.pipedrive.find_person_by_email(email)
-            if found:
-                self.counts["persons_found"] += 1
-                person = Person(found["id"], (found.get("organization") or {}).get("id"), is_new=False)
-            else:
-                org_id = self.organization(facts) if link_organization else None
-                created = self.pipedrive.create_person(person_payload(facts, org_id))
-                self.counts["persons_created"] += 1
-                person = Person(created["id"], org_id, is_new=True)
+            self.result.count("persons_from_ledger")
+            person = Person(known["person_id"], known["org_id"], is_new=False)
         if link_organization and person.org_id is None:
             org_id = self.organization(facts)
             if org_id is not None:
                 self.pipedrive.update_person(person.person_id, {"org_id": int(org_id)})
-                self.counts["persons_linked_to_organization"] += 1
+                self.result.count("persons_linked_to_organization")
                 person.org_id = org_id
-        if not known or known["org_id"] != person.org_id:
-            self.ledger.remember_person(email, person.person_id, person.org_id)
-        self._people[email] = {"email": email, "person_id": person.person_id, "org_id": person.org_id}
+                self.ledger.remember_person(email, person.person_id, person.org_id)
+        with self._lock:
+            self._people[email] = {"email": email, "person_id": person.person_id, "org_id": person.org_id}
+        if is_present(use_id) and (identity is None or identity["email"] != email
+                                   or identity["person_id"] != person.person_id):
+            self.ledger.remember_identity(self.dataset_id, use_id, email, person.person_id)
+            with self._lock:
+                self._identities[use_id] = {"use_id": use_id, "email": email, "person_id": person.person_id}
         return person
+
+    def _find_or_create_person(self, email: str, facts: pd.Series, identity: dict | None, takeover: int | None,
+                               link_organization: bool) -> Person:
+        found = None
+        if takeover is not None:
+            found = next((p for p in self.pipedrive.list_persons(updated_since=since_iso(takeover))
+                          if email in _emails_of(p)), None)
+            self.result.count("reconciled_lookups")
+        if found is None:
+            found = self.pipedrive.find_person_by_email(email)
+        if found is None and identity is not None and identity["email"] != email:
+            # The lead's email changed: its person is the one found through the old email.
+            found = self._add_email(identity["person_id"], email)
+        if found is not None:
+            self.result.count("persons_found")
+            org = found.get("organization") or {}
+            return Person(found["id"], org.get("id") or found.get("org_id"), is_new=False)
+        org_id = self.organization(facts) if link_organization else None
+        created = self.pipedrive.create_person(person_payload(facts, org_id))
+        self.result.count("persons_created")
+        return Person(created["id"], org_id, is_new=True)
+
+    def _add_email(self, person_id: int, email: str) -> dict[str, Any] | None:
+        current = self.pipedrive.get_person(person_id)
+        if not current:
+            return None
+        emails = [{"value": e["value"], "primary": bool(e.get("primary")), "label": e.get("label") or "work"}
+                  for e in current.get("emails") or [] if isinstance(e, dict) and e.get("value")]
+        if email not in _emails_of(current):
+            emails.append({"value": email, "primary": False, "label": "work"})
+            current = self.pipedrive.update_person(person_id, {"emails": emails})
+            self.result.count("persons_email_added")
+        return current
+
+    def forget_person(self, email: str, person_id: int) -> None:
+        """Drop a person id Pipedrive no longer knows (deleted or merged); the next lookup re-resolves."""
+        self.ledger.forget("person", email=email, person_id=person_id)
+        with self._lock:
+            self._people.pop(email, None)
+        self.result.count("stale_ids_reresolved")
+
+    def forget_organization(self, org_id: int) -> None:
+        with self._lock:
+            keys = [k for k, v in self._org_ids.items() if v == org_id]
+            for key in keys:
+                del self._org_ids[key]
+        for key in keys:
+            self.ledger.forget("organization", org_key=key, org_id=org_id)
+        self.result.count("stale_ids_reresolved")
 
     # -- deals ------------------------------------------------------------------------------------
     def open_deal(self, person: Person, facts: pd.Series, pipeline_id: int | None) -> int | None:
@@ -96,34 +200,41 @@ class PipedriveResolver:
         known = self.ledger.deals_by_person([person.person_id]).get(person.person_id)
         if known:
             return known["deal_id"]
-        deal = None
-        if not person.is_new:  # a person created a moment ago has no deals yet
-            deal = self.pipedrive.find_open_deal_for_person(person.person_id)
-            if deal:
-                self.counts["deals_found"] += 1
-        if deal is None and pipeline_id:
-            if pipeline_id not in self._first_stage_ids:
-                self._first_stage_ids[pipeline_id] = self.pipedrive.first_stage_id(pipeline_id)
-            deal = self.pipedrive.create_deal({
-                "title": deal_title(facts),
-                "person_id": int(person.person_id),
-                **({"org_id": int(person.org_id)} if person.org_id else {}),
-                "pipeline_id": int(pipeline_id),
-                "stage_id": self._first_stage_ids[pipeline_id],
-            })
-            self.counts["deals_created"] += 1
-        if deal is None:
-            return None
-        self.ledger.remember_deal(person.person_id, deal["id"], deal.get("pipeline_id"))
-        return deal["id"]
+        with self.claims.claim(f"deal:{person.person_id}") as takeover:
+            known = self.ledger.deals_by_person([person.person_id]).get(person.person_id)
+            if known:
+                return known["deal_id"]
+            deal = None
+            if not person.is_new or takeover is not None:  # a person created a moment ago has no deals
+                deal = self.pipedrive.find_open_deal_for_person(person.person_id)
+                if deal:
+                    self.result.count("deals_found")
+            if deal is None and pipeline_id:
+                with self._lock:
+                    stage_id = self._first_stage_ids.get(pipeline_id)
+                if stage_id is None:
+                    stage_id = self.pipedrive.first_stage_id(pipeline_id)
+                    with self._lock:
+                        self._first_stage_ids[pipeline_id] = stage_id
+                deal = self.pipedrive.create_deal({
+                    "title": deal_title(facts),
+                    "person_id": int(person.person_id),
+                    **({"org_id": int(person.org_id)} if person.org_id else {}),
+                    "pipeline_id": int(pipeline_id),
+                    "stage_id": stage_id,
+                })
+                self.result.count("deals_created")
+            if deal is None:
+                return None
+            self.ledger.remember_deal(person.person_id, deal["id"], deal.get("pipeline_id"))
+            return deal["id"]
+
+    def forget_deal(self, person_id: int, deal_id: int) -> None:
+        self.ledger.forget("deal", person_id=person_id, deal_id=deal_id)
+        self.result.count("stale_ids_reresolved")
 
 
 # -- payload builders (pure) ----------------------------------------------------------------------
-def is_present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NA \
-        and value != ""
-
-
 def person_payload(facts: pd.Series, org_id: int | None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": facts["person_name"],

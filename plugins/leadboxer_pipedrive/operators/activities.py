@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from leadboxer_pipedrive.operators.common import (
     data_interval,
     finish_run,
+    load_settings,
     optional_int,
     record_rejections,
     staged_path,
@@ -152,32 +153,39 @@ class PipedriveActivityLoadOperator(BaseOperator):
 
     :param upstream: the transform task's return value. (templated)
     :param pipeline_id: pipeline for new deals; empty: link existing open deals, never create. (templated)
+    :param activity_mode: ``per_event`` (one activity per event) or ``digest`` (one per lead and
+        hour, listing its events). (templated)
+    :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
     :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
-    template_fields: Sequence[str] = ("upstream", "pipeline_id", "pipedrive_conn_id", "ledger_conn_id")
+    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "workers", "pipedrive_conn_id",
+                                      "ledger_conn_id")
     ui_color = "#fde8e8"
 
-    def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None,
-                 pipedrive_conn_id: str = "pipedrive_default",
+    def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None, activity_mode: str = "per_event",
+                 workers: int | str = 4, pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream = upstream
         self.pipeline_id = pipeline_id
+        self.activity_mode = activity_mode
+        self.workers = workers
         self.pipedrive_conn_id = pipedrive_conn_id
         self.ledger_conn_id = ledger_conn_id
 
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
-        from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
+        from leadboxer_pipedrive.loading import ActivityLoader
         from leadboxer_pipedrive.staging import read_frame
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
-        settings = LoadSettings(dataset_id=self.upstream["dataset_id"], dag_id=context["dag"].dag_id,
-                                run_id=context["run_id"], pipeline_id=optional_int(self.pipeline_id))
+        settings = load_settings(context, self.upstream, pipeline_id=optional_int(self.pipeline_id),
+                                 activity_mode=str(self.activity_mode or "per_event"),
+                                 workers=optional_int(self.workers) or 1)
         try:
             result = ActivityLoader(pipedrive, ledger, settings).load(read_frame(self.upstream["payloads_path"]))
         finally:

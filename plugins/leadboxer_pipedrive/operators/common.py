@@ -38,6 +38,15 @@ def optional_int(value: Any) -> int | None:
     return int(value)
 
 
+def load_settings(context, upstream: dict[str, Any], **overrides: Any):
+    """The loader's settings for this task try (claims are owned per dag run, task and try)."""
+    from leadboxer_pipedrive.loading import LoadSettings
+
+    ti = context["ti"]
+    return LoadSettings(dataset_id=upstream["dataset_id"], dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                        task_id=ti.task_id, try_number=int(getattr(ti, "try_number", 1) or 1), **overrides)
+
+
 def record_rejections(ledger, context, rejected, entity: str) -> None:
     """Rows validation set aside go to the ledger with their reasons."""
     frame = rejected.astype(object).where(rejected.notna(), None)

@@ -8,7 +8,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from leadboxer_pipedrive.operators.common import finish_run, optional_int, record_rejections, staged_path
+from leadboxer_pipedrive.operators.common import (
+    finish_run,
+    load_settings,
+    optional_int,
+    record_rejections,
+    staged_path,
+)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -126,13 +132,12 @@ class PipedriveLeadLoadOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
-        from leadboxer_pipedrive.loading import LeadLoader, LoadSettings
+        from leadboxer_pipedrive.loading import LeadLoader
         from leadboxer_pipedrive.staging import read_frame
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
-        settings = LoadSettings(dataset_id=self.upstream["dataset_id"], dag_id=context["dag"].dag_id,
-                                run_id=context["run_id"])
+        settings = load_settings(context, self.upstream)
         loader = LeadLoader(pipedrive, ledger, settings, link_to=self.link_to,
                             label_names=_as_list(self.lead_labels), custom_fields=_as_dict(self.custom_fields),
                             owner_id=optional_int(self.owner_id))

@@ -1,0 +1,91 @@
+"""Claims in the ledger: at most one writer creates a given Pipedrive record, across threads, tasks,
+runs and machines (the ledger is shared), on SQLite and PostgreSQL alike.
+
+A claim is a row keyed by what is being created. It is inserted before the search-or-create and deleted
+once the new id is in the ledger. A claim that outlives its owner (task killed between the create and
+the ledger write) is a create that *may* have happened: whoever takes it over must reconcile, i.e. look
+in Pipedrive for what the first try created, before creating again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from leadboxer_pipedrive.exceptions import TransientApiError
+
+
+@dataclass(frozen=True)
+class ClaimOwner:
+    """Who holds a claim: one thread of one try of one task instance."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+
+    @property
+    def task_key(self) -> str:
+        return f"{self.dag_id}|{self.run_id}|{self.task_id}"
+
+    def for_thread(self) -> str:
+        return f"{self.task_key}|{self.try_number}|{threading.get_ident()}"
+
+
+class ClaimTimeout(TransientApiError):
+    """Another live run holds the claim too long; the task retries later."""
+
+
+class ClaimManager:
+    """Takes and releases claims. ``stale_after`` seconds: when a claim counts as abandoned."""
+
+    def __init__(self, ledger, owner: ClaimOwner, *, stale_after: float = 300.0, wait_timeout: float = 120.0,
+                 poll_interval: float = 0.1, clock=time.time, sleep=time.sleep) -> None:
+        self.ledger = ledger
+        self.owner = owner
+        self.stale_after = stale_after
+        self.wait_timeout = wait_timeout
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[int | None]:
+        """Hold ``key`` for the block.
+
+        Yields None for a fresh claim, or, when it took over an abandoned one, the epoch-ms time that
+        claim was taken: the earlier holder may have created the record since then, so reconcile.
+        """
+        me = self.owner.for_thread()
+        takeover = self._acquire(key, me)
+        try:
+            yield takeover
+        finally:
+            self.ledger.release_claim(key, me)
+
+    def _acquire(self, key: str, me: str) -> int | None:
+        deadline = self._clock() + self.wait_timeout
+        while True:
+            if self.ledger.insert_claim(key, me, self._now_ms()):
+                return None
+            held = self.ledger.get_claim(key)
+            if held is None:
+                continue  # released between our insert and our read: try again at once
+            holder = held["owner"]
+            earlier_try_of_this_task = (holder.startswith(self.owner.task_key + "|")
+                                        and holder.split("|")[3] != str(self.owner.try_number))
+            stale = self._now_ms() - int(held["claimed_ms"]) > self.stale_after * 1000
+            if earlier_try_of_this_task or stale:
+                if self.ledger.take_over_claim(key, me, holder, self._now_ms()):
+                    return int(held["claimed_ms"])
+                continue  # someone else took it over first
+            if self._clock() > deadline:
+                raise ClaimTimeout("ledger", "claim", key, None,
+                                   f"held by {holder} for over {self.wait_timeout:.0f} s")
+            self._sleep(self.poll_interval)
