@@ -77,7 +77,12 @@ class LedgerHook(BaseHook):
     def ensure_schema(self) -> None:
         if self._schema_ready:
             return
-        with self.get_conn().begin() as connection:
+        engine = self.get_conn()
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog:
+                # let one creator at a time in (the lock ends with the transaction).
+                connection.execute(text("SELECT pg_advisory_xact_lock(7201962)"))
             for statement in load_script(self.schema_file):
                 connection.execute(text(statement))
         self._schema_ready = True

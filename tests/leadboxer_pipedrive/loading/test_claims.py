@@ -1,0 +1,65 @@
+"""ClaimManager over a real SQLite ledger, with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadboxer_pipedrive.hooks.ledger import LedgerHook
+from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner, ClaimTimeout
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def ledger(ledger_conn):
+    return LedgerHook(ledger_conn)
+
+
+def manager(ledger, clock, run="r1", try_number=1, **kwargs):
+    return ClaimManager(ledger, ClaimOwner("dag", run, "load", try_number), clock=clock, sleep=clock.sleep,
+                        **kwargs)
+
+
+def test_a_fresh_claim_is_not_a_takeover_and_is_released(ledger):
+    clock = Clock()
+    with manager(ledger, clock).claim("person:a@b.co") as takeover:
+        assert takeover is None
+        assert ledger.get_claim("person:a@b.co") is not None
+    assert ledger.get_claim("person:a@b.co") is None
+
+
+def test_a_retry_of_the_same_task_takes_over_at_once_and_learns_when(ledger):
+    clock = Clock()
+    first = manager(ledger, clock)
+    first._acquire("k", first.owner.for_thread())  # then the process dies: never released
+    claimed_at = int(clock.now * 1000)
+    clock.now += 5
+    with manager(ledger, clock, try_number=2).claim("k") as takeover:
+        assert takeover == claimed_at
+
+
+def test_another_run_waits_then_times_out_while_the_holder_is_alive(ledger):
+    clock = Clock()
+    holder = manager(ledger, clock, run="r1")
+    holder._acquire("k", holder.owner.for_thread())
+    with pytest.raises(ClaimTimeout, match="held by dag\\|r1"):
+        with manager(ledger, clock, run="r2", wait_timeout=10, stale_after=300).claim("k"):
+            pass
+
+
+def test_another_run_takes_over_an_abandoned_claim_once_stale(ledger):
+    clock = Clock()
+    holder = manager(ledger, clock, run="r1")
+    holder._acquire("k", holder.owner.for_thread())
+    with manager(ledger, clock, run="r2", wait_timeout=1000, stale_after=60).claim("k") as takeover:
+        assert takeover is not None
+        assert clock.now >= 1_000_060
