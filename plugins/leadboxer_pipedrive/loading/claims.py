@@ -4,11 +4,15 @@ runs and machines (the ledger is shared), on SQLite and PostgreSQL alike.
 A claim is a row keyed by what is being created. It is inserted before the search-or-create and deleted
 once the new id is in the ledger. A claim that outlives its owner (task killed between the create and
 the ledger write) is a create that *may* have happened: whoever takes it over must reconcile, i.e. look
-in Pipedrive for what the first try created, before creating again.
+in Pipedrive for what the first try created, before creating again. A claim is taken over at once by a
+later try of the same task, or by anyone once its process is known dead (same machine) or it is older
+than ``stale_after`` (other machines); otherwise other runs wait for it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +36,27 @@ class ClaimOwner:
         return f"{self.dag_id}|{self.run_id}|{self.task_id}"
 
     def for_thread(self) -> str:
-        return f"{self.task_key}|{self.try_number}|{threading.get_ident()}"
+        return f"{self.task_key}|{self.try_number}|{threading.get_ident()}|{socket.gethostname()}|{os.getpid()}"
+
+
+def _holder_process_is_gone(holder: str) -> bool:
+    """True when the holder ran on this machine and its process no longer exists (killed task)."""
+    parts = holder.split("|")
+    if len(parts) < 7 or parts[5] != socket.gethostname():
+        return False  # another machine: only staleness can tell
+    try:
+        pid = int(parts[6])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class ClaimTimeout(TransientApiError):
@@ -80,7 +104,8 @@ class ClaimManager:
             holder = held["owner"]
             earlier_try_of_this_task = (holder.startswith(self.owner.task_key + "|")
                                         and holder.split("|")[3] != str(self.owner.try_number))
-            stale = self._now_ms() - int(held["claimed_ms"]) > self.stale_after * 1000
+            stale = (self._now_ms() - int(held["claimed_ms"]) > self.stale_after * 1000
+                     or _holder_process_is_gone(holder))
             if earlier_try_of_this_task or stale:
                 if self.ledger.take_over_claim(key, me, holder, self._now_ms()):
                     return int(held["claimed_ms"])

@@ -63,3 +63,16 @@ def test_another_run_takes_over_an_abandoned_claim_once_stale(ledger):
     with manager(ledger, clock, run="r2", wait_timeout=1000, stale_after=60).claim("k") as takeover:
         assert takeover is not None
         assert clock.now >= 1_000_060
+
+
+def test_a_claim_of_a_dead_process_on_this_machine_is_taken_over_at_once(ledger):
+    import subprocess
+    import sys
+
+    clock = Clock()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = manager(ledger, clock, run="r1")
+    owner = holder.owner.for_thread().rsplit("|", 1)[0] + "|" + dead.stdout.strip()
+    ledger.insert_claim("k", owner, int(clock.now * 1000))
+    with manager(ledger, clock, run="r2", wait_timeout=5, stale_after=300).claim("k") as takeover:
+        assert takeover is not None and clock.now == 1_000_000.0  # no waiting
