@@ -55,6 +55,10 @@ with DAG(
                                description="Pipedrive activity type key_string for the activities."),
         "activity_mode": Param("per_event", enum=["per_event", "digest"],
                                description="One activity per event, or one per lead and hour (digest)."),
+        "dry_run": Param(False, type="boolean",
+                         description="Write nothing to Pipedrive: log and return the priced plan instead."),
+        "max_leads": Param(None, type=["null", "integer"], minimum=1,
+                           description="Sync only the first N active leads (try it on a handful first)."),
     },
     tags=["leadboxer", "pipedrive"],
 ) as dag:
@@ -62,10 +66,12 @@ with DAG(
         task_id="extract",
         dataset_id="{{ params.dataset_id }}",
         segment_id="{{ params.segment_id }}",
+        max_leads="{{ params.max_leads }}",
     )
     validate = ValidateEventsOperator(task_id="validate", upstream=extract.output)
     transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                             activity_type="{{ params.activity_type }}")
     load = PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
                                          pipeline_id="{{ params.pipeline_id }}",
-                                         activity_mode="{{ params.activity_mode }}")
+                                         activity_mode="{{ params.activity_mode }}",
+                                     dry_run="{{ params.dry_run }}")

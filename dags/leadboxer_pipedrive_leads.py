@@ -64,6 +64,10 @@ with DAG(
                                description="LeadBoxer fact (lead_score, leadcard_url, first_channel, "
                                            "last_channel, visits, country) → Pipedrive deal field name."),
         "owner_id": Param(None, type=["null", "integer"], description="Pipedrive user owning new leads."),
+        "dry_run": Param(False, type="boolean",
+                         description="Write nothing to Pipedrive: log and return the priced plan instead."),
+        "max_leads": Param(None, type=["null", "integer"], minimum=1,
+                           description="Sync only the first N active leads (try it on a handful first)."),
     },
     render_template_as_native_obj=True,
     tags=["leadboxer", "pipedrive"],
@@ -72,6 +76,7 @@ with DAG(
         task_id="extract",
         dataset_id="{{ params.dataset_id }}",
         segment_id="{{ params.segment_id }}",
+        max_leads="{{ params.max_leads }}",
         with_events=False,
     )
     validate = ValidateLeadsOperator(task_id="validate", upstream=extract.output, link_to="{{ params.link_to }}")
@@ -82,4 +87,5 @@ with DAG(
     load = PipedriveLeadLoadOperator(task_id="load", upstream=transform.output, link_to="{{ params.link_to }}",
                                      lead_labels="{{ params.lead_labels }}",
                                      custom_fields="{{ params.custom_fields }}",
-                                     owner_id="{{ params.owner_id }}")
+                                     owner_id="{{ params.owner_id }}",
+                                     dry_run="{{ params.dry_run }}")

@@ -103,3 +103,6 @@ INSERT INTO lbpd_identity (dataset_id, use_id, email, person_id, updated_at)
 VALUES (:dataset_id, :use_id, :email, :person_id, :now)
 ON CONFLICT (dataset_id, use_id) DO UPDATE SET email = excluded.email, person_id = excluded.person_id,
                                               updated_at = excluded.updated_at;
+
+-- name: tokens_spent_since
+SELECT COALESCE(SUM(tokens_spent), 0) AS tokens FROM lbpd_run WHERE finished_at >= :since;

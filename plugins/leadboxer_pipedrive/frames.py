@@ -3,10 +3,39 @@
 LeadBoxer sends most values as strings, timestamps as epoch milliseconds (sometimes as numbers,
 strings, or seconds), and omits unknown fields. These functions never raise on such input: what cannot
 be parsed becomes missing, and validation later sets the row aside with its reason.
+
+Normalisation rules (hostile input is read, never trusted):
+
+* **Text fields** (``text_column``): numbers and booleans become their text (an integral float
+  ``42.0`` reads ``42``); objects, lists and ``null`` are missing (nested objects are never flattened
+  into text); the value is Unicode-NFC-composed (no compatibility folding: names keep their
+  characters); surrounding whitespace *and* invisible format characters (zero-width space/joiners,
+  BOM, soft hyphen, bidi controls, Unicode spaces such as NBSP) are trimmed; a value left empty is
+  missing. Inner text is left alone here: HTML is escaped and controls removed where a payload is
+  built (``transforms``), so the frames keep what LeadBoxer sent.
+* **Emails** (``normalise_email``): the text above, then Unicode **NFKC** (full-width ``＠``/``．``/
+  letters fold to ASCII), invisible format characters removed *anywhere* (``ja\\u200bne@x.io`` is
+  ``jane@x.io``), trimmed, **lower-cased** (``str.lower``, not ``casefold``: ``ß`` stays, as IDNA2008
+  wants). Internationalised domains stay in Unicode (``jörg@bücher.de``), not converted to punycode.
+  Whether the result is well formed is validation's business (``validation.EMAIL_REGEX``): quoted
+  local parts, a trailing dot, ``mailto:``, spaces, control characters, over-long addresses are
+  refused there, never "repaired" here.
+* **Timestamps** (``parse_epoch_ms``): epoch ms or seconds (a number below 1e11 is seconds) as
+  numbers, numeric strings or floats (rounded to the millisecond), or ISO-8601 strings (with an offset,
+  or naive = UTC). Anything else (``null``, garbage, booleans, objects, ``NaN``, infinities, zero,
+  negative numbers) and anything outside the plausible range [2000-01-01, 2100-01-01) UTC (micro- or
+  nanoseconds, overflowing numbers) is missing, so validation rejects the event with a reason instead
+  of it being mistaken for another hour's event and skipped.
+* **Segment ids**: ``14118``, ``"14118"``, ``" 14118 "`` and ``14118.0`` are the same segment (as
+  LeadBoxer's own ``segmentId`` filter reads them); a comma-separated string is a list.
+* **Ids** (``use_id``, ``event_id``): text as above, so ``424242`` and ``"424242"`` are the same id.
+  Records are read with ``dtype=object``: a numeric id column with gaps is never up-cast to floats
+  (which would turn ``42`` into ``"42.0"``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -59,37 +88,69 @@ EVENT_COLUMNS = [*(c for c in EVENT_FIELDS.values() if c != "event_use_id"), "ev
 
 # Below this an epoch value is taken to be in seconds (1e11 ms is 1973; 1e11 s is year 5138).
 _SECONDS_CUTOFF = 100_000_000_000
+# Plausible event times: [2000-01-01, 2100-01-01) UTC. Outside: unreadable (validation rejects it).
+MIN_PLAUSIBLE_MS = 946_684_800_000
+MAX_PLAUSIBLE_MS = 4_102_444_800_000
+
+# Invisible format characters: soft hyphen, zero-width space/non-joiner/joiner, LRM/RLM, line/paragraph
+# separators, bidi embeddings/overrides/isolates, word joiner and invisible operators, BOM.
+_INVISIBLE = "\u00ad\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+_INVISIBLE_RE = f"[{_INVISIBLE}]"
+_TRIM_RE = f"^[\\s{_INVISIBLE}]+|[\\s{_INVISIBLE}]+$"
+
+
+def _scalar_text(value: Any) -> str | None:
+    """One raw value as text: containers and missing values are None, integral floats read as ints."""
+    if value is None or isinstance(value, (dict, list, tuple, set)):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 def text_column(values: pd.Series) -> pd.Series:
-    """Any values → nullable strings; containers and blanks become missing."""
-    series = values.astype("object").where(values.notna(), None)
-    series = series.map(lambda v: None if isinstance(v, (dict, list, tuple, set)) else v)
-    out = series.astype("string").str.strip()
+    """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
+    and blanks become missing."""
+    series = values.astype("object").where(values.notna(), None).map(_scalar_text)
+    out = series.astype("string").str.normalize("NFC").str.replace(_TRIM_RE, "", regex=True)
     return out.mask(out == "")
 
 
 def parse_epoch_ms(values: pd.Series) -> pd.Series:
-    """Epoch milliseconds (``Int64``) from numbers, numeric strings, seconds or ISO-8601 strings."""
+    """Epoch milliseconds (``Int64``) from numbers, numeric strings, seconds or ISO-8601 strings;
+    missing when unreadable or outside [2000, 2100)."""
     as_text = text_column(values)
-    numeric = pd.to_numeric(as_text, errors="coerce")
+    numeric = pd.to_numeric(as_text.astype("object"), errors="coerce").astype("float64")
+    numeric = numeric.where(numeric.abs() < float("inf"))
     numeric = numeric.where(numeric.abs() >= _SECONDS_CUTOFF, numeric * 1000)
     missing = numeric.isna() & as_text.notna()
     if missing.any():
         parsed = pd.to_datetime(as_text[missing], errors="coerce", utc=True, format="ISO8601")
         numeric.loc[missing] = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(milliseconds=1)
-    numeric = numeric.where(numeric.isna() | (numeric > 0))
+    numeric = numeric.where((numeric >= MIN_PLAUSIBLE_MS) & (numeric < MAX_PLAUSIBLE_MS))
     return numeric.round().astype("Int64")
 
 
 def normalise_email(values: pd.Series) -> pd.Series:
-    """Trimmed, lower-cased email addresses (validation decides whether they are well formed)."""
-    return text_column(values).str.lower()
+    """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
+    docstring; validation decides whether they are well formed)."""
+    text = text_column(values).str.normalize("NFKC").str.replace(_INVISIBLE_RE, "", regex=True)
+    text = text.str.replace(_TRIM_RE, "", regex=True).str.lower()
+    return text.mask(text == "")
+
+
+def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Raw records as object columns: no dtype inference (ints with gaps would become floats)."""
+    return pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
 
 
 def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd.DataFrame:
     """One row per lead, our columns, with ``in_segment`` saying whether LeadBoxer lists the segment."""
-    raw = pd.DataFrame.from_records(leads) if leads else pd.DataFrame()
+    raw = _records_frame(leads)
     frame = pd.DataFrame(index=raw.index)
     for source, column in LEAD_FIELDS.items():
         frame[column] = text_column(raw[source]) if source in raw else pd.Series(pd.NA, index=raw.index,
@@ -97,7 +158,7 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
     frame["email"] = normalise_email(frame["email_raw"])
     segments = raw["segments"] if "segments" in raw else pd.Series([None] * len(raw), index=raw.index)
     frame["segment_ids"] = segments.map(_segment_list)
-    wanted = str(segment_id) if segment_id not in (None, "") else None
+    wanted = segment_id_text(segment_id) if segment_id not in (None, "") else None
     frame["in_segment"] = frame["segment_ids"].map(lambda ids: wanted is None or wanted in ids).astype(bool)
     frame = frame[frame["use_id"].notna()].drop_duplicates("use_id", keep="first")
     return frame.reset_index(drop=True)[LEAD_COLUMNS]
@@ -105,7 +166,7 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
 
 def events_frame(events: list[dict[str, Any]], leads: pd.DataFrame, dataset_id: str) -> pd.DataFrame:
     """One row per event, joined to its lead's facts. Events keep their raw order."""
-    raw = pd.DataFrame.from_records(events) if events else pd.DataFrame()
+    raw = _records_frame(events)
     frame = pd.DataFrame(index=raw.index)
     for source, column in EVENT_FIELDS.items():
         frame[column] = text_column(raw[source]) if source in raw else pd.Series(pd.NA, index=raw.index,
@@ -123,9 +184,26 @@ def events_frame(events: list[dict[str, Any]], leads: pd.DataFrame, dataset_id: 
     return merged[EVENT_COLUMNS]
 
 
+def segment_id_text(value: Any) -> str | None:
+    """One segment id as text: ``14118``, ``"14118"``, ``" 14118 "`` and ``14118.0`` all read ``"14118"``."""
+    if isinstance(value, bool):
+        return None
+    text = _scalar_text(value)
+    text = text.strip() if text is not None else None
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
 def _segment_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple, set)):
-        return tuple(str(v).strip() for v in value)
-    if isinstance(value, (str, int)) and str(value).strip():
-        return tuple(part.strip() for part in str(value).split(","))
-    return ()
+        parts = value
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        parts = str(value).split(",") if isinstance(value, str) else [value]
+    else:
+        return ()
+    return tuple(t for t in (segment_id_text(v) for v in parts) if t is not None)

@@ -11,9 +11,18 @@ _NAME_RE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 def sql_dir() -> Path:
-    """``include/sql`` beside ``plugins/`` (override with ``LEADBOXER_PIPEDRIVE_SQL_DIR``)."""
+    """Where the SQL files are: ``LEADBOXER_PIPEDRIVE_SQL_DIR`` if set; else ``include/sql`` beside
+    ``plugins/`` (the repository, or an Airflow home with ``plugins/`` and ``include/``); else the copy
+    an installed distribution carries in ``leadboxer_pipedrive/include/sql`` (put there at build time
+    from the repository's ``include/sql``, the only copy kept in the repository)."""
     override = os.environ.get("LEADBOXER_PIPEDRIVE_SQL_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "include" / "sql"
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    beside_plugins = here.parents[1] / "include" / "sql"
+    if (beside_plugins / "ledger_schema.sql").is_file():
+        return beside_plugins
+    return here / "include" / "sql"
 
 
 def split_statements(script: str) -> list[str]:

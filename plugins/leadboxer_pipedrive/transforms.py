@@ -2,6 +2,22 @@
 
 One output row per event. Columns hold what the loader sends: the person and organization facts used
 to find or create them, and the activity fields (subject, type, due date/time in UTC, done, HTML note).
+
+What hostile text becomes (the frames are already normalised, see ``frames``):
+
+* Plain-text fields Pipedrive shows as text (subject, person name, organization name, lead title) are
+  sent as text, *not* HTML-escaped (Pipedrive escapes them; escaping here would show ``&lt;``): control
+  characters (C0 except tab/newline, DEL, C1) and bidi embedding/override/isolate characters (which can
+  disguise text, "Trojan Source") are removed; subjects, person names and lead titles are made single
+  line (runs of whitespace become one space); all are cut to ``MAX_TEXT`` (255) characters counted in
+  UTF-16 code units as well (what a JavaScript backend counts), the cut marked with "…".
+* The activity note is HTML: every value is HTML-escaped (so ``<script>`` arrives as ``&lt;script&gt;``)
+  and cut to ``MAX_NOTE_VALUE``; only ``http``/``https`` URLs of at most ``MAX_URL`` characters become
+  links (``javascript:``, ``data:``, relative or over-long URLs are shown as escaped text, never in an
+  ``href``).
+* URL-valued facts sent to Pipedrive fields (organization LinkedIn, lead-card link) are kept only when
+  ``http``/``https`` and at most ``MAX_URL`` long; an organization domain is reduced to its host name
+  (scheme, ``www.``, port, path dropped) and dropped when it is not a host name.
 """
 
 from __future__ import annotations
@@ -12,6 +28,12 @@ import pandas as pd
 MAX_TEXT = 255
 # Notes are HTML; keep each value readable and the whole note well under Pipedrive's limits.
 MAX_NOTE_VALUE = 1000
+# Longer URLs are not linked (browsers and proxies commonly stop at about 2,000 characters).
+MAX_URL = 2000
+
+_SAFE_URL = r"^https?://[^\s/?#]+"
+_HOST_LABEL = r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
+_HOST = rf"^(?:{_HOST_LABEL}\.)+(?:[^\W\d_]{{2,63}}|xn--[a-z0-9-]{{1,59}})$"
 
 EVENT_KIND_LABELS = {
     "pageview": "Page view",
@@ -39,19 +61,58 @@ def html_escape(values: pd.Series) -> pd.Series:
 
 
 def clip(values: pd.Series, limit: int = MAX_TEXT) -> pd.Series:
-    """Cut strings to ``limit`` characters, marking the cut with an ellipsis."""
-    too_long = values.str.len() > limit
-    return values.where(~too_long, values.str.slice(0, limit - 1) + "…")
+    """Cut strings to ``limit`` characters (and UTF-16 code units), marking the cut with an ellipsis."""
+    values = values.astype("string")
+    too_long = (values.str.len() > limit) | (values.str.encode("utf-16-le").str.len() > 2 * limit)
+    too_long = too_long.fillna(False).astype(bool)
+    if not too_long.any():
+        return values
+    return values.where(~too_long, values[too_long].map(lambda v: _cut(v, limit)))
+
+
+def _cut(value: str, limit: int) -> str:
+    units = 0
+    for position, char in enumerate(value[:limit - 1]):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit - 1:
+            return value[:position] + "…"
+    return value[:limit - 1] + "…"
 
 
 def _strip_control(values: pd.Series) -> pd.Series:
-    return values.str.replace(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", regex=True)
+    """Without control characters (tab, newline and carriage return stay) and bidi overrides."""
+    return values.str.replace(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", "",
+                              regex=True)
+
+
+def _single_line(values: pd.Series) -> pd.Series:
+    """Control characters removed and whitespace runs (newlines, tabs, line separators) made one space."""
+    out = _strip_control(values).str.replace(r"\s+", " ", regex=True).str.strip()
+    return out.mask(out == "")
+
+
+def safe_url(values: pd.Series, limit: int = MAX_URL) -> pd.Series:
+    """``http``/``https`` URLs of at most ``limit`` characters; anything else missing."""
+    values = values.astype("string")
+    ok = values.str.match(_SAFE_URL, case=False, na=False) & (values.str.len() <= limit).fillna(False)
+    return values.where(ok.astype(bool))
+
+
+def host_names(values: pd.Series) -> pd.Series:
+    """``https://www.Acme.com:443/x`` → ``acme.com``; missing when what is left is not a host name."""
+    host = (values.astype("string").str.strip().str.lower()
+            .str.replace(r"^[a-z][a-z0-9+.-]*://", "", regex=True)
+            .str.replace(r"[/?#].*$", "", regex=True)
+            .str.replace(r"^www\.", "", regex=True)
+            .str.replace(r":\d*$", "", regex=True)
+            .str.rstrip("."))
+    return host.where(host.str.match(_HOST, na=False).astype(bool))
 
 
 def event_kind_label(event_type: pd.Series) -> pd.Series:
-    raw = event_type.fillna("event").str.lower()
-    mapped = raw.map(EVENT_KIND_LABELS)
-    fallback = raw.str.replace("_", " ", regex=False).str.capitalize()
+    raw = _single_line(event_type.astype("string").str.replace("_", " ", regex=False)).fillna("event").str.lower()
+    mapped = raw.str.replace(" ", "_", regex=False).map(EVENT_KIND_LABELS)
+    fallback = raw.str.capitalize()
     return mapped.fillna(fallback).astype("string")
 
 
@@ -59,21 +120,36 @@ def person_names(frame: pd.DataFrame) -> pd.Series:
     """Full name, else first + last, else the email's local part."""
     first_last = (frame["first_name"].fillna("") + " " + frame["last_name"].fillna("")).str.strip()
     name = frame["full_name"].fillna(first_last.mask(first_last == ""))
-    name = name.fillna(frame["email"].str.split("@").str[0])
-    return clip(_strip_control(name))
+    name = _single_line(name.astype("string")).fillna(frame["email"].str.split("@").str[0])
+    return clip(_single_line(name))
 
 
 def organization_keys(frame: pd.DataFrame) -> pd.Series:
     """``domain:acme.com`` when LeadBoxer knows the domain, else ``name:acme bv``; missing otherwise."""
-    domain = (frame["org_domain"].str.strip().str.lower()
-              .str.replace(r"^https?://", "", regex=True).str.replace(r"^www\.", "", regex=True)
-              .str.rstrip("/"))
-    domain = domain.mask(domain == "")
-    name = frame["org_name"].str.strip().str.casefold()
+    domain = host_names(frame["org_domain"])
+    name = _strip_control(frame["org_name"].astype("string")).str.strip()
     name = name.mask(name == "")
-    by_name = "name:" + name
+    by_name = "name:" + name.str.casefold()
     key = ("domain:" + domain).fillna(by_name)
-    return key.where(frame["org_name"].notna() & (frame["org_name"].str.strip() != ""))
+    return key.where(name.notna())
+
+
+def organization_names(frame: pd.DataFrame) -> pd.Series:
+    """The organization name sent to Pipedrive: without control characters, trimmed, clipped."""
+    name = _strip_control(frame["org_name"].astype("string")).str.strip()
+    return clip(name.mask(name == ""))
+
+
+def organization_addresses(frame: pd.DataFrame) -> pd.Series:
+    """``city, country`` (either alone when the other is unknown), single line, clipped."""
+    address = (frame["org_city"].fillna("") + ", " + frame["org_country"].fillna("")).astype("string")
+    return clip(_single_line(address.str.strip(", ")))
+
+
+def numbers(values: pd.Series) -> pd.Series:
+    """Finite numbers (``Float64``) of a text column; garbage, infinities and absurd magnitudes missing."""
+    number = pd.to_numeric(values.astype("object"), errors="coerce").astype("float64")
+    return number.where(number.abs() < 1e12).astype("Float64")
 
 
 def activity_note(frame: pd.DataFrame) -> pd.Series:
@@ -83,11 +159,11 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
         return ("<p><b>" + label + ":</b> " + escaped + "</p>").fillna("")
 
     url = frame["url"]
-    safe_url = url.where(url.str.match(r"^https?://", na=False))
-    page = ('<p><b>Page:</b> <a href="' + html_escape(clip(safe_url, MAX_NOTE_VALUE)) + '">'
+    link = safe_url(url)
+    page = ('<p><b>Page:</b> <a href="' + html_escape(link) + '">'
             + html_escape(clip(_strip_control(frame["title"].fillna(url)), MAX_NOTE_VALUE)) + "</a></p>")
     page = page.fillna(line("Page", frame["title"].fillna(url)))
-    card = frame["leadcard_url"].where(frame["leadcard_url"].str.match(r"^https?://", na=False))
+    card = safe_url(frame["leadcard_url"])
     card_line = ('<p><a href="' + html_escape(card) + '">Open the lead card in LeadBoxer</a></p>').fillna("")
     note = (page
             + line("Referrer", frame["referrer"])
@@ -107,18 +183,18 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     """One activity row per valid event."""
     frame = valid_events.reset_index(drop=True)
     out = pd.DataFrame(index=frame.index)
-    for column in ("event_id", "use_id", "dataset_id", "event_time_ms", "email", "phone", "org_domain",
-                   "org_linkedin"):
+    for column in ("event_id", "use_id", "dataset_id", "event_time_ms", "email"):
         out[column] = frame[column]
+    out["phone"] = clip(_single_line(frame["phone"].astype("string")))
+    out["org_domain"] = host_names(frame["org_domain"])
+    out["org_linkedin"] = safe_url(frame["org_linkedin"])
     out["person_name"] = person_names(frame)
     out["org_key"] = organization_keys(frame)
-    out["org_name"] = clip(_strip_control(frame["org_name"].str.strip())).where(out["org_key"].notna())
-    address = frame["org_city"].fillna("")
-    address = (address + ", " + frame["org_country"].fillna("")).str.strip(", ")
-    out["org_address"] = address.mask(address == "")
+    out["org_name"] = organization_names(frame).where(out["org_key"].notna())
+    out["org_address"] = organization_addresses(frame)
     kind = event_kind_label(frame["event_type"])
-    what = frame["title"].fillna(frame["campaign"]).fillna(frame["url"]).fillna("")
-    subject = ("LeadBoxer: " + kind + (" – " + _strip_control(what)).where(what != "", ""))
+    what = _single_line(frame["title"].fillna(frame["campaign"]).fillna(frame["url"]).astype("string")).fillna("")
+    subject = ("LeadBoxer: " + kind + (" – " + what).where(what != "", ""))
     out["subject"] = clip(subject)
     out["type"] = activity_type
     when = pd.to_datetime(frame["event_time_ms"].astype("int64"), unit="ms", utc=True)
@@ -195,7 +271,7 @@ def lead_titles(values: dict[str, pd.Series], template: str, index: pd.Index) ->
         title = title + literal
         if field_name is not None:
             title = title + values[field_name].fillna("?").astype("string")
-    return clip(_strip_control(title.str.strip()))
+    return clip(_single_line(title))
 
 
 def score_labels(scores: pd.Series, bands: dict[str, float]) -> pd.Series:
@@ -217,20 +293,20 @@ def lead_payloads(valid_leads: pd.DataFrame, link_to: str, title_template: str =
     link_org = link_to in ("organization", "both")
     out["email"] = frame["email"] if link_person else pd.Series(pd.NA, index=frame.index, dtype="string")
     out["person_name"] = person_names(frame)
-    out["phone"] = frame["phone"]
+    out["phone"] = clip(_single_line(frame["phone"].astype("string")))
     keys = organization_keys(frame)
     out["org_key"] = keys if link_org else pd.Series(pd.NA, index=frame.index, dtype="string")
-    out["org_name"] = clip(_strip_control(frame["org_name"].str.strip())).where(keys.notna())
-    out["org_domain"] = frame["org_domain"]
-    address = (frame["org_city"].fillna("") + ", " + frame["org_country"].fillna("")).str.strip(", ")
-    out["org_address"] = address.mask(address == "")
-    out["org_linkedin"] = frame["org_linkedin"]
-    score = pd.to_numeric(frame["lead_score"], errors="coerce")
+    out["org_name"] = organization_names(frame).where(keys.notna())
+    out["org_domain"] = host_names(frame["org_domain"])
+    out["org_address"] = organization_addresses(frame)
+    out["org_linkedin"] = safe_url(frame["org_linkedin"])
+    score = numbers(frame["lead_score"])
     out["lead_score"] = score
     out["score_label"] = score_labels(score, DEFAULT_SCORE_LABELS if score_bands is None else score_bands)
-    for column in ("leadcard_url", "first_channel", "last_channel", "country"):
+    out["leadcard_url"] = safe_url(frame["leadcard_url"])
+    for column in ("first_channel", "last_channel", "country"):
         out[column] = frame[column]
-    out["visits"] = pd.to_numeric(frame["visits"], errors="coerce")
+    out["visits"] = numbers(frame["visits"])
     values = {
         "name": out["person_name"],
         "organization": out["org_name"],

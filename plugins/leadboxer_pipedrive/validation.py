@@ -3,6 +3,22 @@
 Every row either passes every expectation or is set aside with the reasons it failed; nothing is
 dropped silently. great-expectations validates the whole frame in one pass (vectorised), and its
 ``COMPLETE`` result format names the failing rows by index.
+
+Rules (the normalisation that precedes them is described in ``frames``):
+
+* **Email well formed** (``EMAIL_REGEX``, applied to the *normalised* address): at most 254 characters,
+  a local part of at most 64; the local part a dot-atom (printable characters except whitespace,
+  controls and ``"(),:;<>@[]`` and backslash; no leading, trailing or doubled dot; apostrophes and ``+`` are fine);
+  quoted local parts (``"x"@y.io``) are refused. The domain is two or more labels of letters, digits
+  and inner hyphens (Unicode letters allowed: IDN domains are accepted as Unicode, ``xn--`` punycode
+  too), each at most 63 characters, ending in a top-level domain of 2+ letters; no trailing dot, no
+  IP literal, no ``localhost``.
+* **Event time** inside the data interval ``[start, end)``: an event at ``end`` belongs to the next
+  interval. Times that ``frames.parse_epoch_ms`` cannot read (garbage, zero, negative, implausible)
+  are "missing or unparseable".
+* **Uniqueness** (event id, lead id): of the copies of an id, the first copy that passes every other
+  expectation is kept and every later copy is a duplicate; a copy that fails something else is
+  rejected for that only (so an invalid first copy never hides a valid later one).
 """
 
 from __future__ import annotations
@@ -14,9 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-# A deliberately plain check: one "@", no spaces or quotes, a dot in the domain, a 2+ letter TLD.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-EMAIL_REGEX = r"^[^@\s<>\"'(),;:\[\]\\]+@" + _LABEL + r"(?:\." + _LABEL + r")*\.[A-Za-z]{2,}$"
+# A deliberately plain check of the normalised address (see the module docstring). ``[^\W_]`` is a
+# Unicode letter or digit; ``\Z`` (not ``$``) so a trailing newline cannot slip through.
+_ATEXT = r"[^\s\x00-\x1f\x7f-\x9f@<>\"(),;:\[\]\\.]"
+_LOCAL = _ATEXT + r"+(?:\." + _ATEXT + r"+)*"
+_LABEL = r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
+_TLD = r"(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})"
+EMAIL_REGEX = r"^(?=[^@]{1,64}@)(?=.{3,254}\Z)" + _LOCAL + "@(?:" + _LABEL + r"\.)+" + _TLD + r"\Z"
 
 REASON_EMAIL_MISSING = "email missing: lead is not identified by email"
 REASON_EMAIL_INVALID = "email malformed"
@@ -137,6 +157,7 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
     results = batch.validate(suite, result_format={"result_format": "COMPLETE"})
 
     reasons = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype="object")
+    duplicates: list[tuple[pd.Index, str]] = []
     for result in results.results:
         if result.success:
             continue
@@ -148,9 +169,15 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
             raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
         index = pd.Index(failing)
         if config.type == "expect_column_values_to_be_unique":
-            # Every copy fails uniqueness; keep the first of each id and set the later ones aside.
-            index = index[frame.loc[index, id_column].duplicated(keep="first").to_numpy()]
+            duplicates.append((index, reason))  # decided once every other reason is known
+            continue
         for row in index:
+            reasons.at[row].append(reason)
+    for index, reason in duplicates:
+        # Every copy fails uniqueness. Keep the first copy that passes everything else; later copies
+        # are duplicates. Copies failing something else are rejected for that alone.
+        clean = index[reasons.loc[index].map(len).eq(0).to_numpy()]
+        for row in clean[frame.loc[clean, id_column].duplicated(keep="first").to_numpy()]:
             reasons.at[row].append(reason)
     is_rejected = reasons.map(bool)
     valid = frame[~is_rejected].reset_index(drop=True)

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -69,9 +69,17 @@ def hour(text: str) -> datetime:
 
 @pytest.fixture
 def run_dag(airflow_db, connections, dagbag):
-    """Run a DAG for the interval ending at ``logical_date`` (a manual run's date is its interval's end)."""
+    """Run a DAG for the interval ending at ``logical_date`` (a manual run's date is its interval's end).
+
+    Each run parses the DAG afresh: dag.test() renders templates into the operator objects in place, so
+    a reused DAG object would carry one run's rendered Params into the next (a real worker parses anew).
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
     def run(dag_id: str, logical_date: str, conf: dict | None = None):
-        dag = dagbag.get_dag(dag_id)
-        dag_run = dag.test(logical_date=hour(logical_date), run_conf=conf or {})
-        return dag_run
+        dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag(dag_id)
+        for task in dag.tasks:  # keep Airflow's retries, without their production waits
+            task.retry_delay = timedelta(seconds=1)
+            task.max_retry_delay = timedelta(seconds=2)
+        return dag.test(logical_date=hour(logical_date), run_conf=conf or {})
     return run

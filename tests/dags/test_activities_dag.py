@@ -81,3 +81,31 @@ def test_the_same_hour_twice_creates_nothing_new(run_dag, pipedrive_sandbox, con
     assert second_summary["pushed"] == 0
     assert second_summary["already_pushed"] == first_summary["pushed"]
     assert second_summary["extracted"] == first_summary["extracted"]
+
+
+def test_a_dry_run_changes_nothing_and_its_estimate_matches_the_real_spend(
+        run_dag, pipedrive_sandbox, connections):
+    before = pipedrive_sandbox.state()["counters"]["tokens_spent"]
+    dry = run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2, "dry_run": True})
+    assert dry.state == "success"
+    state = pipedrive_sandbox.state()
+    for entity in ("persons", "organizations", "deals", "activities", "leads"):
+        assert state[entity] == [], entity
+    plan_summary = ledger_runs(connections)[-1]
+    assert plan_summary["dry_run"] is True
+    plan = plan_summary["plan"]
+    assert plan["would_create"]["activities"] == plan_summary["extracted"] - plan_summary["rejected"]
+    assert plan["would_create"]["persons"] > 0 and plan["samples"]["activities"]
+    assert state["counters"]["tokens_spent"] == before  # a dry run reads nothing either
+
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2}).state == "success"
+    real = ledger_runs(connections)[-1]
+    assert abs(real["tokens_spent"] - plan["estimated_tokens"]) <= 0.10 * real["tokens_spent"], (
+        real["tokens_spent"], plan["estimated_tokens"], json.dumps(real)[:600])
+
+
+def test_max_leads_limits_a_run_to_the_first_n_leads(run_dag, pipedrive_sandbox, connections):
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", {"max_leads": 2}).state == "success"
+    summary = ledger_runs(connections)[-1]
+    assert summary["leads"] == 2
+    assert len({a["person_id"] for a in pipedrive_sandbox.state()["activities"]}) <= 2

@@ -200,3 +200,23 @@ def _deal_fields(pipedrive_sandbox):
     import requests
 
     return requests.get(f"{pipedrive_sandbox.url}/api/v2/dealFields", headers=headers(), timeout=10).json()["data"]
+
+
+def test_a_leads_dry_run_writes_nothing_and_prices_the_real_run(run_dag, leadboxer_sandbox, pipedrive_sandbox,
+                                                                connections):
+    leadboxer_sandbox.load(dataset(lead("a", email="jane@acme.com", org="Acme BV"), lead("b", org="Globex"),
+                                   lead("c", email="c@solo.io")))
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", conf("both", dry_run=True)).state == "success"
+    state = pipedrive_sandbox.state()
+    assert state["leads"] == [] and state["persons"] == [] and state["organizations"] == []
+    plan = summaries(connections)[-1]["plan"]
+    assert plan["would_create"] == {"leads": 3, "organizations": 2, "persons": 2}
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", conf("both")).state == "success"
+    spent = summaries(connections)[-1]["tokens_spent"]
+    assert abs(spent - plan["estimated_tokens"]) <= 0.10 * spent, (spent, plan)
+
+
+def test_max_leads_holds_for_the_leads_sync(run_dag, leadboxer_sandbox, pipedrive_sandbox, connections):
+    leadboxer_sandbox.load(dataset(*(lead(f"l{n}", org=f"Org {n}") for n in range(5))))
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", conf("organization", max_leads=2)).state == "success"
+    assert len(pipedrive_sandbox.state()["leads"]) == 2

@@ -27,6 +27,20 @@ class LeadBoxerHook(JsonApiHook):
     auth_header = "x-api-key"
     default_page_size = 500
 
+    # Connection-form metadata for Airflow versions that read it from the hook (3.2+ reads the same
+    # metadata from get_provider_info() without importing the hook).
+    @staticmethod
+    def get_ui_field_behaviour() -> dict[str, Any]:
+        from leadboxer_pipedrive.get_provider_info import ui_field_behaviour
+
+        return ui_field_behaviour("leadboxer")
+
+    @staticmethod
+    def get_connection_form_widgets() -> dict[str, Any]:
+        from leadboxer_pipedrive.get_provider_info import connection_form_widgets
+
+        return connection_form_widgets("leadboxer")
+
     def __init__(self, leadboxer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=leadboxer_conn_id, **kwargs)
         self.leadboxer_conn_id = leadboxer_conn_id

@@ -202,6 +202,9 @@ class LedgerHook(BaseHook):
     def record_run(self, **row: Any) -> None:
         self.write("upsert_run", row)
 
+    def tokens_spent_since(self, since_iso: str) -> int:
+        return int(self.fetch("tokens_spent_since", since=since_iso)[0]["tokens"])
+
     def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.fetch("recent_runs", limit=limit)
 

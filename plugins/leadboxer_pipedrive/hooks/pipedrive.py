@@ -40,6 +40,45 @@ class PipedriveHook(JsonApiHook):
     limiter_slack_seconds = 0.15
     page_limit = 500
 
+    # Each call's price in tokens, from the official specs' x-token-cost (a contract test checks them);
+    # the loaders price their plan with these before writing anything.
+    token_costs: dict[tuple[str, str], int] = {
+        ("GET", "/api/v2/persons/search"): 20,
+        ("GET", "/api/v2/persons"): 10,
+        ("POST", "/api/v2/persons"): 5,
+        ("GET", "/api/v2/persons/{id}"): 1,
+        ("PATCH", "/api/v2/persons/{id}"): 5,
+        ("GET", "/api/v2/organizations/search"): 20,
+        ("GET", "/api/v2/organizations"): 10,
+        ("POST", "/api/v2/organizations"): 5,
+        ("GET", "/api/v2/deals"): 10,
+        ("POST", "/api/v2/deals"): 5,
+        ("GET", "/api/v2/stages"): 5,
+        ("GET", "/api/v2/activities"): 10,
+        ("POST", "/api/v2/activities"): 5,
+        ("GET", "/api/v2/dealFields"): 10,
+        ("GET", "/api/v1/activityTypes"): 20,
+        ("GET", "/api/v1/leads"): 20,
+        ("POST", "/api/v1/leads"): 10,
+        ("PATCH", "/api/v1/leads/{id}"): 10,
+        ("GET", "/api/v1/leadLabels"): 10,
+        ("GET", "/api/v1/users/me"): 2,
+    }
+
+    # Connection-form metadata for Airflow versions that read it from the hook (3.2+ reads the same
+    # metadata from get_provider_info() without importing the hook).
+    @staticmethod
+    def get_ui_field_behaviour() -> dict[str, Any]:
+        from leadboxer_pipedrive.get_provider_info import ui_field_behaviour
+
+        return ui_field_behaviour("pipedrive")
+
+    @staticmethod
+    def get_connection_form_widgets() -> dict[str, Any]:
+        from leadboxer_pipedrive.get_provider_info import connection_form_widgets
+
+        return connection_form_widgets("pipedrive")
+
     def __init__(self, pipedrive_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=pipedrive_conn_id, **kwargs)
         self.pipedrive_conn_id = pipedrive_conn_id
@@ -92,6 +131,13 @@ class PipedriveHook(JsonApiHook):
                 f"{detail}: the company's daily API token budget is spent. Nothing was marked pushed; "
                 "clear the failed runs after the budget resets (midnight, Pipedrive server time).")
         return super().error_for(method, path, response, detail)
+
+    def budget_settings(self) -> tuple[int | None, float]:
+        """(daily token budget, share of it one run may spend) from the connection's extra, if set."""
+        self.get_conn()
+        budget = self.extras.get("daily_token_budget")
+        return (int(budget) if budget not in (None, "") else None,
+                float(self.extras.get("max_run_budget_share", 1.0)))
 
     def usage(self) -> dict[str, int]:
         """Tokens spent, requests sent and 429s seen by this hook instance."""

@@ -99,7 +99,7 @@ class LeadLoader:
             if self.link_to == "both" and org_id is None:
                 org_id = person.org_id
         body = self.lead_body(row, person_id, org_id)
-        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = lead_fingerprint(row, person_id, org_id, self.label_names, self.custom_fields, self.owner_id)
         if known and known["fingerprint"] == fingerprint:
             result.count("already_pushed")
             result.count("leads_unchanged")
@@ -145,3 +145,57 @@ class LeadLoader:
             if is_present(value):
                 body[code] = float(value) if field_type in NUMERIC_FIELD_TYPES else str(value)
         return body
+
+
+def lead_fingerprint(row: pd.Series, person_id: int | None, org_id: int | None, label_names: Sequence[str],
+                     custom_fields: Mapping[str, str], owner_id: int | None) -> str:
+    """A digest of what a lead would be sent, by names rather than Pipedrive ids, so a plan made from
+    the ledger alone can tell an unchanged lead from a changed one."""
+    labels = [*label_names, *([row["score_label"]] if is_present(row["score_label"]) else [])]
+    logical = {
+        "title": row["title"], "person_id": person_id, "org_id": org_id, "labels": list(dict.fromkeys(labels)),
+        "owner_id": owner_id,
+        "fields": {fact: (str(row[fact]) if is_present(row[fact]) else None) for fact in sorted(custom_fields)},
+    }
+    return hashlib.sha256(json.dumps(logical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str, label_names: Sequence[str] = (),
+                   custom_fields: Mapping[str, str] | None = None, owner_id: int | None = None):
+    """The priced plan of :meth:`LeadLoader.load` for these rows, from the ledger alone."""
+    from leadboxer_pipedrive.loading.plan import CREATE_LEAD, DEAL_FIELDS, LEAD_LABELS, UPDATE_LEAD, Planner
+
+    planner = Planner(ledger, dataset_id, None)
+    plan = planner.plan
+    if leads.empty:
+        return plan
+    if label_names or leads["score_label"].notna().any():
+        plan.calls[LEAD_LABELS] += 1
+    if custom_fields:
+        plan.calls[DEAL_FIELDS] += 1
+    known_leads = ledger.leads_by_use_id(dataset_id, leads["use_id"].tolist())
+    planner.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
+    orgs = ledger.organizations_by_key(leads["org_key"].dropna().unique().tolist())
+    for _, row in leads.iterrows():
+        org_id = None
+        if link_to in ("organization", "both") and planner.organization(row):
+            org_id = (orgs.get(row["org_key"]) or {}).get("org_id")
+        person_id = None
+        if link_to in ("person", "both") and is_present(row["email"]):
+            known, _ = planner.person(row["email"], row, link_organization=link_to == "both")
+            person_id = (known or {}).get("person_id")
+            if link_to == "both" and org_id is None and known:
+                org_id = known.get("org_id")
+        known_lead = known_leads.get(row["use_id"])
+        fingerprint = lead_fingerprint(row, person_id, org_id, label_names, custom_fields or {}, owner_id)
+        if known_lead and known_lead["fingerprint"] == fingerprint:
+            plan.already_pushed += 1
+        elif known_lead:
+            plan.calls[UPDATE_LEAD] += 1
+            plan.creates["lead_updates"] += 1
+        else:
+            plan.calls[CREATE_LEAD] += 1
+            plan.creates["leads"] += 1
+            plan.sample("leads", {"title": row["title"], "email": row.get("email"),
+                                  "organization": row.get("org_name")})
+    return plan

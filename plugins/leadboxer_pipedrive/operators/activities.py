@@ -14,7 +14,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from leadboxer_pipedrive.operators.common import (
+    as_bool,
+    check_budget,
     data_interval,
+    finish_dry_run,
     finish_run,
     load_settings,
     optional_int,
@@ -156,22 +159,24 @@ class PipedriveActivityLoadOperator(BaseOperator):
     :param activity_mode: ``per_event`` (one activity per event) or ``digest`` (one per lead and
         hour, listing its events). (templated)
     :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
+    :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
     :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
-    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "workers", "pipedrive_conn_id",
-                                      "ledger_conn_id")
+    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "workers", "dry_run",
+                                      "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None, activity_mode: str = "per_event",
-                 workers: int | str = 4, pipedrive_conn_id: str = "pipedrive_default",
+                 workers: int | str = 4, dry_run: bool | str = False, pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream = upstream
         self.pipeline_id = pipeline_id
         self.activity_mode = activity_mode
         self.workers = workers
+        self.dry_run = dry_run
         self.pipedrive_conn_id = pipedrive_conn_id
         self.ledger_conn_id = ledger_conn_id
 
@@ -179,6 +184,7 @@ class PipedriveActivityLoadOperator(BaseOperator):
         from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
         from leadboxer_pipedrive.loading import ActivityLoader
+        from leadboxer_pipedrive.loading.plan import plan_activity_load
         from leadboxer_pipedrive.staging import read_frame
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
@@ -186,8 +192,15 @@ class PipedriveActivityLoadOperator(BaseOperator):
         settings = load_settings(context, self.upstream, pipeline_id=optional_int(self.pipeline_id),
                                  activity_mode=str(self.activity_mode or "per_event"),
                                  workers=optional_int(self.workers) or 1)
+        frame = read_frame(self.upstream["payloads_path"])
+        plan = plan_activity_load(frame, ledger, settings.dataset_id, settings.pipeline_id, settings.activity_mode)
+        priced = plan.as_dict(pipedrive.token_costs)
+        if as_bool(self.dry_run):
+            return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())
+        check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
         try:
-            result = ActivityLoader(pipedrive, ledger, settings).load(read_frame(self.upstream["payloads_path"]))
+            result = ActivityLoader(pipedrive, ledger, settings).load(frame)
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage())
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
+                          estimated_tokens=priced["estimated_tokens"])

@@ -31,6 +31,13 @@ def staged_path(upstream: dict[str, Any], name: str):
     return ObjectStoragePath(upstream["staging_folder"]) / name
 
 
+def as_bool(value: Any) -> bool:
+    """Templated booleans may arrive as text."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
 def optional_int(value: Any) -> int | None:
     """Templated Params arrive as strings; empty, "None" and 0 mean "not set"."""
     if value in (None, "", "None", "null", 0, "0"):
@@ -102,10 +109,62 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: dict[str, Any],
+                   usage: dict[str, int]) -> dict[str, Any]:
+    """A dry run's report: the priced plan, nothing written to Pipedrive."""
+    summary = {**run_summary(upstream, {"pushed": 0, "already_pushed": plan["already_pushed"], "refused": 0},
+                             usage), "dry_run": True, "plan": plan}
+    ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
+                      interval_start=summary["interval_start"], interval_end=summary["interval_end"],
+                      extracted=summary["extracted"], pushed=0, already_pushed=plan["already_pushed"],
+                      rejected=summary["rejected"], tokens_spent=usage["tokens_spent"],
+                      rate_limited=usage["rate_limited"], summary=json.dumps(summary, default=str))
+    lines = [f"DRY RUN for [{summary['interval_start']}, {summary['interval_end']}): nothing was written to "
+             f"Pipedrive. {summary['extracted']} extracted, {summary['rejected']} rejected, "
+             f"{plan['already_pushed']} already pushed.",
+             f"Would create: {plan['would_create'] or 'nothing'}",
+             f"Estimated cost: {plan['estimated_tokens']} tokens ({plan['calls']})"]
+    for kind, samples in plan["samples"].items():
+        lines += [f"  sample {kind}: {json.dumps(sample, default=str)}" for sample in samples]
+    operator.log.info("\n".join(lines))
+    return json_safe(summary)
+
+
+def check_budget(ledger, pipedrive, estimated_tokens: int, log, now=None) -> None:
+    """Refuse to start a load the daily token budget cannot pay for, instead of failing half-way.
+
+    Over the per-run share: fails at once (retrying cannot help; lower max_leads or use digest mode).
+    Over what is left today: reschedules the task to just after midnight UTC, when the budget resets.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    budget, share = pipedrive.budget_settings()
+    if not budget:
+        return
+    now = now or datetime.now(timezone.utc)
+    run_allowance = int(budget * share)
+    if estimated_tokens > run_allowance:
+        raise AirflowFailException(
+            f"this run would spend about {estimated_tokens} tokens, over its allowance of {run_allowance} "
+            f"({share:.0%} of the daily budget {budget}): lower max_leads, use activity_mode=digest, or raise "
+            "max_run_budget_share on the Pipedrive connection")
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    spent = ledger.tokens_spent_since(midnight.isoformat(timespec="seconds"))
+    if spent + estimated_tokens > budget:
+        resume = midnight + timedelta(days=1, minutes=5)
+        log.warning("Pipedrive daily token budget: %d of %d spent today and this run needs about %d; nothing "
+                    "was written; waiting until %s, when the budget resets", spent, budget, estimated_tokens,
+                    resume.isoformat())
+        raise AirflowRescheduleException(reschedule_date=resume)
+
+
 def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict[str, Any],
-               usage: dict[str, int]) -> dict[str, Any]:
+               usage: dict[str, int], estimated_tokens: int | None = None) -> dict[str, Any]:
     """Store, log and check the run summary; fail loudly if any record is unaccounted for."""
     summary = run_summary(upstream, loaded, usage)
+    summary["estimated_tokens"] = estimated_tokens
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=summary["pushed"],
@@ -115,4 +174,9 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
     operator.log.info("Run summary:\n%s", format_summary(summary))
     if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:
         raise AirflowFailException(f"accounting mismatch, nothing may be lost silently: {summary}")
-    return summary
+    return json_safe(summary)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON types only (XCom): pandas' NA and numpy scalars become null/str."""
+    return json.loads(json.dumps(value, default=lambda v: None if str(v) in ("<NA>", "nan", "NaT") else str(v)))

@@ -9,6 +9,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from leadboxer_pipedrive.operators.common import (
+    as_bool,
+    check_budget,
+    finish_dry_run,
     finish_run,
     load_settings,
     optional_int,
@@ -109,18 +112,21 @@ class PipedriveLeadLoadOperator(BaseOperator):
     :param lead_labels: lead label names put on every lead. (templated)
     :param custom_fields: LeadBoxer fact → Pipedrive deal custom field name. (templated)
     :param owner_id: Pipedrive user owning new leads. (templated)
+    :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
     :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
-    template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id",
+    template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id", "dry_run",
                                       "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, link_to: str = "both", lead_labels: Any = None,
-                 custom_fields: Any = None, owner_id: Any = None, pipedrive_conn_id: str = "pipedrive_default",
+                 custom_fields: Any = None, owner_id: Any = None, dry_run: bool | str = False,
+                 pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.dry_run = dry_run
         self.upstream = upstream
         self.link_to = link_to
         self.lead_labels = lead_labels
@@ -133,16 +139,22 @@ class PipedriveLeadLoadOperator(BaseOperator):
         from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
         from leadboxer_pipedrive.loading import LeadLoader
+        from leadboxer_pipedrive.loading.leads import plan_lead_load
         from leadboxer_pipedrive.staging import read_frame
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
         settings = load_settings(context, self.upstream)
-        loader = LeadLoader(pipedrive, ledger, settings, link_to=self.link_to,
-                            label_names=_as_list(self.lead_labels), custom_fields=_as_dict(self.custom_fields),
-                            owner_id=optional_int(self.owner_id))
+        options = {"link_to": self.link_to, "label_names": _as_list(self.lead_labels),
+                   "custom_fields": _as_dict(self.custom_fields), "owner_id": optional_int(self.owner_id)}
+        frame = read_frame(self.upstream["payloads_path"])
+        priced = plan_lead_load(frame, ledger, settings.dataset_id, **options).as_dict(pipedrive.token_costs)
+        if as_bool(self.dry_run):
+            return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())
+        check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
         try:
-            result = loader.load(read_frame(self.upstream["payloads_path"]))
+            result = LeadLoader(pipedrive, ledger, settings, **options).load(frame)
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage())
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
+                          estimated_tokens=priced["estimated_tokens"])

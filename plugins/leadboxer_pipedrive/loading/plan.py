@@ -1,0 +1,136 @@
+"""A priced plan: what a load would create and what it would cost, computed from the rows and the
+ledger alone, before anything is written (dry runs report it; real runs check it against the budget).
+
+Records the ledger does not know are priced as "search, then create" (the usual case for new leads);
+a person that turns out to exist costs a deals listing instead of a create, so estimates stay close.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+SEARCH_PERSON = ("GET", "/api/v2/persons/search")
+CREATE_PERSON = ("POST", "/api/v2/persons")
+UPDATE_PERSON = ("PATCH", "/api/v2/persons/{id}")
+SEARCH_ORG = ("GET", "/api/v2/organizations/search")
+CREATE_ORG = ("POST", "/api/v2/organizations")
+LIST_DEALS = ("GET", "/api/v2/deals")
+CREATE_DEAL = ("POST", "/api/v2/deals")
+LIST_STAGES = ("GET", "/api/v2/stages")
+CREATE_ACTIVITY = ("POST", "/api/v2/activities")
+ACTIVITY_TYPES = ("GET", "/api/v1/activityTypes")
+CREATE_LEAD = ("POST", "/api/v1/leads")
+UPDATE_LEAD = ("PATCH", "/api/v1/leads/{id}")
+LEAD_LABELS = ("GET", "/api/v1/leadLabels")
+DEAL_FIELDS = ("GET", "/api/v2/dealFields")
+
+
+@dataclass
+class LoadPlan:
+    calls: Counter = field(default_factory=Counter)
+    creates: Counter = field(default_factory=Counter)
+    already_pushed: int = 0
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def tokens(self, costs: dict[tuple[str, str], int]) -> int:
+        return sum(costs[call] * count for call, count in self.calls.items())
+
+    def sample(self, kind: str, payload: dict[str, Any], limit: int = 3) -> None:
+        bucket = self.samples.setdefault(kind, [])
+        if len(bucket) < limit:
+            bucket.append(payload)
+
+    def as_dict(self, costs: dict[tuple[str, str], int]) -> dict[str, Any]:
+        return {"would_create": dict(self.creates), "already_pushed": self.already_pushed,
+                "estimated_tokens": self.tokens(costs),
+                "calls": {f"{m} {p}": n for (m, p), n in sorted(self.calls.items())},
+                "samples": self.samples}
+
+
+class Planner:
+    """Prices resolutions against the ledger, remembering what the plan already "created"."""
+
+    def __init__(self, ledger, dataset_id: str, pipeline_id: int | None) -> None:
+        self.ledger = ledger
+        self.dataset_id = dataset_id
+        self.pipeline_id = pipeline_id
+        self.plan = LoadPlan()
+        self._orgs: dict[str, bool] = {}
+        self._people: dict[str, dict[str, Any]] = {}
+        self._stage_looked_up = False
+
+    def preload(self, emails: list[str], org_keys: list[str]) -> None:
+        self._people.update(self.ledger.persons_by_email(emails))
+        self._orgs.update({key: True for key in self.ledger.organizations_by_key(org_keys)})
+
+    def organization(self, facts: pd.Series) -> bool:
+        key = facts.get("org_key")
+        if key is None or pd.isna(key):
+            return False
+        if key not in self._orgs:
+            self.plan.calls[SEARCH_ORG] += 1
+            self.plan.calls[CREATE_ORG] += 1
+            self.plan.creates["organizations"] += 1
+            self.plan.sample("organizations", {"name": facts["org_name"]})
+            self._orgs[key] = True
+        return True
+
+    def person(self, email: str, facts: pd.Series, link_organization: bool = True) -> tuple[dict | None, bool]:
+        """(ledger row or None, is_new)."""
+        known = self._people.get(email)
+        if known:
+            if link_organization and known.get("org_id") is None and self.organization(facts):
+                self.plan.calls[UPDATE_PERSON] += 1
+            return known, False
+        self.plan.calls[SEARCH_PERSON] += 1
+        if link_organization:
+            self.organization(facts)
+        self.plan.calls[CREATE_PERSON] += 1
+        self.plan.creates["persons"] += 1
+        self.plan.sample("persons", {"name": facts["person_name"], "email": email})
+        self._people[email] = {"email": email, "person_id": None, "org_id": None}
+        return None, True
+
+    def deal(self, known_person: dict | None, is_new: bool, facts: pd.Series) -> None:
+        if known_person and known_person.get("person_id"):
+            if self.ledger.deals_by_person([known_person["person_id"]]):
+                return
+        if not is_new:
+            self.plan.calls[LIST_DEALS] += 1
+        if self.pipeline_id:
+            if not self._stage_looked_up:
+                self.plan.calls[LIST_STAGES] += 1
+                self._stage_looked_up = True
+            self.plan.calls[CREATE_DEAL] += 1
+            self.plan.creates["deals"] += 1
+            who = facts["org_name"] if not pd.isna(facts.get("org_name")) else facts["person_name"]
+            self.plan.sample("deals", {"title": f"{who} – LeadBoxer", "pipeline_id": self.pipeline_id})
+
+
+def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeline_id: int | None,
+                       activity_mode: str) -> LoadPlan:
+    planner = Planner(ledger, dataset_id, pipeline_id)
+    if activities.empty:
+        return planner.plan
+    done = ledger.pushed_event_ids(dataset_id, activities["event_id"].tolist())
+    planner.plan.already_pushed = int(activities["event_id"].isin(done).sum())
+    todo = activities[~activities["event_id"].isin(done)]
+    if todo.empty:
+        return planner.plan
+    planner.plan.calls[ACTIVITY_TYPES] += 1
+    planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
+    for email, rows in todo.groupby("email", sort=True):
+        facts = rows.iloc[0]
+        known, is_new = planner.person(email, facts)
+        planner.deal(known, is_new, facts)
+        activities_count = rows["use_id"].nunique() if activity_mode == "digest" else len(rows)
+        planner.plan.calls[CREATE_ACTIVITY] += activities_count
+        planner.plan.creates["activities"] += activities_count
+        for row in rows.head(1).itertuples(index=False):
+            planner.plan.sample("activities", {"subject": row.subject, "type": row.type, "email": email,
+                                               "due": f"{row.due_date} {row.due_time}"})
+    return planner.plan
