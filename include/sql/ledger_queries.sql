@@ -39,12 +39,12 @@ VALUES (:dataset_id, :event_id, :use_id, :activity_id, :person_id, :org_id, :dea
 ON CONFLICT (dataset_id, event_id) DO NOTHING;
 
 -- name: insert_rejected_row
-INSERT INTO lbpd_rejected_row (dag_id, run_id, entity, record_id, use_id, reason, record, rejected_at)
-VALUES (:dag_id, :run_id, :entity, :record_id, :use_id, :reason, :record, :now)
+INSERT INTO lbpd_rejected_row (dag_id, run_id, entity, record_id, use_id, outcome, reason, record, rejected_at)
+VALUES (:dag_id, :run_id, :entity, :record_id, :use_id, :outcome, :reason, :record, :now)
 ON CONFLICT (dag_id, run_id, entity, record_id, reason) DO NOTHING;
 
 -- name: rejected_rows_of_run
-SELECT entity, record_id, use_id, reason FROM lbpd_rejected_row
+SELECT entity, record_id, use_id, outcome, reason FROM lbpd_rejected_row
 WHERE dag_id = :dag_id AND run_id = :run_id ORDER BY entity, record_id, reason;
 
 -- name: upsert_run
@@ -106,3 +106,21 @@ ON CONFLICT (dataset_id, use_id) DO UPDATE SET email = excluded.email, person_id
 
 -- name: tokens_spent_since
 SELECT COALESCE(SUM(tokens_spent), 0) AS tokens FROM lbpd_run WHERE finished_at >= :since;
+
+-- name: retries_by_status
+SELECT record_id, payload, attempts, last_error FROM lbpd_retry
+WHERE dataset_id = :dataset_id AND entity = :entity AND status = :status ORDER BY record_id;
+
+-- name: retry_attempts
+SELECT record_id, attempts FROM lbpd_retry
+WHERE dataset_id = :dataset_id AND entity = :entity AND record_id IN :record_ids;
+
+-- name: upsert_retry
+INSERT INTO lbpd_retry (dataset_id, entity, record_id, payload, attempts, last_error, status, updated_at)
+VALUES (:dataset_id, :entity, :record_id, :payload, :attempts, :last_error, :status, :now)
+ON CONFLICT (dataset_id, entity, record_id) DO UPDATE SET payload = excluded.payload,
+    attempts = excluded.attempts, last_error = excluded.last_error, status = excluded.status,
+    updated_at = excluded.updated_at;
+
+-- name: delete_retries
+DELETE FROM lbpd_retry WHERE dataset_id = :dataset_id AND entity = :entity AND record_id IN :record_ids;

@@ -40,13 +40,16 @@ CREATE TABLE IF NOT EXISTS lbpd_pushed_event (
     PRIMARY KEY (dataset_id, event_id)
 );
 
--- Rows set aside (failed validation, or refused by Pipedrive), with the reason, per run.
+-- Rows set aside, with the reason, per run. outcome: "invalid" (failed our validation: never sent),
+-- "rejected" (Pipedrive refused it: queued in lbpd_retry for later runs) or "quarantined" (refused
+-- too often: no more retries until someone looks).
 CREATE TABLE IF NOT EXISTS lbpd_rejected_row (
     dag_id      TEXT NOT NULL,
     run_id      TEXT NOT NULL,
     entity      TEXT NOT NULL,
     record_id   TEXT NOT NULL,
     use_id      TEXT,
+    outcome     TEXT NOT NULL DEFAULT 'invalid',
     reason      TEXT NOT NULL,
     record      TEXT,
     rejected_at TEXT NOT NULL,
@@ -102,4 +105,17 @@ CREATE TABLE IF NOT EXISTS lbpd_identity (
     person_id   BIGINT NOT NULL,
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (dataset_id, use_id)
+);
+
+-- Rows Pipedrive refused, kept whole so later runs retry them; quarantined after too many refusals.
+CREATE TABLE IF NOT EXISTS lbpd_retry (
+    dataset_id  TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    attempts    BIGINT NOT NULL,
+    last_error  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, entity, record_id)
 );

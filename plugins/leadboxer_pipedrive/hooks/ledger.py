@@ -169,6 +169,28 @@ class LedgerHook(BaseHook):
     def record_rejections(self, rows: list[dict[str, Any]]) -> None:
         self.write("insert_rejected_row", rows)
 
+    # -- retries of rows Pipedrive refused ----------------------------------------------------------
+    def retries(self, dataset_id: str, entity: str, status: str = "pending") -> list[dict[str, Any]]:
+        return self.fetch("retries_by_status", dataset_id=dataset_id, entity=entity, status=status)
+
+    def retry_attempts(self, dataset_id: str, entity: str, record_ids: Iterable[str]) -> dict[str, int]:
+        rows = self.fetch_in("retry_attempts", "record_ids", record_ids, dataset_id=dataset_id, entity=entity)
+        return {row["record_id"]: int(row["attempts"]) for row in rows}
+
+    def queue_retries(self, rows: list[dict[str, Any]]) -> None:
+        self.write("upsert_retry", rows)
+
+    def clear_retries(self, dataset_id: str, entity: str, record_ids: Iterable[str]) -> None:
+        record_ids = list(dict.fromkeys(record_ids))
+        if not record_ids:
+            return
+        self.ensure_schema()
+        statement = self._statement("delete_retries", expanding=["record_ids"])
+        with self.get_conn().begin() as connection:
+            for start in range(0, len(record_ids), _CHUNK):
+                connection.execute(statement, {"dataset_id": dataset_id, "entity": entity,
+                                               "record_ids": record_ids[start:start + _CHUNK]})
+
     def rejected_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.fetch("rejected_rows_of_run", dag_id=dag_id, run_id=run_id)
 

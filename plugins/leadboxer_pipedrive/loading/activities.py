@@ -19,7 +19,13 @@ import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
-from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows, stale_reference
+from leadboxer_pipedrive.loading.common import (
+    LoadResult,
+    LoadSettings,
+    pending_retries,
+    refuse_rows,
+    stale_reference,
+)
 from leadboxer_pipedrive.loading.resolver import Person, PipedriveResolver, since_iso
 from leadboxer_pipedrive.transforms import digest_activity
 
@@ -48,32 +54,57 @@ class ActivityLoader:
                                                                 settings.task_id, settings.try_number))
 
     def load(self, activities: pd.DataFrame) -> LoadResult:
+        """Push this window's rows, and retry rows Pipedrive refused in earlier runs."""
         result = LoadResult(received=len(activities))
-        if activities.empty:
+        dataset = self.settings.dataset_id
+        window = activities.assign(_retry=False)
+        retried = pending_retries(self.ledger, self.settings, "event", set(window["event_id"]))
+        if not retried.empty:
+            result.count("retries_pending", len(retried))
+        rows = pd.concat([window, retried], ignore_index=True) if not retried.empty else window
+        if rows.empty:
             return result
-        done = self.ledger.pushed_event_ids(self.settings.dataset_id, activities["event_id"].tolist())
-        result.already_pushed = int(activities["event_id"].isin(done).sum())
-        todo = activities[~activities["event_id"].isin(done)]
-        if todo.empty:
-            return result
-        self._check_activity_types(set(todo["type"].unique()))
+        done = self.ledger.pushed_event_ids(dataset, rows["event_id"].tolist())
+        already = rows["event_id"].isin(done)
+        result.already_pushed = int((already & ~rows["_retry"]).sum())
+        self.ledger.clear_retries(dataset, "event", rows.loc[already & rows["_retry"], "event_id"])
+        todo = rows[~already]
+        if not todo.empty:
+            self._check_activity_types(set(todo["type"].unique()))
+            self._load_todo(todo, result)
+        self.ledger.clear_retries(dataset, "event", result.pushed_ids)
+        return result
+
+    def _load_todo(self, todo: pd.DataFrame, result: LoadResult) -> None:
         resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id)
         resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist(),
                          todo["use_id"].dropna().unique().tolist())
-        groups = list(todo.groupby("email", sort=True))
-        workers = max(1, min(int(self.settings.workers), len(groups)))
+        # Organizations first, each from its first row by email, so who creates it (and with which
+        # spelling of its name) does not depend on thread timing; then persons and their events.
+        self._run_concurrently([(self._prefetch_organization, (resolver, facts))
+                                for facts in resolver.organizations_needed(todo)])
+        self._run_concurrently([(self._load_person_events, (email, rows, resolver, result))
+                                for email, rows in todo.groupby("email", sort=True)])
+
+    @staticmethod
+    def _prefetch_organization(resolver: PipedriveResolver, facts: pd.Series) -> None:
+        try:
+            resolver.organization(facts)
+        except ApiRequestError:
+            pass  # refused: the persons needing it meet the refusal again and record it with their rows
+
+    def _run_concurrently(self, calls: list[tuple[Any, tuple]]) -> None:
+        workers = max(1, min(int(self.settings.workers), len(calls)))
         if workers == 1:
-            for email, rows in groups:
-                self._load_person_events(email, rows, resolver, result)
-            return result
+            for function, args in calls:
+                function(*args)
+            return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipedrive-load") as pool:
-            futures = [pool.submit(self._load_person_events, email, rows, resolver, result)
-                       for email, rows in groups]
+            futures = [pool.submit(function, *args) for function, args in calls]
             errors = [f.exception() for f in futures]
         first_error = next((e for e in errors if e is not None), None)
         if first_error is not None:
             raise first_error
-        return result
 
     # -- one person's events ----------------------------------------------------------------------
     def _load_person_events(self, email: str, rows: pd.DataFrame, resolver: PipedriveResolver,
@@ -82,7 +113,7 @@ class ActivityLoader:
         with self.claims.claim(f"activities:{dataset}:{email}") as takeover:
             done = self.ledger.pushed_event_ids(dataset, rows["event_id"].tolist())
             if done:  # another run pushed them while we waited for the claim
-                result.count("already_pushed", len(done))
+                result.count_rows(rows[rows["event_id"].isin(done)], "already_pushed", "retries_already_pushed")
                 rows = rows[~rows["event_id"].isin(done)]
             if rows.empty:
                 return
@@ -116,8 +147,10 @@ class ActivityLoader:
         found = rows[rows["event_id"].isin(created)]
         if not found.empty:
             self._record(found, None, person, deal_id, activity_ids=[created[e] for e in found["event_id"]])
-            result.count("pushed", len(found))
+            result.count_rows(found, "pushed", "retries_pushed")
             result.count("reconciled_activities", len(found))
+            with result._lock:
+                result.pushed_ids.extend(found["event_id"])
         return rows[~rows["event_id"].isin(created)]
 
     def _push(self, unit: pd.DataFrame, email: str, facts: pd.Series, person: Person, deal_id: int | None,
@@ -148,8 +181,10 @@ class ActivityLoader:
                             f"Pipedrive refused the activity: {retry_exc.detail}")
                 return
         self._record(unit, activity["id"], person, deal_id)
-        result.count("pushed", len(unit))
+        result.count_rows(unit, "pushed", "retries_pushed")
         result.count("activities_created")
+        with result._lock:
+            result.pushed_ids.extend(unit["event_id"])
 
     def _record(self, unit: pd.DataFrame, activity_id: int | None, person: Person, deal_id: int | None, *,
                 activity_ids: list[int] | None = None) -> None:

@@ -25,6 +25,7 @@ class LoadSettings:
     try_number: int = 1
     workers: int = 4  # concurrent persons in flight; the hook's limiter keeps the burst limits
     activity_mode: str = "per_event"  # or "digest": one activity per lead and hour
+    max_attempts: int = 3  # refusals by Pipedrive before a row is quarantined
 
 
 @dataclass
@@ -35,7 +36,16 @@ class LoadResult:
     refused: int = 0
     counts: Counter = field(default_factory=Counter)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    pushed_ids: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_rows(self, rows: pd.DataFrame, key: str, retry_key: str) -> None:
+        """Count rows of this window under ``key`` and rows retried from earlier runs under ``retry_key``."""
+        retried = int(rows["_retry"].sum()) if "_retry" in rows else 0
+        if len(rows) - retried:
+            self.count(key, len(rows) - retried)
+        if retried:
+            self.count(retry_key, retried)
 
     def count(self, key: str, amount: int = 1) -> None:
         """Thread-safe increment of ``pushed``/``already_pushed``/``refused`` or a named counter."""
@@ -50,22 +60,54 @@ class LoadResult:
                 "refused": self.refused, **dict(sorted(self.counts.items()))}
 
 
-def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.DataFrame, entity: str,
-                id_column: str, reason: str, *, weight: int | None = None) -> None:
-    """Record rows Pipedrive refused, with its message, in the ledger and the result.
+def row_payload(row: dict[str, Any]) -> str:
+    """A row as JSON with plain types, to be loaded again by a later run."""
+    def plain(value: Any) -> Any:
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            return None
+        return value.item() if hasattr(value, "item") else value
+    return json.dumps({k: plain(v) for k, v in row.items() if k != "_retry"}, default=str)
 
-    ``weight``: how many extracted records these rows stand for (a digest row stands for its events).
-    """
+
+def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.DataFrame, entity: str,
+                id_column: str, reason: str) -> None:
+    """Rows Pipedrive refused: recorded with its message, queued for later runs, quarantined after
+    ``settings.max_attempts`` refusals."""
     log.warning("%d %s row(s) refused: %s", len(rows), entity, reason)
-    records = [{"dag_id": settings.dag_id, "run_id": settings.run_id, "entity": entity,
-                "record_id": str(row[id_column]), "use_id": row.get("use_id"), "reason": reason[:1000],
-                "record": json.dumps({k: row.get(k) for k in ("email", "subject", "title", "org_name")
-                                      if k in row}, default=str)}
-               for row in rows.to_dict("records")]
-    ledger.record_rejections(records)
-    result.count("refused", len(rows) if weight is None else weight)
+    records = rows.to_dict("records")
+    ids = [str(row[id_column]) for row in records]
+    attempts = ledger.retry_attempts(settings.dataset_id, entity, ids)
+    queued, rejections, quarantined = [], [], 0
+    for record_id, row in zip(ids, records):
+        tries = attempts.get(record_id, 0) + 1
+        status = "quarantined" if tries >= settings.max_attempts else "pending"
+        quarantined += status == "quarantined"
+        queued.append({"dataset_id": settings.dataset_id, "entity": entity, "record_id": record_id,
+                       "payload": row_payload(row), "attempts": tries, "last_error": reason[:1000],
+                       "status": status})
+        rejections.append({
+            "dag_id": settings.dag_id, "run_id": settings.run_id, "entity": entity, "record_id": record_id,
+            "use_id": row.get("use_id"), "outcome": "quarantined" if status == "quarantined" else "rejected",
+            "reason": reason[:1000],
+            "record": json.dumps({k: row.get(k) for k in ("email", "subject", "title", "org_name") if k in row},
+                                 default=str)})
+    ledger.queue_retries(queued)
+    ledger.record_rejections(rejections)
+    result.count_rows(rows, "refused", "retries_refused")
+    if quarantined:
+        result.count("quarantined", quarantined)
     with result._lock:
-        result.refusals.extend({"record_id": r["record_id"], "reason": reason} for r in records)
+        result.refusals.extend({"record_id": record_id, "reason": reason} for record_id in ids)
+
+
+def pending_retries(ledger, settings: LoadSettings, entity: str, exclude: set[str]) -> pd.DataFrame:
+    """Rows an earlier run had refused, to try again (not those this run has anyway)."""
+    rows = [json.loads(r["payload"]) for r in ledger.retries(settings.dataset_id, entity)
+            if r["record_id"] not in exclude]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["_retry"] = True
+    return frame
 
 
 _STALE_RE = re.compile(r"\b(Person|Organization|Deal) with id (\d+) (?:not found|does not exist)", re.I)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
-from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, refuse_rows
+from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, pending_retries, refuse_rows
 from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present
 
 # LeadBoxer facts a user may map onto Pipedrive (deal) custom fields, by field name.
@@ -73,7 +73,13 @@ class LeadLoader:
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self, leads: pd.DataFrame) -> LoadResult:
+        """Push this window's leads, and retry leads Pipedrive refused in earlier runs."""
         result = LoadResult(received=len(leads))
+        leads = leads.assign(_retry=False)
+        retried = pending_retries(self.ledger, self.settings, "lead", set(leads["use_id"]))
+        if not retried.empty:
+            result.count("retries_pending", len(retried))
+            leads = pd.concat([leads, retried], ignore_index=True)
         if leads.empty:
             return result
         self.resolve_configuration(set(leads["score_label"].dropna().unique()))
@@ -87,6 +93,7 @@ class LeadLoader:
             except ApiRequestError as exc:
                 refuse_rows(self.ledger, self.settings, result, row.to_frame().T, "lead", "use_id",
                             f"Pipedrive refused the lead or its person/organization: {exc.detail}")
+        self.ledger.clear_retries(self.settings.dataset_id, "lead", result.pushed_ids)
         return result
 
     def _push_lead(self, row: pd.Series, known: dict | None, resolver: PipedriveResolver,
@@ -100,16 +107,19 @@ class LeadLoader:
                 org_id = person.org_id
         body = self.lead_body(row, person_id, org_id)
         fingerprint = lead_fingerprint(row, person_id, org_id, self.label_names, self.custom_fields, self.owner_id)
+        retry = bool(row.get("_retry", False))
         if known and known["fingerprint"] == fingerprint:
-            result.count("already_pushed")
+            result.count("retries_already_pushed" if retry else "already_pushed")
             result.count("leads_unchanged")
+            with result._lock:
+                result.pushed_ids.append(row["use_id"])
             return
         dataset, use_id = self.settings.dataset_id, row["use_id"]
         marker = f"leadboxer:{use_id}"
         with self.claims.claim(f"lead:{dataset}:{use_id}") as takeover:
             known = self.ledger.leads_by_use_id(dataset, [use_id]).get(use_id)  # another run may have done it
             if known and known["fingerprint"] == fingerprint:
-                result.count("already_pushed")
+                result.count("retries_already_pushed" if retry else "already_pushed")
                 result.count("leads_unchanged")
                 return
             lead_id = known["lead_id"] if known else None
@@ -128,7 +138,9 @@ class LeadLoader:
                 result.count("leads_created")
             self.ledger.remember_lead(dataset_id=dataset, use_id=use_id, lead_id=lead["id"],
                                       person_id=person_id, org_id=org_id, fingerprint=fingerprint)
-        result.count("pushed")
+        result.count("retries_pushed" if retry else "pushed")
+        with result._lock:
+            result.pushed_ids.append(use_id)
 
     def lead_body(self, row: pd.Series, person_id: int | None, org_id: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"title": row["title"]}

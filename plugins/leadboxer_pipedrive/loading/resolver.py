@@ -69,6 +69,16 @@ class PipedriveResolver:
             self._org_ids.update({key: row["org_id"] for key, row in orgs.items()})
             self._identities.update(identities)
 
+    def organizations_needed(self, rows: pd.DataFrame) -> list[pd.Series]:
+        """Facts of each organization this batch may have to find or create, first row (by email) of each:
+        for persons the ledger does not know, or knows without an organization."""
+        with self._lock:
+            known = {email for email, row in self._people.items() if row.get("org_id") is not None}
+            resolved = set(self._org_ids)
+        candidates = rows[rows["org_key"].notna() & ~rows["email"].isin(known) & ~rows["org_key"].isin(resolved)]
+        candidates = candidates.sort_values("email", kind="stable").drop_duplicates("org_key")
+        return [row for _, row in candidates.iterrows()]
+
     # -- organizations ----------------------------------------------------------------------------
     def organization(self, facts: pd.Series) -> int | None:
         """The organization of ``facts`` (columns org_key, org_name, ...), or None when it has none.

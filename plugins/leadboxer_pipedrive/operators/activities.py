@@ -160,16 +160,20 @@ class PipedriveActivityLoadOperator(BaseOperator):
         hour, listing its events). (templated)
     :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
     :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
+    :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
+    :param max_attempts: refusals before a row is quarantined (no more retries).
     :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
     template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "workers", "dry_run",
-                                      "pipedrive_conn_id", "ledger_conn_id")
+                                      "max_rejected_share", "max_attempts", "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None, activity_mode: str = "per_event",
-                 workers: int | str = 4, dry_run: bool | str = False, pipedrive_conn_id: str = "pipedrive_default",
+                 workers: int | str = 4, dry_run: bool | str = False,
+                 max_rejected_share: float | str = 0.2, max_attempts: int | str = 3,
+                 pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream = upstream
@@ -177,6 +181,8 @@ class PipedriveActivityLoadOperator(BaseOperator):
         self.activity_mode = activity_mode
         self.workers = workers
         self.dry_run = dry_run
+        self.max_rejected_share = max_rejected_share
+        self.max_attempts = max_attempts
         self.pipedrive_conn_id = pipedrive_conn_id
         self.ledger_conn_id = ledger_conn_id
 
@@ -191,7 +197,8 @@ class PipedriveActivityLoadOperator(BaseOperator):
         ledger = LedgerHook(self.ledger_conn_id)
         settings = load_settings(context, self.upstream, pipeline_id=optional_int(self.pipeline_id),
                                  activity_mode=str(self.activity_mode or "per_event"),
-                                 workers=optional_int(self.workers) or 1)
+                                 workers=optional_int(self.workers) or 1,
+                                 max_attempts=optional_int(self.max_attempts) or 1)
         frame = read_frame(self.upstream["payloads_path"])
         plan = plan_activity_load(frame, ledger, settings.dataset_id, settings.pipeline_id, settings.activity_mode)
         priced = plan.as_dict(pipedrive.token_costs)
@@ -203,4 +210,5 @@ class PipedriveActivityLoadOperator(BaseOperator):
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
         return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
-                          estimated_tokens=priced["estimated_tokens"])
+                          estimated_tokens=priced["estimated_tokens"],
+                          max_rejected_share=float(self.max_rejected_share))

@@ -60,7 +60,7 @@ def record_rejections(ledger, context, rejected, entity: str) -> None:
     ledger.record_rejections([
         {"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "entity": entity,
          "record_id": "" if row["record_id"] is None else str(row["record_id"]), "use_id": row["use_id"],
-         "reason": row["reason"], "record": None}
+         "outcome": "invalid", "reason": row["reason"], "record": None}
         for row in frame.to_dict("records")
     ])
 
@@ -161,8 +161,10 @@ def check_budget(ledger, pipedrive, estimated_tokens: int, log, now=None) -> Non
 
 
 def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict[str, Any],
-               usage: dict[str, int], estimated_tokens: int | None = None) -> dict[str, Any]:
-    """Store, log and check the run summary; fail loudly if any record is unaccounted for."""
+               usage: dict[str, int], estimated_tokens: int | None = None,
+               max_rejected_share: float | None = None) -> dict[str, Any]:
+    """Store, log and check the run summary; fail loudly if any record is unaccounted for, or when
+    Pipedrive refused more than ``max_rejected_share`` of the rows sent (they stay queued for retry)."""
     summary = run_summary(upstream, loaded, usage)
     summary["estimated_tokens"] = estimated_tokens
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
@@ -174,6 +176,13 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
     operator.log.info("Run summary:\n%s", format_summary(summary))
     if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:
         raise AirflowFailException(f"accounting mismatch, nothing may be lost silently: {summary}")
+    sent = loaded["received"] + loaded.get("retries_pending", 0) - loaded["already_pushed"]
+    refused = loaded["refused"] + loaded.get("retries_refused", 0)
+    if max_rejected_share is not None and sent and refused / sent > max_rejected_share:
+        raise AirflowFailException(
+            f"Pipedrive refused {refused} of {sent} rows ({refused / sent:.0%}), over max_rejected_share "
+            f"{max_rejected_share:.0%}: see lbpd_rejected_row for the reasons; the rows stay queued in lbpd_retry "
+            "and later runs retry them")
     return json_safe(summary)
 
 

@@ -113,20 +113,25 @@ class PipedriveLeadLoadOperator(BaseOperator):
     :param custom_fields: LeadBoxer fact → Pipedrive deal custom field name. (templated)
     :param owner_id: Pipedrive user owning new leads. (templated)
     :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
+    :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
+    :param max_attempts: refusals before a row is quarantined (no more retries).
     :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
     template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id", "dry_run",
-                                      "pipedrive_conn_id", "ledger_conn_id")
+                                      "max_rejected_share", "max_attempts", "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, link_to: str = "both", lead_labels: Any = None,
                  custom_fields: Any = None, owner_id: Any = None, dry_run: bool | str = False,
+                 max_rejected_share: float | str = 0.2, max_attempts: int | str = 3,
                  pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dry_run = dry_run
+        self.max_rejected_share = max_rejected_share
+        self.max_attempts = max_attempts
         self.upstream = upstream
         self.link_to = link_to
         self.lead_labels = lead_labels
@@ -144,7 +149,7 @@ class PipedriveLeadLoadOperator(BaseOperator):
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
-        settings = load_settings(context, self.upstream)
+        settings = load_settings(context, self.upstream, max_attempts=optional_int(self.max_attempts) or 1)
         options = {"link_to": self.link_to, "label_names": _as_list(self.lead_labels),
                    "custom_fields": _as_dict(self.custom_fields), "owner_id": optional_int(self.owner_id)}
         frame = read_frame(self.upstream["payloads_path"])
@@ -157,4 +162,5 @@ class PipedriveLeadLoadOperator(BaseOperator):
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
         return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
-                          estimated_tokens=priced["estimated_tokens"])
+                          estimated_tokens=priced["estimated_tokens"],
+                          max_rejected_share=float(self.max_rejected_share))

@@ -69,12 +69,13 @@ def test_recording_an_event_twice_keeps_the_first_activity(ledger):
 
 def test_rejections_and_runs_are_kept(ledger):
     ledger.record_rejections([
-        {"dag_id": "d", "run_id": "r", "entity": "event", "record_id": "e1", "use_id": "u", "reason": "bad",
-         "record": None},
-        {"dag_id": "d", "run_id": "r", "entity": "event", "record_id": "e1", "use_id": "u", "reason": "bad",
-         "record": None},
+        {"dag_id": "d", "run_id": "r", "entity": "event", "record_id": "e1", "use_id": "u", "outcome": "invalid",
+         "reason": "bad", "record": None},
+        {"dag_id": "d", "run_id": "r", "entity": "event", "record_id": "e1", "use_id": "u", "outcome": "invalid",
+         "reason": "bad", "record": None},
     ])
-    assert ledger.rejected_rows("d", "r") == [{"entity": "event", "record_id": "e1", "use_id": "u", "reason": "bad"}]
+    assert ledger.rejected_rows("d", "r") == [
+        {"entity": "event", "record_id": "e1", "use_id": "u", "outcome": "invalid", "reason": "bad"}]
     ledger.record_run(dag_id="d", run_id="r", interval_start="a", interval_end="b", extracted=3, pushed=2,
                       already_pushed=0, rejected=1, tokens_spent=10, rate_limited=0, summary="{}")
     assert ledger.recent_runs()[0]["pushed"] == 2

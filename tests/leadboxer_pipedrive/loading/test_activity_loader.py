@@ -205,3 +205,32 @@ def pipedrive_sandbox_person(sandbox, email):
     response = requests.post(f"{sandbox.url}/api/v2/persons", headers={"x-api-token": "sandbox-token"},
                              json={"name": "Solo", "emails": [{"value": email, "primary": True}]}, timeout=10)
     return response.json()["data"]["id"]
+
+
+def test_refused_rows_are_queued_retried_by_later_runs_then_quarantined(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    ledger = LedgerHook(ledger_conn)
+    frame = activity_frame(LEADS[2:], 2)  # solo@nowhere.io, two events
+    pipedrive_sandbox.add_fault({"kind": "status", "status": 400, "count": 1, "path": "/api/v2/activities$",
+                                 "method": "POST"})
+    first = ActivityLoader(hook(pipedrive_conn), ledger, settings(max_attempts=2)).load(frame)
+    assert (first.pushed, first.refused) == (1, 1)
+    rejected = ledger.rejected_rows("dag", "run-1")
+    assert [r["outcome"] for r in rejected] == ["rejected"] and rejected[0]["reason"].startswith("Pipedrive refused")
+    assert len(ledger.retries("ds", "event")) == 1
+
+    # The next hour has other events; the refused one is retried with them and now goes through.
+    later = activity_frame(LEADS[2:], 1, prefix="next")
+    second = ActivityLoader(hook(pipedrive_conn), ledger, settings(run_id="run-2")).load(later)
+    assert second.pushed == 1 and second.counts["retries_pushed"] == 1
+    assert ledger.retries("ds", "event") == []
+    assert ledger.pushed_event_ids("ds", frame["event_id"]) == set(frame["event_id"])
+
+    # A row Pipedrive keeps refusing is quarantined after max_attempts and no longer retried.
+    pipedrive_sandbox.add_fault({"kind": "status", "status": 400, "path": "/api/v2/activities$", "method": "POST"})
+    stubborn = activity_frame(LEADS[:1], 1, prefix="stubborn")
+    for run in ("run-3", "run-4"):
+        ActivityLoader(hook(pipedrive_conn), ledger, settings(run_id=run, max_attempts=2)).load(stubborn)
+    assert ledger.retries("ds", "event") == []
+    assert [r["record_id"] for r in ledger.retries("ds", "event", status="quarantined")] == ["stubborn-u1-0"]
+    assert [r["outcome"] for r in ledger.rejected_rows("dag", "run-4")] == ["quarantined"]
