@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test test-fast lint demo airflow lock clean
+.PHONY: setup test test-fast lint demo airflow chaos bench lock clean
 
 setup: $(STAMP)
 
@@ -49,3 +49,7 @@ lock:
 
 clean:
 	rm -rf .airflow .pytest_cache .ruff_cache
+
+## The activity sync under faults, overlapping runs and a killed task, at 5,000+ events; prints the invariants.
+chaos: setup
+	$(BIN)/python -m scripts.chaos

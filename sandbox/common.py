@@ -110,12 +110,23 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
 
 
+class QuietThreadingHTTPServer(ThreadingHTTPServer):
+    """Clients that time out or hang up are part of the game here: no traceback for those."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class SandboxServer:
     """Runs an app on loopback, in a background thread (tests) or in the foreground (``__main__``)."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
         self.app = app
-        self.httpd = ThreadingHTTPServer((host, port), SandboxRequestHandler)
+        self.httpd = QuietThreadingHTTPServer((host, port), SandboxRequestHandler)
         self.httpd.daemon_threads = True
         self.httpd.app = app  # type: ignore[attr-defined]
         self.httpd.verbose = verbose  # type: ignore[attr-defined]

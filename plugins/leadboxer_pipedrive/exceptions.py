@@ -26,12 +26,18 @@ class TransientApiError(ApiError):
         self.retry_after = retry_after
 
 
+class AmbiguousWriteError(ApiError):
+    """A create whose outcome is unknown (timeout, dropped connection, 500/502/504): it may or may not
+    have happened. Never retried blindly: the caller looks for the record first (reconcile)."""
+
+
 class ApiRequestError(ApiError):
     """The service refused the request as given (400, 404, 422...): retrying the same call cannot help."""
 
 
-class ApiAuthError(ApiRequestError):
-    """401/402/403: the credentials are wrong, revoked or lack permission."""
+class ApiAuthError(ApiError, AirflowFailException):
+    """401/402/403: the credentials are wrong, revoked or lack permission. Retrying cannot heal that,
+    so the task fails at once (and no row is marked refused: the whole run waits for new credentials)."""
 
 
 class BudgetExhaustedError(ApiError, AirflowFailException):

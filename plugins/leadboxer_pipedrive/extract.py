@@ -60,6 +60,8 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
         active = False
         for session in hook.iter_sessions(dataset_id, str(lead_id)):
             sessions_read += 1
+            if not isinstance(session, dict):
+                continue  # not a session: it has no id to read events with
             session_start = _ms(session.get("session_unix_timestamp"))
             duration = pd.to_numeric(pd.Series([session.get("duration")]), errors="coerce").iloc[0]
             if session_start is not None:
@@ -71,6 +73,10 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
                 active = True
                 break
             for event in hook.iter_events(dataset_id, str(session.get("session_id"))):
+                if not isinstance(event, dict):
+                    # Kept (without an id) so validation rejects it with a reason: nothing vanishes.
+                    lead_events.append({"_lead_id": lead_id, "_raw": repr(event)[:200]})
+                    continue
                 event_ms = _ms(event.get("eventUnixTimestamp"))
                 if event_ms is not None and not (start_ms <= event_ms < end_ms):
                     continue

@@ -36,6 +36,7 @@ Normalisation rules (hostile input is read, never trusted):
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 import pandas as pd
@@ -92,11 +93,16 @@ _SECONDS_CUTOFF = 100_000_000_000
 MIN_PLAUSIBLE_MS = 946_684_800_000
 MAX_PLAUSIBLE_MS = 4_102_444_800_000
 
-# Invisible format characters: soft hyphen, zero-width space/non-joiner/joiner, LRM/RLM, line/paragraph
-# separators, bidi embeddings/overrides/isolates, word joiner and invisible operators, BOM.
-_INVISIBLE = "\u00ad\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
-_INVISIBLE_RE = f"[{_INVISIBLE}]"
-_TRIM_RE = f"^[\\s{_INVISIBLE}]+|[\\s{_INVISIBLE}]+$"
+# Invisible format characters: soft hyphen, Mongolian vowel separator, zero-width space/non-joiner/
+# joiner, LRM/RLM, line/paragraph separators, bidi embeddings/overrides/isolates, word joiner and
+# invisible operators, BOM.
+_INVISIBLE = ("\u00ad\u180e" + "".join(map(chr, range(0x200B, 0x2010))) + "".join(map(chr, range(0x2028, 0x202F)))
+              + "".join(map(chr, range(0x2060, 0x2070))) + "\ufeff")
+# Everything ``str.isspace`` calls whitespace (tabs, newlines, NBSP, ideographic space...), and the above.
+_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+               + "\u2028\u2029\u202f\u205f\u3000")
+_TRIM = _WHITESPACE + _INVISIBLE
+_DELETE_INVISIBLE = str.maketrans("", "", _INVISIBLE)
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -112,12 +118,28 @@ def _scalar_text(value: Any) -> str | None:
     return str(value)
 
 
+def _clean_text(value: Any) -> str | None:
+    text = _scalar_text(value)
+    if text is None:
+        return None
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return text.strip(_TRIM) or None
+
+
+def _clean_email(value: Any) -> str | None:
+    text = _scalar_text(value)
+    if text is None:
+        return None
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_DELETE_INVISIBLE)
+    return text.strip(_TRIM).lower() or None
+
+
 def text_column(values: pd.Series) -> pd.Series:
     """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
     and blanks become missing."""
-    series = values.astype("object").where(values.notna(), None).map(_scalar_text)
-    out = series.astype("string").str.normalize("NFC").str.replace(_TRIM_RE, "", regex=True)
-    return out.mask(out == "")
+    return values.astype("object").where(values.notna(), None).map(_clean_text).astype("string")
 
 
 def parse_epoch_ms(values: pd.Series) -> pd.Series:
@@ -138,9 +160,7 @@ def parse_epoch_ms(values: pd.Series) -> pd.Series:
 def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
     docstring; validation decides whether they are well formed)."""
-    text = text_column(values).str.normalize("NFKC").str.replace(_INVISIBLE_RE, "", regex=True)
-    text = text.str.replace(_TRIM_RE, "", regex=True).str.lower()
-    return text.mask(text == "")
+    return values.astype("object").where(values.notna(), None).map(_clean_email).astype("string")
 
 
 def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -160,7 +180,7 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
     frame["segment_ids"] = segments.map(_segment_list)
     wanted = segment_id_text(segment_id) if segment_id not in (None, "") else None
     frame["in_segment"] = frame["segment_ids"].map(lambda ids: wanted is None or wanted in ids).astype(bool)
-    frame = frame[frame["use_id"].notna()].drop_duplicates("use_id", keep="first")
+    # Leads without an id, and repeated ones, stay: validation rejects them with a reason.
     return frame.reset_index(drop=True)[LEAD_COLUMNS]
 
 
@@ -178,7 +198,8 @@ def events_frame(events: list[dict[str, Any]], leads: pd.DataFrame, dataset_id: 
     frame["use_id"] = lead_ids.fillna(frame["event_use_id"])
     frame["event_time_ms"] = parse_epoch_ms(frame["event_time_raw"])
     frame["dataset_id"] = dataset_id
-    lead_facts = leads.drop(columns=["segment_ids"])
+    # Each event takes the facts of the first row of its lead (repeated lead rows are validation's business).
+    lead_facts = leads.dropna(subset=["use_id"]).drop_duplicates("use_id", keep="first").drop(columns=["segment_ids"])
     merged = frame.drop(columns=["event_use_id"]).merge(lead_facts, on="use_id", how="left")
     merged["in_segment"] = merged["in_segment"].fillna(False).astype(bool)
     return merged[EVENT_COLUMNS]

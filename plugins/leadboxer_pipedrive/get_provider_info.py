@@ -71,7 +71,6 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "placeholders": {
                 "host": "https://data.leadboxer.com",
                 "password": "LeadBoxer API key (sent as x-api-key)",
-                "dataset_id": "your dataset id",
             },
         },
         "conn-fields": {

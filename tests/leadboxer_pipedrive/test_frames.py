@@ -16,7 +16,7 @@ def test_normalise_email_trims_and_lowercases():
     assert normalise_email(pd.Series(["", None])).isna().all()
 
 
-def test_leads_frame_marks_segment_membership_and_drops_repeats():
+def test_leads_frame_marks_segment_membership_and_keeps_every_row_for_validation():
     leads = [
         {"use_id": "a", "email": "A@x.io", "segments": [14118, 2]},
         {"use_id": "b", "segments": "3,14118"},
@@ -25,8 +25,8 @@ def test_leads_frame_marks_segment_membership_and_drops_repeats():
         {"email": "no-id@x.io"},
     ]
     frame = leads_frame(leads, 14118)
-    assert frame["use_id"].tolist() == ["a", "b", "c"]
-    assert frame["in_segment"].tolist() == [True, True, False]
+    assert frame["use_id"].fillna("-").tolist() == ["a", "b", "c", "a", "-"]
+    assert frame["in_segment"].tolist() == [True, True, False, True, False]
     assert frame.loc[0, "email"] == "a@x.io"
 
 

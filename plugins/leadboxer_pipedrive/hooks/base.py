@@ -14,7 +14,13 @@ import requests
 import tenacity
 from airflow.sdk import BaseHook
 
-from leadboxer_pipedrive.exceptions import ApiAuthError, ApiError, ApiRequestError, TransientApiError
+from leadboxer_pipedrive.exceptions import (
+    AmbiguousWriteError,
+    ApiAuthError,
+    ApiError,
+    ApiRequestError,
+    TransientApiError,
+)
 
 
 class JsonApiHook(BaseHook):
@@ -88,9 +94,16 @@ class JsonApiHook(BaseHook):
             self._session = None
 
     # -- requests ---------------------------------------------------------------------------------
+    # Answers that say the server did not act on the request: safe to resend even a create.
+    not_processed_statuses: frozenset[int] = frozenset({429, 503})
+
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json_body: Any = None) -> Any:
-        """Send one call, retrying transient failures; return the decoded JSON body."""
+                json_body: Any = None, idempotent: bool = True) -> Any:
+        """Send one call, retrying transient failures; return the decoded JSON body.
+
+        ``idempotent=False`` (creates): a timeout, dropped connection or 500/502/504 leaves it unknown
+        whether the record was created, so it raises :class:`AmbiguousWriteError` instead of resending.
+        """
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=self._wait_before_retry,
@@ -98,9 +111,10 @@ class JsonApiHook(BaseHook):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._send_once, method, path, params, json_body)
+        return retrying(self._send_once, method, path, params, json_body, idempotent)
 
-    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any) -> Any:
+    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
+                   idempotent: bool = True) -> Any:
         session = self.get_conn()
         self.before_request(method, path)
         try:
@@ -108,13 +122,22 @@ class JsonApiHook(BaseHook):
                                         json=json_body, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
             # The exception text holds only host and path: the secret travels in a header.
+            never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
+            if not idempotent and not never_sent:
+                raise AmbiguousWriteError(self.service_name, method, path, None,
+                                          f"{type(exc).__name__}: no answer, the write may have happened") from None
             raise TransientApiError(self.service_name, method, path, None,
                                     f"{type(exc).__name__}: no answer") from None
         self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
         self.after_response(method, path, response)
         if response.status_code < 400:
             return self._decode(method, path, response)
-        raise self.error_for(method, path, response, self._error_detail(response))
+        error = self.error_for(method, path, response, self._error_detail(response))
+        if not idempotent and isinstance(error, TransientApiError) and \
+                response.status_code not in self.not_processed_statuses:
+            raise AmbiguousWriteError(self.service_name, method, path, response.status_code,
+                                      f"{error.detail} (the write may have happened)")
+        raise error
 
     def error_for(self, method: str, path: str, response: requests.Response, detail: str) -> ApiError:
         """The exception for an error answer (an extension point: subclasses refine it)."""

@@ -52,6 +52,9 @@ class LedgerHook(BaseHook):
                 engine = create_engine(url, future=True,
                                        connect_args={"timeout": 60, "check_same_thread": False})
                 event.listen(engine, "connect", _sqlite_pragmas)
+                # Take the write lock when a transaction starts: a read that later upgrades to a write
+                # fails at once under WAL ("database is locked") instead of waiting its turn.
+                event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
             else:
                 engine = create_engine(url, future=True, pool_pre_ping=True)
             self._engine = engine
@@ -232,9 +235,15 @@ class LedgerHook(BaseHook):
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    import sqlite3
+
+    dbapi_connection.isolation_level = None  # transactions are begun by the "begin" listener
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass  # another connection is switching it right now; it stays WAL once switched
     cursor.close()
 
 

@@ -146,6 +146,8 @@ class PipedriveHook(JsonApiHook):
 
     # -- generic helpers ----------------------------------------------------------------------------
     def _data(self, method: str, path: str, **kwargs: Any) -> Any:
+        # Creates are not idempotent: their ambiguous failures go back to the caller to reconcile.
+        kwargs.setdefault("idempotent", method != "POST")
         body = self.request(method, path, **kwargs)
         if not isinstance(body, dict) or body.get("success") is False:
             raise ApiError(self.service_name, method, path, 200, f"unexpected answer: {str(body)[:200]}")

@@ -153,11 +153,21 @@ class ActivityLoader:
                 result.pushed_ids.extend(found["event_id"])
         return rows[~rows["event_id"].isin(created)]
 
+    def _create_activity(self, unit: pd.DataFrame, person: Person, deal_id: int | None,
+                         resolver: PipedriveResolver) -> dict[str, Any]:
+        marker = str(unit["event_id"].iloc[0])
+
+        def find(since_ms: int) -> dict[str, Any] | None:
+            return next((a for a in self.pipedrive.list_activities(person_id=person.person_id,
+                                                                   updated_since=since_iso(since_ms))
+                         if marker in event_ids_in_note(a.get("note"))), None)
+        return resolver.create_or_reconcile(
+            lambda: self.pipedrive.create_activity(activity_payload(unit, person, deal_id)), find)
+
     def _push(self, unit: pd.DataFrame, email: str, facts: pd.Series, person: Person, deal_id: int | None,
               resolver: PipedriveResolver, result: LoadResult) -> None:
-        payload = activity_payload(unit, person, deal_id)
         try:
-            activity = self.pipedrive.create_activity(payload)
+            activity = self._create_activity(unit, person, deal_id, resolver)
         except ApiRequestError as exc:
             stale = stale_reference(exc.detail)
             if stale is None:
@@ -175,7 +185,7 @@ class ActivityLoader:
             person = resolver.person(email, facts)
             deal_id = resolver.open_deal(person, facts, self.settings.pipeline_id)
             try:
-                activity = self.pipedrive.create_activity(activity_payload(unit, person, deal_id))
+                activity = self._create_activity(unit, person, deal_id, resolver)
             except ApiRequestError as retry_exc:
                 refuse_rows(self.ledger, self.settings, result, unit, "event", "event_id",
                             f"Pipedrive refused the activity: {retry_exc.detail}")

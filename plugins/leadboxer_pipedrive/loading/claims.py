@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from leadboxer_pipedrive.exceptions import TransientApiError
+from leadboxer_pipedrive.exceptions import ApiRequestError, TransientApiError
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,14 @@ class ClaimManager:
         takeover = self._acquire(key, me)
         try:
             yield takeover
-        finally:
+        except ApiRequestError:
+            self.ledger.release_claim(key, me)  # Pipedrive refused: nothing was written
+            raise
+        except BaseException:
+            # A write may have happened (an unknown outcome, a crash before the ledger write): keep the
+            # claim, so whoever takes it next reconciles before creating anything.
+            raise
+        else:
             self.ledger.release_claim(key, me)
 
     def _acquire(self, key: str, me: str) -> int | None:

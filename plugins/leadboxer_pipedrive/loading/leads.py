@@ -134,7 +134,11 @@ class LeadLoader:
                                                             "organization_id": org_id})
                 result.count("leads_updated")
             else:
-                lead = self.pipedrive.create_lead({**body, "origin_id": marker})
+                links = {"person_id": person_id} if person_id else {"organization_id": org_id}
+                lead = resolver.create_or_reconcile(
+                    lambda: self.pipedrive.create_lead({**body, "origin_id": marker}),
+                    lambda _since: next((lead for lead in self.pipedrive.list_leads(**links)
+                                         if lead.get("origin_id") == marker), None))
                 result.count("leads_created")
             self.ledger.remember_lead(dataset_id=dataset, use_id=use_id, lead_id=lead["id"],
                                       person_id=person_id, org_id=org_id, fingerprint=fingerprint)

@@ -10,12 +10,15 @@ may have created). A failed lookup raises: it is never read as "not found" and n
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
+from leadboxer_pipedrive.exceptions import AmbiguousWriteError
 from leadboxer_pipedrive.loading.claims import ClaimManager
 
 
@@ -40,6 +43,20 @@ def since_iso(epoch_ms: int, margin_seconds: int = 120) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def create_or_reconcile(create: Callable[[], dict[str, Any]], find: Callable[[int], dict[str, Any] | None],
+                        result, grace_seconds: float) -> dict[str, Any]:
+    """Create a record; when the outcome is unknown (timeout, dropped connection, 5xx), look for it
+    (``find(since_ms)``, through lists that do not lag) before creating again."""
+    started = int(time.time() * 1000)
+    try:
+        return create()
+    except AmbiguousWriteError:
+        time.sleep(grace_seconds)  # let a slow server finish what it may still be doing
+        found = find(started)
+        result.count("ambiguous_writes_reconciled")
+        return found if found is not None else create()
+
+
 def _emails_of(record: dict[str, Any]) -> set[str]:
     return {str(e.get("value") if isinstance(e, dict) else e).strip().lower() for e in record.get("emails") or []}
 
@@ -58,6 +75,10 @@ class PipedriveResolver:
         self._people: dict[str, dict[str, Any]] = {}
         self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
+        self.grace_seconds = min(float(getattr(pipedrive, "timeout", 10.0)), 10.0)
+
+    def create_or_reconcile(self, create, find) -> dict[str, Any]:
+        return create_or_reconcile(create, find, self.result, self.grace_seconds)
 
     def preload(self, emails: list[str], org_keys: list[str], use_ids: list[str] = ()) -> None:
         """Read the ledger's ids for a whole batch in a few queries instead of one per record."""
@@ -110,7 +131,10 @@ class PipedriveResolver:
                     org_id = found["id"]
                     self.result.count("organizations_found")
                 else:
-                    org_id = self.pipedrive.create_organization(organization_payload(facts))["id"]
+                    org_id = self.create_or_reconcile(
+                        lambda: self.pipedrive.create_organization(organization_payload(facts)),
+                        lambda since: next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(since))
+                                            if str(o.get("name", "")).strip().casefold() == wanted), None))["id"]
                     self.result.count("organizations_created")
                 self.ledger.remember_organization(key, org_id, name)
         with self._lock:
@@ -172,7 +196,10 @@ class PipedriveResolver:
             org = found.get("organization") or {}
             return Person(found["id"], org.get("id") or found.get("org_id"), is_new=False)
         org_id = self.organization(facts) if link_organization else None
-        created = self.pipedrive.create_person(person_payload(facts, org_id))
+        created = self.create_or_reconcile(
+            lambda: self.pipedrive.create_person(person_payload(facts, org_id)),
+            lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
+                                if email in _emails_of(p)), None))
         self.result.count("persons_created")
         return Person(created["id"], org_id, is_new=True)
 
@@ -226,13 +253,16 @@ class PipedriveResolver:
                     stage_id = self.pipedrive.first_stage_id(pipeline_id)
                     with self._lock:
                         self._first_stage_ids[pipeline_id] = stage_id
-                deal = self.pipedrive.create_deal({
+                body = {
                     "title": deal_title(facts),
                     "person_id": int(person.person_id),
                     **({"org_id": int(person.org_id)} if person.org_id else {}),
                     "pipeline_id": int(pipeline_id),
                     "stage_id": stage_id,
-                })
+                }
+                deal = self.create_or_reconcile(
+                    lambda: self.pipedrive.create_deal(body),
+                    lambda _since: self.pipedrive.find_open_deal_for_person(person.person_id))
                 self.result.count("deals_created")
             if deal is None:
                 return None

@@ -57,12 +57,18 @@ def load_settings(context, upstream: dict[str, Any], **overrides: Any):
 def record_rejections(ledger, context, rejected, entity: str) -> None:
     """Rows validation set aside go to the ledger with their reasons."""
     frame = rejected.astype(object).where(rejected.notna(), None)
-    ledger.record_rejections([
-        {"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "entity": entity,
-         "record_id": "" if row["record_id"] is None else str(row["record_id"]), "use_id": row["use_id"],
-         "outcome": "invalid", "reason": row["reason"], "record": None}
-        for row in frame.to_dict("records")
-    ])
+    seen: set[str] = set()
+    rows = []
+    for position, row in enumerate(frame.to_dict("records")):
+        record_id = str(row["record_id"]) if row["record_id"] else ""
+        if not record_id or record_id in seen:
+            # A row without an id, or repeating one, still gets a ledger row of its own.
+            record_id = f"{record_id}#row{position}"
+        seen.add(record_id)
+        rows.append({"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "entity": entity,
+                     "record_id": record_id, "use_id": row["use_id"], "outcome": "invalid",
+                     "reason": row["reason"], "record": None})
+    ledger.record_rejections(rows)
 
 
 def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:

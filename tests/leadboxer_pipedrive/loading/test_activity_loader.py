@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 
 import pytest
-from conftest import activity_frame
+from loader_frames import activity_frame
 
 from leadboxer_pipedrive.exceptions import BudgetExhaustedError, TransientApiError
 from leadboxer_pipedrive.hooks.ledger import LedgerHook
@@ -234,3 +234,16 @@ def test_refused_rows_are_queued_retried_by_later_runs_then_quarantined(
     assert ledger.retries("ds", "event") == []
     assert [r["record_id"] for r in ledger.retries("ds", "event", status="quarantined")] == ["stubborn-u1-0"]
     assert [r["outcome"] for r in ledger.rejected_rows("dag", "run-4")] == ["quarantined"]
+
+
+def test_creates_whose_answer_is_lost_are_reconciled_not_repeated(pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    # The connection drops before two activity answers arrive, and a person create answers only after
+    # the client gave up (timeout 1 s): each may or may not have happened.
+    pipedrive_sandbox.add_fault({"kind": "drop", "count": 2, "path": "/api/v2/activities$", "method": "POST"})
+    pipedrive_sandbox.add_fault({"kind": "slow", "delay": 1.5, "count": 1, "path": "/api/v2/persons$",
+                                 "method": "POST"})
+    frame = activity_frame(LEADS, 2)
+    result = ActivityLoader(hook(pipedrive_conn, timeout=1.0), LedgerHook(ledger_conn),
+                            settings(pipeline_id=2)).load(frame)
+    assert result.pushed == len(frame) and result.counts["ambiguous_writes_reconciled"] == 3
+    assert_exactly_once(pipedrive_sandbox.state(), frame)

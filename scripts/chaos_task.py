@@ -1,0 +1,57 @@
+"""One try of one activity-sync run, as its own process (see scripts/chaos.py): the operators' steps
+(extract → validate → transform → load) through the same library code, without Airflow's runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hour", required=True, help="interval start, ISO 8601")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--try-number", type=int, default=1)
+    parser.add_argument("--pipeline-id", type=int)
+    parser.add_argument("--dataset-id", default="07bacbd9d46a4e26b58b15d69f69250f")
+    parser.add_argument("--segment-id", default="14118")
+    args = parser.parse_args()
+
+    from leadboxer_pipedrive.extract import fetch_window
+    from leadboxer_pipedrive.frames import events_frame, leads_frame
+    from leadboxer_pipedrive.hooks import LeadBoxerHook, LedgerHook, PipedriveHook
+    from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
+    from leadboxer_pipedrive.transforms import activity_payloads
+    from leadboxer_pipedrive.validation import validate_events
+
+    start = datetime.fromisoformat(args.hour)
+    end = start + timedelta(hours=1)
+    window = fetch_window(LeadBoxerHook(), args.dataset_id, args.segment_id, start, end)
+    leads = leads_frame(window.leads, args.segment_id)
+    events = events_frame(window.events, leads, args.dataset_id)
+    outcome = validate_events(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    ledger = LedgerHook()
+    dag_id = "chaos_activities"
+    ledger.record_rejections([{"dag_id": dag_id, "run_id": args.run_id, "entity": "event",
+                               "record_id": str(r["record_id"]), "use_id": r["use_id"], "outcome": "invalid",
+                               "reason": r["reason"], "record": None}
+                              for r in outcome.rejected.astype(object).to_dict("records")])
+    pipedrive = PipedriveHook()
+    settings = LoadSettings(dataset_id=args.dataset_id, dag_id=dag_id, run_id=args.run_id, task_id="load",
+                            try_number=args.try_number, pipeline_id=args.pipeline_id, workers=4)
+    result = ActivityLoader(pipedrive, ledger, settings).load(activity_payloads(outcome.valid, "task"))
+    summary = {"extracted": len(events), "pushed": result.pushed, "already_pushed": result.already_pushed,
+               "rejected": len(outcome.rejected) + result.refused, **pipedrive.usage()}
+    ledger.record_run(dag_id=dag_id, run_id=args.run_id, interval_start=start.isoformat(),
+                      interval_end=end.isoformat(), extracted=summary["extracted"], pushed=summary["pushed"],
+                      already_pushed=summary["already_pushed"], rejected=summary["rejected"],
+                      tokens_spent=summary["tokens_spent"], rate_limited=summary["rate_limited"],
+                      summary=json.dumps(summary))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
