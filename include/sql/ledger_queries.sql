@@ -124,3 +124,10 @@ ON CONFLICT (dataset_id, entity, record_id) DO UPDATE SET payload = excluded.pay
 
 -- name: delete_retries
 DELETE FROM lbpd_retry WHERE dataset_id = :dataset_id AND entity = :entity AND record_id IN :record_ids;
+
+-- name: fact_by_key
+SELECT fact_key, fact_value, updated_at FROM lbpd_fact WHERE fact_key = :fact_key;
+
+-- name: upsert_fact
+INSERT INTO lbpd_fact (fact_key, fact_value, updated_at) VALUES (:fact_key, :fact_value, :now)
+ON CONFLICT (fact_key) DO UPDATE SET fact_value = excluded.fact_value, updated_at = excluded.updated_at;

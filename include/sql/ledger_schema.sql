@@ -119,3 +119,10 @@ CREATE TABLE IF NOT EXISTS lbpd_retry (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (dataset_id, entity, record_id)
 );
+
+-- Small facts worth remembering between runs (e.g. "activity type task exists, checked at ...").
+CREATE TABLE IF NOT EXISTS lbpd_fact (
+    fact_key    TEXT PRIMARY KEY,
+    fact_value  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);

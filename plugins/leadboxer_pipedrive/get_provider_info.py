@@ -40,10 +40,10 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "hook-name": "Pipedrive",
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "login", "port"],
-            "relabeling": {"host": "Company URL", "password": "API token"},
+            "relabeling": {"host": "Company URL", "password": "API token (or OAuth client secret)"},
             "placeholders": {
                 "host": "https://yourcompany.pipedrive.com",
-                "password": "Personal preferences > API > Your personal API token",
+                "password": "Your personal API token; with OAuth 2, the app's client secret",
             },
         },
         "conn-fields": {
@@ -57,6 +57,30 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "label": "Search burst limit (requests per 2 s)",
                 "description": "Search endpoints' own limit: 10 on every plan.",
                 "schema": {"type": "integer", "default": 10, "minimum": 1},
+            },
+            # OAuth 2 (a Marketplace app). The hook also writes access_token, expires_at and api_domain
+            # into the extra when it refreshes (not form fields: they change on their own).
+            "auth_type": {
+                "label": "Authentication",
+                "description": "api_token: the password is your API token. oauth2: the password is the app's "
+                "client secret and the hook refreshes access tokens with the refresh token below.",
+                "schema": {"type": "string", "enum": ["api_token", "oauth2"], "default": "api_token"},
+            },
+            "client_id": {
+                "label": "OAuth client id",
+                "description": "The Marketplace app's client id (OAuth 2 only).",
+                "schema": {"type": ["string", "null"]},
+            },
+            "refresh_token": {
+                "label": "OAuth refresh token",
+                "description": "From the app's authorization (OAuth 2 only); replaced by the hook when "
+                "Pipedrive rotates it.",
+                "schema": {"type": ["string", "null"], "format": "password"},
+            },
+            "token_url": {
+                "label": "OAuth token URL",
+                "description": "Where refresh tokens are traded for access tokens (OAuth 2 only).",
+                "schema": {"type": "string", "default": "https://oauth.pipedrive.com/oauth/token"},
             },
             **_COMMON_FIELDS,
         },

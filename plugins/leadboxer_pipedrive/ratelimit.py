@@ -10,6 +10,11 @@ from collections import deque
 class SlidingWindowLimiter:
     """Allows at most ``limit`` acquisitions in any rolling ``window`` seconds; thread-safe.
 
+    Each caller *reserves* its departure time under the lock (the moment the acquisition ``limit``
+    places back leaves the window) and then sleeps exactly until then: waiting callers are served in
+    arrival order and are not all woken whenever a slot frees up (no thundering herd of threads
+    competing for the GIL, which would delay departures unevenly and let the server see bursts).
+
     ``pause(seconds)`` blocks every caller for that long, used when the server answers 429 so that all
     threads of a load back off together instead of each discovering the limit on its own.
     """
@@ -21,28 +26,32 @@ class SlidingWindowLimiter:
         self.window = window
         self._clock = clock
         self._sleep = sleep
-        self._stamps: deque[float] = deque()
+        self._stamps: deque[list[float]] = deque()  # [departure time] of each acquisition, in order
         self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
         """Block until a slot is free; return the seconds spent waiting."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._stamps and now - self._stamps[0] >= self.window:
-                    self._stamps.popleft()
-                if now < self._paused_until:
-                    delay = self._paused_until - now
-                elif len(self._stamps) < self.limit:
-                    self._stamps.append(now)
-                    return waited
-                else:
-                    delay = self.window - (now - self._stamps[0])
-            delay = max(delay, 0.001)
-            self._sleep(delay)
-            waited += delay
+        with self._lock:
+            now = self._clock()
+            while self._stamps and now - self._stamps[0][0] >= self.window:
+                self._stamps.popleft()
+            slot = max(now, self._paused_until)
+            if len(self._stamps) >= self.limit:
+                slot = max(slot, self._stamps[-self.limit][0] + self.window)
+            if self._stamps:
+                slot = max(slot, self._stamps[-1][0])  # keep the reservations ordered
+            cell = [slot]
+            self._stamps.append(cell)
+        delay = slot - now
+        if delay <= 0:
+            return 0.0
+        self._sleep(delay)
+        # A busy process wakes a thread late: count the request from when it really leaves, so that
+        # the ones reserved after it keep their distance from it as the server will see it.
+        with self._lock:
+            cell[0] = max(cell[0], self._clock())
+        return delay
 
     def pause(self, seconds: float) -> None:
         with self._lock:

@@ -109,3 +109,27 @@ def test_max_leads_limits_a_run_to_the_first_n_leads(run_dag, pipedrive_sandbox,
     summary = ledger_runs(connections)[-1]
     assert summary["leads"] == 2
     assert len({a["person_id"] for a in pipedrive_sandbox.state()["activities"]}) <= 2
+
+
+def test_an_hour_that_fails_after_its_retries_is_restored_by_clear_and_rerun(
+        run_dag, pipedrive_sandbox, leadboxer_sandbox, connections, monkeypatch):
+    """The documented choice: a failed hour stays failed (loudly: failure callback, red run) until it is
+    cleared and re-run; the re-run pushes what is missing and nothing twice."""
+    monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_DEFAULT", json.dumps({
+        "conn_type": "pipedrive", "host": pipedrive_sandbox.url, "password": "sandbox-token",
+        "extra": {"burst_limit": 100, "max_attempts": 2, "backoff_base": 0.05}}))
+    # Pipedrive goes down after the first few creates of the hour, and stays down through every retry.
+    pipedrive_sandbox.add_fault({"kind": "status", "status": 503, "after": 10, "path": "/api/v2/activities$"})
+    failed = run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2})
+    assert failed.state == "failed"
+    partly = len(pipedrive_sandbox.state()["activities"])
+    assert 0 < partly
+
+    pipedrive_sandbox.clear_faults()
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2}).state == "success"
+    start_ms, end_ms = 1795150800000, 1795154400000
+    expected = expected_valid_events(leadboxer_sandbox.data, start_ms, end_ms)
+    activities = pipedrive_sandbox.state()["activities"]
+    markers = Counter(e for a in activities for e in expected if f"LeadBoxer event {e}<" in a["note"])
+    assert set(markers) == set(expected) and set(markers.values()) == {1}
+    assert len(activities) == len(expected)

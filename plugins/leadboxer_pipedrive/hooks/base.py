@@ -27,8 +27,9 @@ class JsonApiHook(BaseHook):
     """Base for the LeadBoxer and Pipedrive hooks.
 
     The connection is read lazily in :meth:`get_conn`: ``host`` is the base URL (with scheme), the
-    ``password`` the secret sent in :attr:`auth_header`; ``extra`` may set ``timeout`` (seconds) and
-    ``verify`` (TLS verification, on unless set to false).
+    ``password`` the secret sent in :attr:`auth_header`; ``extra`` may set ``timeout`` (seconds),
+    ``verify`` (TLS verification, on unless set to false), ``max_attempts`` (tries per call, default 6)
+    and ``backoff_base`` (seconds before the first retry when the server gives no hint, doubling).
     """
 
     service_name: str = "API"
@@ -46,6 +47,7 @@ class JsonApiHook(BaseHook):
                  timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id or self.default_conn_name
+        self._max_attempts_override = max_attempts
         self.max_attempts = max_attempts or self.default_max_attempts
         self._timeout_override = timeout
         self._session: requests.Session | None = None
@@ -62,17 +64,30 @@ class JsonApiHook(BaseHook):
         conn = self.get_connection(self.conn_id)
         self.extras = dict(conn.extra_dejson or {})
         self.base_url = self._base_url_from(conn.host or self.default_host, conn.port)
+        auth_headers = self._connection_auth_headers(conn)
+        if self._max_attempts_override is None and self.extras.get("max_attempts"):
+            self.max_attempts = int(self.extras["max_attempts"])
+        if self.extras.get("backoff_base") is not None:
+            self.backoff_base = float(self.extras["backoff_base"])
+        if self._timeout_override is None and self.extras.get("timeout"):
+            self.timeout = float(self.extras["timeout"])
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", **auth_headers})
+        session.verify = _to_bool(self.extras.get("verify", True))
+        self._session = session
+        return session
+
+    def _connection_auth_headers(self, conn: Any) -> dict[str, str]:
+        """The session's auth headers for ``conn`` (an extension point: the Pipedrive hook adds OAuth 2).
+
+        Called by :meth:`get_conn` after :attr:`extras` and :attr:`base_url` are set; by default the
+        connection's password is the secret, sent in :attr:`auth_header`.
+        """
         secret = conn.password
         if not secret:
             raise ApiAuthError(self.service_name, "-", "-", None,
                                f"connection {self.conn_id!r} has no password: put the API key/token there")
-        if self._timeout_override is None and self.extras.get("timeout"):
-            self.timeout = float(self.extras["timeout"])
-        session = requests.Session()
-        session.headers.update({"Accept": "application/json", **self._auth_headers(secret)})
-        session.verify = _to_bool(self.extras.get("verify", True))
-        self._session = session
-        return session
+        return self._auth_headers(secret)
 
     def _auth_headers(self, secret: str) -> dict[str, str]:
         return {self.auth_header: secret}

@@ -205,6 +205,17 @@ class LedgerHook(BaseHook):
         self.write("upsert_identity", {"dataset_id": dataset_id, "use_id": use_id, "email": email,
                                        "person_id": person_id})
 
+    def fresh_fact(self, key: str, max_age_seconds: float) -> str | None:
+        """A remembered fact's value, if it was written less than ``max_age_seconds`` ago."""
+        rows = self.fetch("fact_by_key", fact_key=key)
+        if not rows:
+            return None
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(rows[0]["updated_at"])).total_seconds()
+        return rows[0]["fact_value"] if age < max_age_seconds else None
+
+    def remember_fact(self, key: str, value: str) -> None:
+        self.write("upsert_fact", {"fact_key": key, "fact_value": value})
+
     # -- claims -----------------------------------------------------------------------------------
     def insert_claim(self, claim_key: str, owner: str, claimed_ms: int) -> bool:
         return self.write("insert_claim", {"claim_key": claim_key, "owner": owner, "claimed_ms": claimed_ms}) == 1

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from leadboxer_pipedrive.exceptions import ApiError, BudgetExhaustedError, SyncConfigurationError
+from leadboxer_pipedrive.exceptions import (
+    ApiAuthError,
+    ApiError,
+    ApiRequestError,
+    BudgetExhaustedError,
+    SyncConfigurationError,
+    TransientApiError,
+)
 from leadboxer_pipedrive.hooks.base import JsonApiHook
 from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
+
+PIPEDRIVE_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
+# The token state the hook refreshes and stores back (connection extra, or the Variable fallback).
+OAUTH_STATE_KEYS = ("access_token", "refresh_token", "expires_at", "api_domain")
+# Newest OAuth token state per (conn_id, fingerprint of the connection's own refresh token), shared by
+# every hook of the process: a connection from an env var or a secrets backend cannot be written back.
+_OAUTH_MEMORY: dict[tuple[str, str], dict[str, Any]] = {}
+_OAUTH_MEMORY_LOCK = threading.Lock()
 
 
 class PipedriveHook(JsonApiHook):
@@ -20,6 +40,14 @@ class PipedriveHook(JsonApiHook):
     the API token (sent only in the ``x-api-token`` header). ``extra``: ``burst_limit`` (requests per
     2 s for your plan and auth type; default 20, the Lite API-token limit), ``search_burst_limit``
     (default 10, every plan), ``timeout``, ``verify``.
+
+    OAuth 2 (a Marketplace app) instead: ``extra`` has ``"auth_type": "oauth2"``, ``client_id``,
+    ``refresh_token`` and optionally ``access_token``, ``expires_at`` (epoch seconds), ``api_domain``,
+    ``token_url`` (default Pipedrive's) and ``token_expiry_margin`` (seconds, default 60); the client
+    secret is the ``password`` (or ``extra.client_secret``). Calls carry ``Authorization: Bearer`` and go
+    to the token's ``api_domain``; the hook refreshes the access token when it is missing or expires
+    within the margin, and once on a 401 (then retries that call once). See :meth:`_oauth_persist` for
+    where refreshed tokens are stored.
 
     The hook keeps itself under both burst limits with client-side limiters, retries 429/5xx/dropped
     connections honouring ``x-ratelimit-reset``, and counts the tokens it spent (``x-token-cost``).
@@ -88,6 +116,9 @@ class PipedriveHook(JsonApiHook):
         self._counter_lock = threading.Lock()
         self._limiter: SlidingWindowLimiter | None = None
         self._search_limiter: SlidingWindowLimiter | None = None
+        self._oauth: dict[str, Any] | None = None  # OAuth 2 settings and token state, None for API tokens
+        self._oauth_lock = threading.RLock()
+        self.oauth_refreshes = 0
 
     def get_conn(self) -> requests.Session:
         session = super().get_conn()
@@ -97,7 +128,222 @@ class PipedriveHook(JsonApiHook):
             window = self.burst_window_seconds + self.limiter_slack_seconds
             self._limiter = SlidingWindowLimiter(burst, window)
             self._search_limiter = SlidingWindowLimiter(search_burst, window)
+            # Enough pooled connections for every request the limiter lets be in flight at once
+            # (requests' default of 10 makes a busy load reconnect, and reconnects delay departures
+            # unevenly, which the server sees as bursts).
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, min(burst, 128)))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
         return session
+
+    # -- authentication: API token or OAuth 2 ----------------------------------------------------------
+    oauth_token_url = PIPEDRIVE_TOKEN_URL
+    oauth_expiry_margin = 60.0  # refresh this many seconds before the access token expires
+    oauth_variable_prefix = "pipedrive_oauth_token__"  # + conn_id: the store when tasks cannot write connections
+
+    def _connection_auth_headers(self, conn: Any) -> dict[str, str]:
+        auth_type = str(self.extras.get("auth_type") or "api_token").strip().lower()
+        if auth_type in ("api_token", "token"):
+            self._oauth = None
+            return super()._connection_auth_headers(conn)
+        if auth_type != "oauth2":
+            raise ApiAuthError(self.service_name, "-", "-", None,
+                               f"connection {self.conn_id!r}: extra auth_type must be \"api_token\" or \"oauth2\"")
+        client_id = str(self.extras.get("client_id") or "").strip()
+        client_secret = str(self.extras.get("client_secret") or conn.password or "")
+        refresh_token = str(self.extras.get("refresh_token") or "").strip()
+        missing = [name for name, value in (("extra client_id", client_id),
+                                            ("client secret (password or extra client_secret)", client_secret),
+                                            ("extra refresh_token", refresh_token)) if not value]
+        if missing:
+            raise ApiAuthError(self.service_name, "-", "-", None,
+                               f"connection {self.conn_id!r} uses OAuth 2 but lacks: {', '.join(missing)}")
+        _mask(client_secret, refresh_token, self.extras.get("access_token"))
+        origin = _fingerprint(client_id, refresh_token)
+        env_backed = f"AIRFLOW_CONN_{self.conn_id.upper()}" in os.environ
+        candidates = [_token_state(self.extras)]
+        with _OAUTH_MEMORY_LOCK:
+            candidates.append(_OAUTH_MEMORY.get((self.conn_id, origin)))
+        if not env_backed:
+            candidates.append(self._oauth_variable_state(origin))
+        # The newest state wins (each refresh moves expires_at forward).
+        state = max((c for c in candidates if c and c.get("refresh_token")),
+                    key=lambda c: float(c.get("expires_at") or 0))
+        self._oauth = {"client_id": client_id, "client_secret": client_secret, "origin": origin,
+                       "token_url": str(self.extras.get("token_url") or self.oauth_token_url),
+                       "margin": float(self.extras.get("token_expiry_margin", self.oauth_expiry_margin)),
+                       "env_backed": env_backed, **state}
+        _mask(self._oauth.get("access_token"), self._oauth.get("refresh_token"))
+        if self._oauth.get("api_domain"):
+            self.base_url = self._base_url_from(str(self._oauth["api_domain"]), None)
+        if self._oauth_token_is_fresh():
+            return {"Authorization": f"Bearer {self._oauth['access_token']}"}
+        return {}  # refreshed before the first call
+
+    def _oauth_token_is_fresh(self) -> bool:
+        oauth = self._oauth or {}
+        if not oauth.get("access_token"):
+            return False
+        expires_at = oauth.get("expires_at")
+        if expires_at in (None, ""):
+            return True  # unknown expiry: use it, a 401 will refresh it
+        return float(expires_at) - oauth["margin"] > time.time()
+
+    def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
+                   idempotent: bool = True) -> Any:
+        self.get_conn()
+        if self._oauth is None:
+            return super()._send_once(method, path, params, json_body, idempotent)
+        with self._oauth_lock:
+            if not self._oauth_token_is_fresh():
+                self._oauth_refresh()
+            used = self._oauth.get("access_token")
+        try:
+            return super()._send_once(method, path, params, json_body, idempotent)
+        except ApiAuthError as exc:
+            if exc.status != 401:
+                raise
+        # A 401 means the call was not processed: refresh once (unless another thread just did), retry once;
+        # a second 401 is the usual auth error.
+        self.log.info("Pipedrive answered 401 to %s %s: refreshing the OAuth access token of connection %r",
+                      method, path, self.conn_id)
+        with self._oauth_lock:
+            if self._oauth.get("access_token") == used:
+                self._oauth_refresh()
+        return super()._send_once(method, path, params, json_body, idempotent)
+
+    def _oauth_refresh(self) -> None:
+        """Trade the refresh token for a new access token (POST token_url, HTTP Basic client credentials)."""
+        oauth = self._oauth
+        assert oauth is not None
+        token_url = oauth["token_url"]
+        path = urlsplit(token_url).path or "/"
+        secrets_ = (oauth["client_secret"], oauth["refresh_token"], oauth.get("access_token"))
+        try:
+            response = requests.post(
+                token_url, data={"grant_type": "refresh_token", "refresh_token": oauth["refresh_token"]},
+                auth=(oauth["client_id"], oauth["client_secret"]), headers={"Accept": "application/json"},
+                timeout=self.timeout, verify=self._session.verify if self._session is not None else True)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientApiError(self.service_name, "POST", path, None,
+                                    f"{type(exc).__name__}: no answer from the OAuth token endpoint") from None
+        status = response.status_code
+        if status >= 400:
+            detail = _redact(self._error_detail(response), secrets_)
+            if status in self.retryable_statuses:
+                raise TransientApiError(self.service_name, "POST", path, status,
+                                        f"OAuth token refresh: {detail}",
+                                        retry_after=self.retry_after_seconds(response))
+            if status in (400, 401, 403):
+                if "invalid_client" in detail:
+                    hint = "check the client_id and the client secret of the Marketplace app"
+                else:
+                    hint = ("the refresh token is revoked, expired or was already used (rotated) by another "
+                            "process that could not store the new one: re-authorize the app and put the new "
+                            "refresh_token in the connection's extra")
+                raise ApiAuthError(self.service_name, "POST", path, status,
+                                   f"OAuth token refresh for connection {self.conn_id!r} refused ({detail}): {hint}")
+            raise ApiRequestError(self.service_name, "POST", path, status, f"OAuth token refresh: {detail}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.get("access_token"):
+            raise TransientApiError(self.service_name, "POST", path, status,
+                                    "OAuth token endpoint answered without an access_token")
+        rotated = bool(body.get("refresh_token")) and body["refresh_token"] != oauth["refresh_token"]
+        state = {"access_token": str(body["access_token"]),
+                 "refresh_token": str(body.get("refresh_token") or oauth["refresh_token"]),
+                 "expires_at": int(time.time() + float(body.get("expires_in") or 3599)),
+                 "api_domain": str(body.get("api_domain") or oauth.get("api_domain") or "") or None}
+        _mask(state["access_token"], state["refresh_token"])
+        oauth.update(state)
+        self.oauth_refreshes += 1
+        if state["api_domain"]:
+            self.base_url = self._base_url_from(state["api_domain"], None)
+        if self._session is not None:
+            self._session.headers["Authorization"] = f"Bearer {state['access_token']}"
+        with _OAUTH_MEMORY_LOCK:
+            _OAUTH_MEMORY[(self.conn_id, oauth["origin"])] = dict(state)
+        self._oauth_persist(state, rotated)
+
+    def _oauth_persist(self, state: dict[str, Any], rotated: bool) -> str:
+        """Store a refreshed token state; return where: ``"db"``, ``"variable"`` or ``"memory"``.
+
+        * connection from an ``AIRFLOW_CONN_*`` env var: memory of this process only;
+        * the ORM is usable (CLI, API server, tests) and the connection is in the metadata DB: its extra;
+          absent from the DB (a secrets backend): memory only;
+        * the ORM is blocked (Airflow 3 tasks may not touch the DB, nor write connections through the
+          Task SDK): the Airflow Variable ``pipedrive_oauth_token__<conn_id>`` (its name holds "token", so
+          Airflow masks its value), which later runs read when it is newer than the connection;
+        * nothing writable: memory, and a warning saying how to persist the token.
+
+        A lost access token only costs one refresh; a lost *rotated refresh token* breaks the next run.
+        """
+        where = "memory"
+        if self._oauth and not self._oauth.get("env_backed"):
+            try:
+                where = "db" if self._oauth_store_in_db(state) else "memory"
+            except Exception:  # noqa: BLE001 - RuntimeError when the Task SDK blocks the ORM, or no DB
+                where = "variable" if self._oauth_store_in_variable(state) else "memory"
+        if where == "db":
+            self.log.info("Stored the refreshed OAuth token of connection %r in the metadata database", self.conn_id)
+        elif where == "variable":
+            self.log.info("Stored the refreshed OAuth token of connection %r in Airflow Variable %r (tasks "
+                          "cannot update connections)", self.conn_id, self.oauth_variable_prefix + self.conn_id)
+        elif rotated:
+            self.log.warning(
+                "Pipedrive rotated the OAuth refresh token of connection %r, which comes from an environment "
+                "variable or a secrets backend the hook cannot write: the new token is kept in this process's "
+                "memory only, and the connection's refresh token may no longer work. Keep OAuth connections in "
+                "the Airflow metadata database (or a writable store) so rotated tokens persist.", self.conn_id)
+        else:
+            self.log.debug("Refreshed OAuth token of connection %r kept in memory", self.conn_id)
+        return where
+
+    def _oauth_store_in_db(self, state: dict[str, Any]) -> bool:
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            row = session.scalars(select(Connection).where(Connection.conn_id == self.conn_id)).one_or_none()
+            if row is None:
+                return False
+            extra = dict(row.extra_dejson or {})
+            extra.update({key: state[key] for key in OAUTH_STATE_KEYS if state.get(key) is not None})
+            row.set_extra(json.dumps(extra))
+            if state.get("api_domain") and (row.host or "").rstrip("/") != state["api_domain"].rstrip("/"):
+                row.host = state["api_domain"]
+        return True
+
+    def _oauth_store_in_variable(self, state: dict[str, Any]) -> bool:
+        try:
+            from airflow.sdk import Variable
+
+            Variable.set(self.oauth_variable_prefix + self.conn_id,
+                         {"origin": (self._oauth or {}).get("origin"), **state}, serialize_json=True,
+                         description=f"OAuth token state of Pipedrive connection {self.conn_id}, written by "
+                                     "PipedriveHook; delete it after re-authorizing the app")
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self.log.warning(
+                "Could not store the refreshed OAuth token of connection %r (%s): kept in memory for this "
+                "process. To persist it, keep the connection in the metadata database and let the hook run "
+                "where it may write (e.g. `airflow connections test %s`), or re-authorize and update the "
+                "connection's extra.", self.conn_id, type(exc).__name__, self.conn_id)
+            return False
+
+    def _oauth_variable_state(self, origin: str) -> dict[str, Any] | None:
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get(self.oauth_variable_prefix + self.conn_id, default=None, deserialize_json=True)
+        except Exception:  # noqa: BLE001 - no Variable, or no way to read them here
+            return None
+        if not isinstance(value, dict) or value.get("origin") != origin:
+            return None  # written for another refresh token: the connection was re-authorized since
+        return _token_state(value)
 
     # -- rate limiting and accounting ---------------------------------------------------------------
     def before_request(self, method: str, path: str) -> None:
@@ -315,3 +561,33 @@ class PipedriveHook(JsonApiHook):
         except Exception as exc:  # noqa: BLE001 - the UI shows the message
             return False, str(exc)
         return True, f"Connected to Pipedrive as user {user.get('id')} ({user.get('company_name', '')})"
+
+
+def _token_state(source: dict[str, Any]) -> dict[str, Any]:
+    return {key: source.get(key) or None for key in OAUTH_STATE_KEYS}
+
+
+def _fingerprint(client_id: str, refresh_token: str) -> str:
+    """A short one-way digest naming a grant without revealing it."""
+    return hashlib.sha256(f"{client_id}\0{refresh_token}".encode()).hexdigest()[:16]
+
+
+def _redact(text: str, secrets_: tuple[Any, ...]) -> str:
+    for secret in secrets_:
+        if secret:
+            text = text.replace(str(secret), "***")
+    return text
+
+
+def _mask(*values: Any) -> None:
+    """Register secrets with Airflow's log masker (in a task, the supervisor masks them too)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover
+        return
+    for value in values:
+        if value:
+            try:
+                mask_secret(str(value))
+            except Exception:  # noqa: BLE001 - masking is best effort, never a reason to fail
+                pass

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from leadboxer_pipedrive.exceptions import ApiRequestError, TransientApiError
+from leadboxer_pipedrive.exceptions import AmbiguousWriteError, ApiError, TransientApiError
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,15 @@ class ClaimManager:
         takeover = self._acquire(key, me)
         try:
             yield takeover
-        except ApiRequestError:
-            self.ledger.release_claim(key, me)  # Pipedrive refused: nothing was written
+        except AmbiguousWriteError:
+            raise  # a create may have happened: keep the claim, whoever takes it next reconciles first
+        except (ApiError, ClaimTimeout):
+            # Pipedrive answered "no" or "not now" (or never got the request): nothing was written.
+            self.ledger.release_claim(key, me)
             raise
         except BaseException:
-            # A write may have happened (an unknown outcome, a crash before the ledger write): keep the
-            # claim, so whoever takes it next reconciles before creating anything.
+            # Anything else (a crash between a create and its ledger write, a ledger failure): the state
+            # is unknown, so keep the claim for the next holder to reconcile.
             raise
         else:
             self.ledger.release_claim(key, me)

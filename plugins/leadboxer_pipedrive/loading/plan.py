@@ -121,7 +121,11 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
     todo = activities[~activities["event_id"].isin(done)]
     if todo.empty:
         return planner.plan
-    planner.plan.calls[ACTIVITY_TYPES] += 1
+    from leadboxer_pipedrive.loading.activities import ActivityLoader
+
+    if any(not ledger.fresh_fact(f"activity_type:{t}", ActivityLoader.activity_type_check_seconds)
+           for t in todo["type"].unique()):
+        planner.plan.calls[ACTIVITY_TYPES] += 1
     planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
     for email, rows in todo.groupby("email", sort=True):
         facts = rows.iloc[0]

@@ -24,6 +24,8 @@ from leadboxer_pipedrive.operators.common import (
     record_rejections,
     staged_path,
     to_ms,
+    with_task_duration,
+    write_validation_report,
 )
 
 
@@ -76,7 +78,7 @@ class LeadBoxerExtractOperator(BaseOperator):
         folder = run_folder(staging_root(self.staging_url), context["dag"].dag_id, context["run_id"])
         leads["segment_ids"] = leads["segment_ids"].map(list)
         self.log.info("Extracted %d leads and %d events for [%s, %s)", len(leads), len(events), start, end)
-        return {
+        return with_task_duration(context, {
             "entity": "event" if self.with_events else "lead",
             "dataset_id": dataset_id,
             "segment_id": str(segment_id),
@@ -88,7 +90,7 @@ class LeadBoxerExtractOperator(BaseOperator):
             "staging_folder": str(folder),
             "leads_path": write_frame(leads, folder / "leads.parquet"),
             "events_path": write_frame(events, folder / "events.parquet"),
-        }
+        })
 
 
 class ValidateEventsOperator(BaseOperator):
@@ -117,14 +119,16 @@ class ValidateEventsOperator(BaseOperator):
         record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "event")
         for reason, count in outcome.statistics.get("by_reason", {}).items():
             self.log.info("Rejected %d event(s): %s", count, reason)
-        return {
+        report = write_validation_report(self, self.upstream, outcome, f"LeadBoxer events {context['run_id']}")
+        return with_task_duration(context, {
             **self.upstream,
+            "validation_report": report,
             "valid": len(outcome.valid),
             "rejected": len(outcome.rejected),
             "rejected_by_reason": outcome.statistics.get("by_reason", {}),
             "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid.parquet")),
             "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected.parquet")),
-        }
+        })
 
 
 class TransformActivitiesOperator(BaseOperator):
@@ -147,8 +151,9 @@ class TransformActivitiesOperator(BaseOperator):
         from leadboxer_pipedrive.transforms import activity_payloads
 
         activities = activity_payloads(read_frame(self.upstream["valid_path"]), self.activity_type)
-        return {**self.upstream, "activities": len(activities),
-                "payloads_path": write_frame(activities, staged_path(self.upstream, "activities.parquet"))}
+        return with_task_duration(context, {
+            **self.upstream, "activities": len(activities),
+            "payloads_path": write_frame(activities, staged_path(self.upstream, "activities.parquet"))})
 
 
 class PipedriveActivityLoadOperator(BaseOperator):

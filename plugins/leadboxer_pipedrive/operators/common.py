@@ -71,6 +71,42 @@ def record_rejections(ledger, context, rejected, entity: str) -> None:
     ledger.record_rejections(rows)
 
 
+def task_timing(context) -> dict[str, Any]:
+    """This task try's start (from the task instance), now, and the seconds between; the DAG run's
+    start and seconds so far (extract → now) when the run has a start date."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    started = getattr(context.get("ti"), "start_date", None) or now
+    timing = {"started_at": started.isoformat(), "finished_at": now.isoformat(),
+              "duration_seconds": round((now - started).total_seconds(), 3)}
+    run_started = getattr(context.get("dag_run"), "start_date", None)
+    if run_started is not None:
+        timing["run_started_at"] = run_started.isoformat()
+        timing["run_duration_seconds"] = round((now - run_started).total_seconds(), 3)
+    return timing
+
+
+def with_task_duration(context, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with this task's duration added to ``task_durations`` (task id → seconds), which
+    travels downstream with the frames' paths and lands in the run summary."""
+    task_id = getattr(context.get("ti"), "task_id", None) or "task"
+    durations = {**(result.get("task_durations") or {}), task_id: task_timing(context)["duration_seconds"]}
+    return {**result, "task_durations": durations}
+
+
+def write_validation_report(operator, upstream: dict[str, Any], outcome, title: str) -> str:
+    """The great-expectations result as Data Docs HTML (``validation.html`` in the run's staging folder);
+    logs a readable summary and returns the file's path."""
+    from leadboxer_pipedrive.reports import format_validation_summary, render_validation_html
+
+    operator.log.info("%s", format_validation_summary(outcome.results, title))
+    path = staged_path(upstream, "validation.html")
+    path.write_text(render_validation_html(outcome.results, title=title), encoding="utf-8")
+    operator.log.info("Validation report (great-expectations Data Docs): %s", path)
+    return str(path)
+
+
 def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
     """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused)."""
     return {
@@ -91,6 +127,8 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
         "tokens_spent": usage["tokens_spent"],
         "requests": usage["requests"],
         "rate_limited": usage["rate_limited"],
+        "validation_report": upstream.get("validation_report"),
+        "task_durations": upstream.get("task_durations", {}),
     }
 
 
@@ -112,6 +150,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
     lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
                  f"{summary['rate_limited']} answered 429")
+    if summary.get("duration_seconds") is not None:
+        durations = ", ".join(f"{k} {v:.1f}s" for k, v in (summary.get("task_durations") or {}).items())
+        lines.append(f"duration        load {summary['duration_seconds']:.1f}s"
+                     + (f", run {summary['run_duration_seconds']:.1f}s" if summary.get("run_duration_seconds")
+                        is not None else "") + (f" ({durations})" if durations else ""))
+    if summary.get("validation_report"):
+        lines.append(f"validation      {summary['validation_report']}")
     return "\n".join(lines)
 
 
@@ -120,6 +165,7 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
     """A dry run's report: the priced plan, nothing written to Pipedrive."""
     summary = {**run_summary(upstream, {"pushed": 0, "already_pushed": plan["already_pushed"], "refused": 0},
                              usage), "dry_run": True, "plan": plan}
+    summary.update(_load_timing(context, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=0, already_pushed=plan["already_pushed"],
@@ -173,6 +219,7 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
     Pipedrive refused more than ``max_rejected_share`` of the rows sent (they stay queued for retry)."""
     summary = run_summary(upstream, loaded, usage)
     summary["estimated_tokens"] = estimated_tokens
+    summary.update(_load_timing(context, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=summary["pushed"],
@@ -190,6 +237,14 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
             f"{max_rejected_share:.0%}: see lbpd_rejected_row for the reasons; the rows stay queued in lbpd_retry "
             "and later runs retry them")
     return json_safe(summary)
+
+
+def _load_timing(context, summary: dict[str, Any]) -> dict[str, Any]:
+    """The load task's start, end and duration, the run's duration so far, and the load's own entry in
+    ``task_durations``: stored with the summary (``lbpd_run.summary``) and returned."""
+    timing = task_timing(context)
+    task_id = getattr(context.get("ti"), "task_id", None) or "load"
+    return {**timing, "task_durations": {**summary.get("task_durations", {}), task_id: timing["duration_seconds"]}}
 
 
 def json_safe(value: Any) -> Any:

@@ -17,6 +17,8 @@ from leadboxer_pipedrive.operators.common import (
     optional_int,
     record_rejections,
     staged_path,
+    with_task_duration,
+    write_validation_report,
 )
 
 
@@ -64,14 +66,16 @@ class ValidateLeadsOperator(BaseOperator):
         record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "lead")
         for reason, count in outcome.statistics.get("by_reason", {}).items():
             self.log.info("Rejected %d lead(s): %s", count, reason)
-        return {
+        report = write_validation_report(self, self.upstream, outcome, f"LeadBoxer leads {context['run_id']}")
+        return with_task_duration(context, {
             **self.upstream,
+            "validation_report": report,
             "valid": len(outcome.valid),
             "rejected": len(outcome.rejected),
             "rejected_by_reason": outcome.statistics.get("by_reason", {}),
             "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid_leads.parquet")),
             "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected_leads.parquet")),
-        }
+        })
 
 
 class TransformLeadsOperator(BaseOperator):
@@ -101,7 +105,8 @@ class TransformLeadsOperator(BaseOperator):
 
         rows = lead_payloads(read_frame(self.upstream["valid_path"]), self.link_to,
                              self.title_template or DEFAULT_LEAD_TITLE, _as_dict(self.score_labels))
-        return {**self.upstream, "payloads_path": write_frame(rows, staged_path(self.upstream, "leads_out.parquet"))}
+        return with_task_duration(context, {
+            **self.upstream, "payloads_path": write_frame(rows, staged_path(self.upstream, "leads_out.parquet"))})
 
 
 class PipedriveLeadLoadOperator(BaseOperator):

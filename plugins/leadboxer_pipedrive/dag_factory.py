@@ -1,0 +1,236 @@
+"""Builds the sync DAGs: the two standard DAGs and one DAG per entry of ``include/integrations.yaml``.
+
+Parse-time code: Airflow's SDK and the operators' modules only (they import pandas and
+great-expectations inside ``execute``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, CronDataIntervalTimetable, CronTriggerTimetable, Param
+from airflow.sdk.exceptions import AirflowFailException
+
+from leadboxer_pipedrive.integrations import CONFIG_ERRORS_DAG_ID, DEFAULT_SCHEDULE, Integration
+from leadboxer_pipedrive.notifications import LeadBoxerPipedriveFailureNotifier
+from leadboxer_pipedrive.operators.activities import (
+    LeadBoxerExtractOperator,
+    PipedriveActivityLoadOperator,
+    TransformActivitiesOperator,
+    ValidateEventsOperator,
+)
+from leadboxer_pipedrive.operators.leads import (
+    PipedriveLeadLoadOperator,
+    TransformLeadsOperator,
+    ValidateLeadsOperator,
+)
+
+SANDBOX_DATASET_ID = "07bacbd9d46a4e26b58b15d69f69250f"
+START_DATE = datetime(2026, 11, 1)
+DEFAULT_TAGS = ("leadboxer", "pipedrive")
+
+
+def default_args(on_failure_callback: Any = None) -> dict[str, Any]:
+    """Retries for transient trouble, and the failure alert (``LeadBoxerPipedriveFailureNotifier``,
+    to the log by default) on every task."""
+    callbacks = on_failure_callback if on_failure_callback is not None else [LeadBoxerPipedriveFailureNotifier()]
+    return {
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": callbacks if isinstance(callbacks, list) else [callbacks],
+    }
+
+
+def _timetable(schedule: str) -> CronDataIntervalTimetable:
+    # A plain cron string would give zero-width data intervals in Airflow 3.
+    return CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
+def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = None,
+                         dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14118,
+                         pipeline_id: int | None = None, activity_type: str = "task",
+                         activity_mode: str = "per_event", schedule: str = DEFAULT_SCHEDULE,
+                         tags: Sequence[str] = DEFAULT_TAGS, leadboxer_conn_id: str = "leadboxer_default",
+                         pipedrive_conn_id: str = "pipedrive_default",
+                         ledger_conn_id: str = "leadboxer_pipedrive_ledger",
+                         on_failure_callback: Any = None) -> DAG:
+    """extract → validate → transform → load of LeadBoxer events as Pipedrive activities."""
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=_timetable(schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(on_failure_callback),
+        params={
+            "dataset_id": Param(dataset_id, type="string", minLength=1,
+                                description="LeadBoxer dataset id (the API's site)."),
+            "segment_id": Param(segment_id, type=["integer", "string"],
+                                description="LeadBoxer segment whose email-identified leads are synced."),
+            "pipeline_id": Param(pipeline_id, type=["null", "integer", "string"],
+                                 description="Pipedrive pipeline for new deals; empty: never create deals."),
+            "activity_type": Param(activity_type, type="string", minLength=1,
+                                   description="Pipedrive activity type key_string for the activities."),
+            "activity_mode": Param(activity_mode, enum=["per_event", "digest"],
+                                   description="One activity per event, or one per lead and hour (digest)."),
+            "dry_run": Param(False, type="boolean",
+                             description="Write nothing to Pipedrive: log and return the priced plan instead."),
+            "max_leads": Param(None, type=["null", "integer"], minimum=1,
+                               description="Sync only the first N active leads (try it on a handful first)."),
+        },
+        tags=list(tags),
+    ) as dag:
+        extract = LeadBoxerExtractOperator(
+            task_id="extract",
+            dataset_id="{{ params.dataset_id }}",
+            segment_id="{{ params.segment_id }}",
+            max_leads="{{ params.max_leads }}",
+            leadboxer_conn_id=leadboxer_conn_id,
+        )
+        validate = ValidateEventsOperator(task_id="validate", upstream=extract.output, ledger_conn_id=ledger_conn_id)
+        transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
+                                                activity_type="{{ params.activity_type }}")
+        PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
+                                      pipeline_id="{{ params.pipeline_id }}",
+                                      activity_mode="{{ params.activity_mode }}",
+                                      dry_run="{{ params.dry_run }}",
+                                      pipedrive_conn_id=pipedrive_conn_id, ledger_conn_id=ledger_conn_id)
+    return dag
+
+
+def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
+                    dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14119, link_to: str = "both",
+                    schedule: str = DEFAULT_SCHEDULE, tags: Sequence[str] = DEFAULT_TAGS,
+                    leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
+                    ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None) -> DAG:
+    """extract → validate → transform → load of a segment's leads as Pipedrive leads."""
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=_timetable(schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(on_failure_callback),
+        params={
+            "dataset_id": Param(dataset_id, type="string", minLength=1,
+                                description="LeadBoxer dataset id (the API's site)."),
+            "segment_id": Param(segment_id, type=["integer", "string"],
+                                description="LeadBoxer segment whose leads become Pipedrive leads."),
+            "link_to": Param(link_to, enum=["organization", "person", "both"],
+                             description="What each Pipedrive lead is linked to."),
+            "title_template": Param("{organization_or_name} – LeadBoxer lead (score {score})", type="string",
+                                    description="Lead title; placeholders: {name} {organization} "
+                                                "{organization_or_name} {email} {score} {country} {channel} "
+                                                "{visits}."),
+            "lead_labels": Param([], type="array", items={"type": "string"},
+                                 description="Lead label names put on every lead (must exist in Pipedrive)."),
+            "score_labels": Param({"Hot": 70, "Warm": 40, "Cold": 0}, type="object",
+                                  description="Lead label by minimum LeadBoxer score; {} for none."),
+            "custom_fields": Param({}, type="object",
+                                   description="LeadBoxer fact (lead_score, leadcard_url, first_channel, "
+                                               "last_channel, visits, country) → Pipedrive deal field name."),
+            "owner_id": Param(None, type=["null", "integer"], description="Pipedrive user owning new leads."),
+            "dry_run": Param(False, type="boolean",
+                             description="Write nothing to Pipedrive: log and return the priced plan instead."),
+            "max_leads": Param(None, type=["null", "integer"], minimum=1,
+                               description="Sync only the first N active leads (try it on a handful first)."),
+        },
+        render_template_as_native_obj=True,
+        tags=list(tags),
+    ) as dag:
+        extract = LeadBoxerExtractOperator(
+            task_id="extract",
+            dataset_id="{{ params.dataset_id }}",
+            segment_id="{{ params.segment_id }}",
+            max_leads="{{ params.max_leads }}",
+            with_events=False,
+            leadboxer_conn_id=leadboxer_conn_id,
+        )
+        validate = ValidateLeadsOperator(task_id="validate", upstream=extract.output, link_to="{{ params.link_to }}",
+                                         ledger_conn_id=ledger_conn_id)
+        transform = TransformLeadsOperator(task_id="transform", upstream=validate.output,
+                                           link_to="{{ params.link_to }}",
+                                           title_template="{{ params.title_template }}",
+                                           score_labels="{{ params.score_labels }}")
+        PipedriveLeadLoadOperator(task_id="load", upstream=transform.output, link_to="{{ params.link_to }}",
+                                  lead_labels="{{ params.lead_labels }}",
+                                  custom_fields="{{ params.custom_fields }}",
+                                  owner_id="{{ params.owner_id }}",
+                                  dry_run="{{ params.dry_run }}",
+                                  pipedrive_conn_id=pipedrive_conn_id, ledger_conn_id=ledger_conn_id)
+    return dag
+
+
+def build_integration_dag(integration: Integration, on_failure_callback: Any = None) -> DAG:
+    """The DAG ``leadboxer_pipedrive__<name>`` of one validated integration; its settings become the
+    Params' defaults (a manual run may still override them)."""
+    if on_failure_callback is None:
+        on_failure_callback = [LeadBoxerPipedriveFailureNotifier(email_to=list(integration.alert_emails))]
+    common = {
+        "dataset_id": integration.dataset_id, "segment_id": integration.segment_id,
+        "schedule": integration.schedule, "tags": [*DEFAULT_TAGS, "integration", *integration.tags],
+        "leadboxer_conn_id": integration.leadboxer_conn_id, "pipedrive_conn_id": integration.pipedrive_conn_id,
+        "ledger_conn_id": integration.ledger_conn_id, "on_failure_callback": on_failure_callback,
+    }
+    doc = (f"### LeadBoxer → Pipedrive integration `{integration.name}`\n\n"
+           f"Generated from `include/integrations.yaml` ({integration.sync} sync of dataset "
+           f"`{integration.dataset_id}`, segment `{integration.segment_id}`; connections "
+           f"`{integration.leadboxer_conn_id}`, `{integration.pipedrive_conn_id}`, `{integration.ledger_conn_id}`).")
+    if integration.sync == "activities":
+        return build_activities_dag(
+            integration.dag_id, doc_md=doc,
+            description=integration.description or f"{integration.name}: LeadBoxer events → Pipedrive activities",
+            pipeline_id=integration.pipeline_id, activity_type=integration.activity_type,
+            activity_mode=integration.activity_mode, **common)
+    return build_leads_dag(
+        integration.dag_id, doc_md=doc,
+        description=integration.description or f"{integration.name}: LeadBoxer segment leads → Pipedrive leads",
+        link_to=integration.link_to, **common)
+
+
+class ReportConfigErrorsOperator(BaseOperator):
+    """Fails (no retries) with the integrations file's errors, so they reach the failure alerts.
+
+    :param errors: one message per bad entry.
+    """
+
+    ui_color = "#f8d7da"
+
+    def __init__(self, *, errors: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.errors = list(errors)
+
+    def execute(self, context) -> None:
+        for error in self.errors:
+            self.log.error("%s", error)
+        raise AirflowFailException(
+            f"{len(self.errors)} integration(s) in include/integrations.yaml are invalid and have no DAG; fix them "
+            "(the valid integrations run as usual):\n- " + "\n- ".join(self.errors))
+
+
+def build_config_errors_dag(errors: Sequence[str], on_failure_callback: Any = None) -> DAG:
+    """``leadboxer_pipedrive__config_errors``: one task that fails with every error, hourly (like the syncs
+    the broken entries should have run), so the failure alerts keep saying what is broken until it is fixed."""
+    listing = "\n".join(f"- {error}" for error in errors)
+    with DAG(
+        dag_id=CONFIG_ERRORS_DAG_ID,
+        description=f"{len(errors)} invalid integration(s) in include/integrations.yaml",
+        doc_md="### Invalid integrations\n\nThese entries of `include/integrations.yaml` produced no DAG; "
+               "the others are unaffected.\n\n" + listing,
+        schedule=CronTriggerTimetable(DEFAULT_SCHEDULE, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**default_args(on_failure_callback), "retries": 0},
+        tags=[*DEFAULT_TAGS, "integration", "config-error"],
+    ) as dag:
+        ReportConfigErrorsOperator(task_id="report_config_errors", errors=errors)
+    return dag
