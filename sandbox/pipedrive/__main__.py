@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from sandbox.pipedrive.app import DEFAULT_DAILY_BUDGET, DEFAULT_TOKEN
+from sandbox.pipedrive.app import (
+    DEFAULT_DAILY_BUDGET,
+    DEFAULT_OAUTH_CLIENT_ID,
+    DEFAULT_OAUTH_CLIENT_SECRET,
+    DEFAULT_OAUTH_REFRESH_TOKEN,
+    DEFAULT_OAUTH_TOKEN_TTL,
+    DEFAULT_TOKEN,
+)
 from sandbox.pipedrive.server import PipedriveSandbox
 
 
@@ -33,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-lag", type=float, default=0.0, help="seconds before new records are searchable")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every API answer")
     parser.add_argument("--fault", type=_fault, action="append", default=[], help="fault rule JSON (repeatable)")
+    parser.add_argument("--oauth-client-id", default=DEFAULT_OAUTH_CLIENT_ID)
+    parser.add_argument("--oauth-client-secret", default=DEFAULT_OAUTH_CLIENT_SECRET)
+    parser.add_argument("--oauth-refresh-token", default=DEFAULT_OAUTH_REFRESH_TOKEN,
+                        help="the refresh token valid at start (rotated on each use)")
+    parser.add_argument("--oauth-token-ttl", type=float, default=DEFAULT_OAUTH_TOKEN_TTL,
+                        help="seconds an OAuth access token lives (default 3599)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     faults = [rule for rules in args.fault for rule in rules]
@@ -40,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         sandbox = PipedriveSandbox(token=args.token, burst_limit=args.burst_limit,
                                    search_burst_limit=args.search_burst_limit, daily_budget=args.daily_budget,
                                    search_lag=args.search_lag, latency=args.latency, faults=faults,
-                                   port=args.port, host=args.host, window=args.window, verbose=args.verbose)
+                                   port=args.port, host=args.host, window=args.window, verbose=args.verbose,
+                                   oauth_client_id=args.oauth_client_id,
+                                   oauth_client_secret=args.oauth_client_secret,
+                                   oauth_refresh_token=args.oauth_refresh_token,
+                                   oauth_token_ttl=args.oauth_token_ttl)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"Pipedrive sandbox listening on http://127.0.0.1:{sandbox.port}", flush=True)

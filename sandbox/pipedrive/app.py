@@ -3,22 +3,28 @@
 Request pipeline for API paths (``/api/v2/...``, ``/api/v1/...`` and the ``/v1/...`` alias):
 
 1. ``latency`` sleep;
-2. auth (``x-api-token`` or ``Authorization: Bearer``) -> 401;
+2. auth (``x-api-token``, or ``Authorization: Bearer`` with the API token or a live OAuth access token) -> 401;
 3. fault rules (drop / slow / status) -> faulted calls are neither charged nor counted in the window;
 4. burst limits over a rolling window (general, plus the search limit for ``/search`` paths) -> 429;
 5. daily token budget -> 429 ``Daily token budget exceeded``;
 6. the handler; the call's ``x-token-cost`` (see ``costs.py``) is charged.
 
-``/_sandbox/...`` control endpoints skip all of that.
+``/_sandbox/...`` control endpoints skip all of that. ``POST /oauth/token`` is the OAuth 2 token endpoint
+(``grant_type=refresh_token``, HTTP Basic ``client_id:client_secret``): it answers a new access token
+(valid ``oauth_token_ttl`` seconds) and a rotated refresh token; it is not rate-limited nor charged.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import secrets
 import threading
 import time
 from collections import Counter, deque
 from typing import Any
+from urllib.parse import parse_qs
 
 from sandbox.common import HttpError, Request, Router
 from sandbox.faults import FaultInjector
@@ -26,6 +32,11 @@ from sandbox.pipedrive.costs import COSTS, V1, V2
 from sandbox.pipedrive.store import ERROR_INFO, PipedriveStore, error_body
 
 DEFAULT_TOKEN = "sandbox-token"
+DEFAULT_OAUTH_CLIENT_ID = "sandbox-client-id"
+DEFAULT_OAUTH_CLIENT_SECRET = "sandbox-client-secret"
+DEFAULT_OAUTH_REFRESH_TOKEN = "sandbox-refresh-token"
+DEFAULT_OAUTH_TOKEN_TTL = 3599.0  # Pipedrive's expires_in
+OAUTH_SCOPE = "base,deals:full,contacts:full,leads:full,activities:full,search:read"
 DEFAULT_DAILY_BUDGET = 30000 * 5 * 5  # base x Premium multiplier x 5 seats
 CONFIG_KEYS = {"burst_limit": int, "search_burst_limit": int, "daily_budget": int, "search_lag": float,
                "latency": float, "window": float}
@@ -45,8 +56,19 @@ class _Route:
 class PipedriveApp:
     def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
                  daily_budget: int = DEFAULT_DAILY_BUDGET, search_lag: float = 0.0, latency: float = 0.0,
-                 window: float = 2.0, faults: Any = ()) -> None:
+                 window: float = 2.0, faults: Any = (), oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
+                 oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
+                 oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL) -> None:
         self.token = token
+        self.oauth_client_id = oauth_client_id
+        self.oauth_client_secret = oauth_client_secret
+        self.oauth_token_ttl = float(oauth_token_ttl)
+        # Issued OAuth grants: refresh tokens still valid, and access token -> expiry (time.time()).
+        self.refresh_tokens: set[str] = {oauth_refresh_token} if oauth_refresh_token else set()
+        self.access_tokens: dict[str, float] = {}
+        self.oauth_refreshes = 0
+        self.oauth_refresh_failures = 0
         self.config: dict[str, Any] = {"burst_limit": int(burst_limit), "search_burst_limit": int(search_burst_limit),
                                        "daily_budget": int(daily_budget), "search_lag": float(search_lag),
                                        "latency": float(latency), "window": float(window)}
@@ -132,7 +154,9 @@ class PipedriveApp:
             return {"requests": self.requests, "by_endpoint": dict(self.by_endpoint),
                     "tokens_spent": self.tokens_spent,
                     "tokens_remaining": max(self.config["daily_budget"] - self.tokens_spent, 0),
-                    "responses_by_status": dict(self.by_status), "searches": self.searches}
+                    "responses_by_status": dict(self.by_status), "searches": self.searches,
+                    "oauth_token_refreshes": self.oauth_refreshes,
+                    "oauth_refresh_failures": self.oauth_refresh_failures}
 
     def state(self) -> dict[str, Any]:
         state = self.store.snapshot()
@@ -140,7 +164,85 @@ class PipedriveApp:
         with self.lock:
             state["config"] = dict(self.config)
         state["faults"] = self.faults.rules()
+        state["oauth"] = self.oauth_state()
         return state
+
+    # ------------------------------------------------------------------ OAuth 2
+
+    def oauth_state(self) -> dict[str, Any]:
+        """Counts only: never the tokens themselves."""
+        with self.lock:
+            now = time.time()
+            return {"token_refreshes": self.oauth_refreshes, "refresh_failures": self.oauth_refresh_failures,
+                    "valid_refresh_tokens": len(self.refresh_tokens),
+                    "live_access_tokens": sum(1 for expiry in self.access_tokens.values() if expiry > now),
+                    "token_ttl": self.oauth_token_ttl}
+
+    def issue_refresh_token(self, refresh_token: str | None = None) -> str:
+        """Register (or mint) a valid refresh token, as if a user had just authorized the app."""
+        refresh_token = refresh_token or "rt-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.refresh_tokens.add(refresh_token)
+        return refresh_token
+
+    def revoke_oauth(self) -> None:
+        """Revoke every refresh and access token (the user uninstalled the app)."""
+        with self.lock:
+            self.refresh_tokens.clear()
+            self.access_tokens.clear()
+
+    def expire_access_tokens(self) -> None:
+        """Expire every access token now (refresh tokens stay valid)."""
+        with self.lock:
+            self.access_tokens.clear()
+
+    def configure_oauth(self, token_ttl: float) -> None:
+        if isinstance(token_ttl, bool) or not isinstance(token_ttl, (int, float)) or token_ttl < 0:
+            raise ValueError("oauth token_ttl must be a number >= 0")
+        with self.lock:
+            self.oauth_token_ttl = float(token_ttl)
+
+    def _oauth_token(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        """``POST /oauth/token``: the refresh-token grant, answered like Pipedrive's token endpoint."""
+        if request.method != "POST":
+            return 405, {"success": False, "error": "method_not_allowed", "message": "Use POST"}, {}
+        scheme, _, encoded = (request.headers.get("Authorization") or "").partition(" ")
+        try:
+            client_id, _, client_secret = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            client_id = client_secret = ""
+        if scheme.lower() != "basic" or (client_id, client_secret) != (self.oauth_client_id,
+                                                                        self.oauth_client_secret):
+            with self.lock:
+                self.oauth_refresh_failures += 1
+            return 401, {"success": False, "error": "invalid_client",
+                         "message": "Invalid client credentials (HTTP Basic client_id:client_secret)"}, {}
+        form = {key: values[-1] for key, values in parse_qs(request.raw_body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "refresh_token":
+            with self.lock:
+                self.oauth_refresh_failures += 1
+            return 400, {"success": False, "error": "unsupported_grant_type",
+                         "message": "Only grant_type=refresh_token is emulated"}, {}
+        with self.lock:
+            old = form.get("refresh_token") or ""
+            if old not in self.refresh_tokens:
+                self.oauth_refresh_failures += 1
+                return 400, {"success": False, "error": "invalid_grant",
+                             "message": "Invalid grant: refresh token is invalid or revoked"}, {}
+            self.refresh_tokens.discard(old)  # rotated: the old refresh token is spent
+            refresh_token = "rt-" + secrets.token_urlsafe(24)
+            access_token = "at-" + secrets.token_urlsafe(24)
+            self.refresh_tokens.add(refresh_token)
+            now = time.time()
+            self.access_tokens = {t: e for t, e in self.access_tokens.items() if e > now}
+            self.access_tokens[access_token] = now + self.oauth_token_ttl
+            self.oauth_refreshes += 1
+            ttl = self.oauth_token_ttl
+        host = request.headers.get("Host") or "127.0.0.1"
+        return 200, {"access_token": access_token, "token_type": "Bearer",
+                     "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
+                     "refresh_token": refresh_token, "scope": OAUTH_SCOPE,
+                     "api_domain": f"http://{host}"}, {"Cache-Control": "no-store"}
 
     # ------------------------------------------------------------------ rate limits
 
@@ -174,6 +276,8 @@ class PipedriveApp:
         path = request.path.rstrip("/") or "/"
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             return self._control(request, path)
+        if path == "/oauth/token":
+            return self._oauth_token(request)
         if path.startswith("/v1/") or path == "/v1":
             path = "/api" + path
         request.path = path
@@ -273,7 +377,14 @@ class PipedriveApp:
             return True
         auth = request.headers.get("Authorization") or ""
         scheme, _, value = auth.partition(" ")
-        return scheme.lower() == "bearer" and value.strip() == self.token
+        if scheme.lower() != "bearer":
+            return False
+        value = value.strip()
+        if value == self.token:
+            return True
+        with self.lock:
+            expiry = self.access_tokens.get(value)
+        return expiry is not None and expiry > time.time()
 
     # ------------------------------------------------------------------ control endpoints
 
@@ -307,6 +418,24 @@ class PipedriveApp:
                             raise ValueError("a fault rule must be a JSON object")
                         self.faults.add(spec)
                     return 200, {"success": True, "faults": self.faults.rules()}, {}
+            if path == "/_sandbox/oauth" and method == "GET":
+                return 200, {"success": True, "oauth": self.oauth_state()}, {}
+            if path == "/_sandbox/oauth" and method == "POST":
+                body = request.json()
+                if not isinstance(body, dict):
+                    raise ValueError("oauth body must be a JSON object")
+                if "token_ttl" in body:
+                    self.configure_oauth(body["token_ttl"])
+                if body.get("revoke"):
+                    self.revoke_oauth()
+                if body.get("expire_access_tokens"):
+                    self.expire_access_tokens()
+                answer: dict[str, Any] = {"success": True}
+                if body.get("issue_refresh_token"):
+                    issued = body["issue_refresh_token"]
+                    answer["refresh_token"] = self.issue_refresh_token(issued if isinstance(issued, str) else None)
+                answer["oauth"] = self.oauth_state()
+                return 200, answer, {}
             if path == "/_sandbox/health" and method == "GET":
                 return 200, {"success": True}, {}
         except HttpError as exc:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.common import SandboxServer
-from sandbox.pipedrive.app import DEFAULT_DAILY_BUDGET, DEFAULT_TOKEN, PipedriveApp
+from sandbox.pipedrive.app import (
+    DEFAULT_DAILY_BUDGET,
+    DEFAULT_OAUTH_CLIENT_ID,
+    DEFAULT_OAUTH_CLIENT_SECRET,
+    DEFAULT_OAUTH_REFRESH_TOKEN,
+    DEFAULT_OAUTH_TOKEN_TTL,
+    DEFAULT_TOKEN,
+    PipedriveApp,
+)
 
 
 class PipedriveSandbox:
@@ -17,11 +25,19 @@ class PipedriveSandbox:
     def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
                  daily_budget: int = DEFAULT_DAILY_BUDGET, search_lag: float = 0.0, latency: float = 0.0,
                  faults: Any = (), port: int = 0, host: str = "127.0.0.1", window: float = 2.0,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
+                 oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
+                 oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL) -> None:
         self.token = token
+        self.oauth_client_id = oauth_client_id
+        self.oauth_client_secret = oauth_client_secret
+        self.oauth_refresh_token = oauth_refresh_token
         self.app = PipedriveApp(token=token, burst_limit=burst_limit, search_burst_limit=search_burst_limit,
                                 daily_budget=daily_budget, search_lag=search_lag, latency=latency, window=window,
-                                faults=faults)
+                                faults=faults, oauth_client_id=oauth_client_id,
+                                oauth_client_secret=oauth_client_secret, oauth_refresh_token=oauth_refresh_token,
+                                oauth_token_ttl=oauth_token_ttl)
         self.server = SandboxServer(self.app, host=host, port=port, verbose=verbose)
         self._started = False
 
@@ -72,3 +88,20 @@ class PipedriveSandbox:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self.app.configure(**changes)
+
+    # OAuth 2 helpers (the token endpoint is ``POST {url}/oauth/token``).
+    @property
+    def token_url(self) -> str:
+        return self.url + "/oauth/token"
+
+    def issue_refresh_token(self, refresh_token: str | None = None) -> str:
+        return self.app.issue_refresh_token(refresh_token)
+
+    def revoke_oauth(self) -> None:
+        self.app.revoke_oauth()
+
+    def expire_access_tokens(self) -> None:
+        self.app.expire_access_tokens()
+
+    def configure_oauth(self, token_ttl: float) -> None:
+        self.app.configure_oauth(token_ttl)

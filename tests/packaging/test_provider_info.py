@@ -34,7 +34,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 STANDARD_FIELDS = {"description", "host", "schema", "login", "password", "port", "extra"}
 # What each hook reads from its connection's extra (hooks/base.py, hooks/pipedrive.py, hooks/leadboxer.py).
 EXTRAS_READ = {
-    "pipedrive": {"burst_limit", "search_burst_limit", "timeout", "verify"},
+    "pipedrive": {"burst_limit", "search_burst_limit", "timeout", "verify", "auth_type", "client_id",
+                  "refresh_token", "token_url"},
     "leadboxer": {"page_size", "dataset_id", "timeout", "verify"},
 }
 HOOKS = {"pipedrive": PipedriveHook, "leadboxer": LeadBoxerHook}
