@@ -22,7 +22,9 @@ def main() -> int:
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false"}
+           "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false",
+           # standalone starts its components as `airflow ...` subprocesses: find the venv's one first
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     with running_sandboxes() as sandboxes:
         env.update(sandboxes.connection_env())
         print(f"Pipedrive sandbox {sandboxes.pipedrive_url} (state: {sandboxes.pipedrive_url}/_sandbox/state)")
