@@ -14,64 +14,17 @@ run summary: extracted = pushed + already pushed + rejected.
 
 Connections: `leadboxer_default`, `pipedrive_default`, and optionally `leadboxer_pipedrive_ledger`
 (default: a SQLite file in `$AIRFLOW_HOME`).
+
+Failures alert through `LeadBoxerPipedriveFailureNotifier` (the log by default; see the README,
+"Alerts"). The DAG is built by `leadboxer_pipedrive.dag_factory`, shared with the generated integration DAGs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from leadboxer_pipedrive.dag_factory import build_activities_dag
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
-
-from leadboxer_pipedrive.operators.activities import (
-    LeadBoxerExtractOperator,
-    PipedriveActivityLoadOperator,
-    TransformActivitiesOperator,
-    ValidateEventsOperator,
-)
-
-with DAG(
-    dag_id="leadboxer_pipedrive_activities",
+dag = build_activities_dag(
+    "leadboxer_pipedrive_activities",
     description="LeadBoxer behavioural events → Pipedrive activities, hourly",
     doc_md=__doc__,
-    # A plain "0 * * * *" would give zero-width data intervals in Airflow 3.
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 11, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
-    params={
-        "dataset_id": Param("07bacbd9d46a4e26b58b15d69f69250f", type="string", minLength=1,
-                            description="LeadBoxer dataset id (the API's site)."),
-        "segment_id": Param(14118, type=["integer", "string"],
-                            description="LeadBoxer segment whose email-identified leads are synced."),
-        "pipeline_id": Param(None, type=["null", "integer", "string"],
-                             description="Pipedrive pipeline for new deals; empty: never create deals."),
-        "activity_type": Param("task", type="string", minLength=1,
-                               description="Pipedrive activity type key_string for the activities."),
-        "activity_mode": Param("per_event", enum=["per_event", "digest"],
-                               description="One activity per event, or one per lead and hour (digest)."),
-        "dry_run": Param(False, type="boolean",
-                         description="Write nothing to Pipedrive: log and return the priced plan instead."),
-        "max_leads": Param(None, type=["null", "integer"], minimum=1,
-                           description="Sync only the first N active leads (try it on a handful first)."),
-    },
-    tags=["leadboxer", "pipedrive"],
-) as dag:
-    extract = LeadBoxerExtractOperator(
-        task_id="extract",
-        dataset_id="{{ params.dataset_id }}",
-        segment_id="{{ params.segment_id }}",
-        max_leads="{{ params.max_leads }}",
-    )
-    validate = ValidateEventsOperator(task_id="validate", upstream=extract.output)
-    transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
-                                            activity_type="{{ params.activity_type }}")
-    load = PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
-                                         pipeline_id="{{ params.pipeline_id }}",
-                                         activity_mode="{{ params.activity_mode }}",
-                                     dry_run="{{ params.dry_run }}")
+)

@@ -72,27 +72,23 @@ def record_rejections(ledger, context, rejected, entity: str) -> None:
 
 
 def task_timing(context) -> dict[str, Any]:
-    """This task try's start (from the task instance), now, and the seconds between; the DAG run's
-    start and seconds so far (extract → now) when the run has a start date."""
+    """This task try's start (the task instance's start date), now, and the seconds between."""
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc)
     started = getattr(context.get("ti"), "start_date", None) or now
-    timing = {"started_at": started.isoformat(), "finished_at": now.isoformat(),
-              "duration_seconds": round((now - started).total_seconds(), 3)}
-    run_started = getattr(context.get("dag_run"), "start_date", None)
-    if run_started is not None:
-        timing["run_started_at"] = run_started.isoformat()
-        timing["run_duration_seconds"] = round((now - run_started).total_seconds(), 3)
-    return timing
+    return {"started_at": started.isoformat(), "finished_at": now.isoformat(),
+            "duration_seconds": round((now - started).total_seconds(), 3)}
 
 
 def with_task_duration(context, result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` with this task's duration added to ``task_durations`` (task id → seconds), which
-    travels downstream with the frames' paths and lands in the run summary."""
+    """``result`` with this task's duration added to ``task_durations`` (task id → seconds); the first
+    task also sets ``run_started_at``. Both travel downstream with the frames' paths into the run summary."""
+    timing = task_timing(context)
     task_id = getattr(context.get("ti"), "task_id", None) or "task"
-    durations = {**(result.get("task_durations") or {}), task_id: task_timing(context)["duration_seconds"]}
-    return {**result, "task_durations": durations}
+    durations = {**(result.get("task_durations") or {}), task_id: timing["duration_seconds"]}
+    return {**result, "run_started_at": result.get("run_started_at") or timing["started_at"],
+            "task_durations": durations}
 
 
 def write_validation_report(operator, upstream: dict[str, Any], outcome, title: str) -> str:
@@ -165,7 +161,7 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
     """A dry run's report: the priced plan, nothing written to Pipedrive."""
     summary = {**run_summary(upstream, {"pushed": 0, "already_pushed": plan["already_pushed"], "refused": 0},
                              usage), "dry_run": True, "plan": plan}
-    summary.update(_load_timing(context, summary))
+    summary.update(_load_timing(context, upstream, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=0, already_pushed=plan["already_pushed"],
@@ -219,7 +215,7 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
     Pipedrive refused more than ``max_rejected_share`` of the rows sent (they stay queued for retry)."""
     summary = run_summary(upstream, loaded, usage)
     summary["estimated_tokens"] = estimated_tokens
-    summary.update(_load_timing(context, summary))
+    summary.update(_load_timing(context, upstream, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=summary["pushed"],
@@ -239,12 +235,17 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
     return json_safe(summary)
 
 
-def _load_timing(context, summary: dict[str, Any]) -> dict[str, Any]:
-    """The load task's start, end and duration, the run's duration so far, and the load's own entry in
-    ``task_durations``: stored with the summary (``lbpd_run.summary``) and returned."""
+def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The load task's start, end and duration, the run's (extract start → load end), and the load's own
+    entry in ``task_durations``: stored with the summary (``lbpd_run.summary``) and returned."""
+    from datetime import datetime
+
     timing = task_timing(context)
     task_id = getattr(context.get("ti"), "task_id", None) or "load"
-    return {**timing, "task_durations": {**summary.get("task_durations", {}), task_id: timing["duration_seconds"]}}
+    run_started = upstream.get("run_started_at") or timing["started_at"]
+    run_seconds = (datetime.fromisoformat(timing["finished_at"]) - datetime.fromisoformat(run_started))
+    return {**timing, "run_started_at": run_started, "run_duration_seconds": round(run_seconds.total_seconds(), 3),
+            "task_durations": {**summary.get("task_durations", {}), task_id: timing["duration_seconds"]}}
 
 
 def json_safe(value: Any) -> Any:
