@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     from sandbox.pipedrive import PipedriveSandbox
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="lbpd-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     ledger = workdir / "ledger.sqlite"
     with PipedriveSandbox(burst_limit=100, search_lag=args.search_lag) as pipedrive, \
             LeadBoxerSandbox(leads=args.leads, hours=24, seed=args.seed) as leadboxer:
