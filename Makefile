@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test test-fast lint demo airflow chaos bench lock clean
+.PHONY: setup test test-fast test-services lint demo airflow chaos bench lock clean
 
 setup: $(STAMP)
 
@@ -22,9 +22,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
-## The whole suite: unit, sandbox, contract and DAG integration tests.
+## The whole suite: unit, sandbox, contract and DAG integration tests (not the ones needing real services).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not services"
+
+## The DAGs on real services: PostgreSQL (metadata database and ledger) and a CeleryExecutor with a Redis
+## broker and a real `airflow celery worker`; needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
+test-services: setup
+	$(BIN)/pytest -m services tests/services
 
 ## Unit and sandbox tests only (no Airflow database).
 test-fast: setup
@@ -53,3 +58,7 @@ clean:
 ## The activity sync under faults, overlapping runs and a killed task, at 5,000+ events; prints the invariants.
 chaos: setup
 	$(BIN)/python -m scripts.chaos
+
+## The benchmark suite against the sandboxes (tokens, request rate, 1M-event pipeline, DAG imports): one table.
+bench: setup
+	$(BIN)/python -m scripts.bench

@@ -39,6 +39,7 @@ import math
 import unicodedata
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # LeadBoxer lead field -> our column.
@@ -136,10 +137,48 @@ def _clean_email(value: Any) -> str | None:
     return text.strip(_TRIM).lower() or None
 
 
+def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` as nullable strings, vectorised: strings as they are, integers and integral floats as
+    their digits; plus the mask of the values left to ``_scalar_text`` (bytes, other floats, booleans,
+    other scalars). Containers and missing values are missing."""
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == "str":
+        return values.astype("string"), pd.Series(False, index=values.index)
+    raw = values.astype("object")
+    kinds = raw.map(type, na_action="ignore")
+    is_str = kinds.isin([str]).to_numpy(dtype=bool)
+    text = raw.where(is_str, None).astype("string")
+    is_int = kinds.isin([int]).to_numpy(dtype=bool)
+    if is_int.any():
+        text[is_int] = raw[is_int].astype(str)
+    is_float = kinds.isin([float]).to_numpy(dtype=bool)
+    rest = ~is_str & ~is_int & raw.notna().to_numpy(dtype=bool)
+    if is_float.any():
+        floats = raw[is_float].astype("float64")
+        integral = (np.isfinite(floats) & (floats == np.floor(floats)) & (floats.abs() < 1e18)).to_numpy(dtype=bool)
+        if integral.any():
+            text[floats.index[integral]] = floats[integral].astype("int64").astype(str)
+        rest &= ~(is_float & np.isin(np.arange(len(raw)), np.flatnonzero(is_float)[integral]))
+    # Objects, lists (and the rare bytes, non-integral floats, booleans...) the slow, exact way.
+    rest &= ~kinds.isin([dict, list, tuple, set]).to_numpy(dtype=bool)
+    return text, pd.Series(rest, index=values.index)
+
+
+def _non_ascii(text: pd.Series) -> np.ndarray:
+    return (~text.str.isascii()).fillna(False).to_numpy(dtype=bool)
+
+
 def text_column(values: pd.Series) -> pd.Series:
     """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
-    and blanks become missing."""
-    return values.astype("object").where(values.notna(), None).map(_clean_text).astype("string")
+    and blanks become missing. Vectorised (pandas string methods); only values that are neither text
+    nor numbers (bytes, booleans...) are read one by one."""
+    text, rest = _as_text(values)
+    unusual = _non_ascii(text)
+    if unusual.any():  # NFC only where it can change something
+        text[unusual] = text[unusual].astype("object").str.normalize("NFC").astype("string")
+    text = text.str.strip(_TRIM)
+    if rest.any():
+        text[rest.to_numpy()] = values[rest.to_numpy()].astype("object").map(_clean_text).astype("string")
+    return text.mask((text == "").fillna(False))
 
 
 def parse_epoch_ms(values: pd.Series) -> pd.Series:
@@ -159,8 +198,19 @@ def parse_epoch_ms(values: pd.Series) -> pd.Series:
 
 def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
-    docstring; validation decides whether they are well formed)."""
-    return values.astype("object").where(values.notna(), None).map(_clean_email).astype("string")
+    docstring; validation decides whether they are well formed). Vectorised; addresses with non-ASCII
+    characters go through ``str.lower``/NFKC exactly as the rules say."""
+    text, rest = _as_text(values)
+    unusual = _non_ascii(text)
+    if unusual.any():
+        odd = text[unusual].astype("object")
+        odd = odd.str.normalize("NFKC").str.translate(_DELETE_INVISIBLE).str.strip(_TRIM).str.lower()
+        text[unusual] = odd.astype("string")
+    plain = ~unusual
+    text[plain] = text[plain].str.strip(_TRIM).str.lower()  # ASCII: arrow's lower is str.lower
+    if rest.any():
+        text[rest.to_numpy()] = values[rest.to_numpy()].astype("object").map(_clean_email).astype("string")
+    return text.mask((text == "").fillna(False))
 
 
 def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -177,9 +227,18 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
                                                                                   dtype="string")
     frame["email"] = normalise_email(frame["email_raw"])
     segments = raw["segments"] if "segments" in raw else pd.Series([None] * len(raw), index=raw.index)
-    frame["segment_ids"] = segments.map(_segment_list)
+    ids = segment_ids(segments)
+    listed = ids.groupby(level=0, sort=False).agg(tuple) if len(ids) else ids
+    segment_lists = pd.Series([()] * len(raw), index=raw.index, dtype="object")
+    if len(listed):
+        segment_lists.loc[listed.index] = listed
+    frame["segment_ids"] = segment_lists
     wanted = segment_id_text(segment_id) if segment_id not in (None, "") else None
-    frame["in_segment"] = frame["segment_ids"].map(lambda ids: wanted is None or wanted in ids).astype(bool)
+    if wanted is None:
+        frame["in_segment"] = True
+    else:
+        hits = ids.eq(wanted).groupby(level=0).any()
+        frame["in_segment"] = hits.reindex(raw.index, fill_value=False).astype(bool)
     # Leads without an id, and repeated ones, stay: validation rejects them with a reason.
     return frame.reset_index(drop=True)[LEAD_COLUMNS]
 
@@ -218,6 +277,21 @@ def segment_id_text(value: Any) -> str | None:
     except ValueError:
         return text
     return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+
+
+def segment_ids(segments: pd.Series) -> pd.Series:
+    """Every lead's segment ids as text, one row per id, indexed by the lead's row (vectorised: lists
+    are exploded, comma-separated strings split; each distinct raw id is read once)."""
+    raw = segments.astype("object")
+    kinds = raw.map(type, na_action="ignore")
+    pieces = [raw[kinds.isin([list, tuple, set])].explode(), raw[kinds.isin([str])].str.split(",").explode(),
+              raw[kinds.isin([int, float])]]  # not booleans: type(True) is bool
+    flat = pd.concat([p for p in pieces if len(p)]) if any(len(p) for p in pieces) else raw.iloc[:0]
+    flat = flat[flat.map(type, na_action="ignore").isin([str, int, float])].sort_index(kind="stable")
+    if flat.empty:
+        return flat
+    readings = {value: segment_id_text(value) for value in pd.unique(flat.to_numpy())}
+    return flat.map(readings).dropna()
 
 
 def _segment_list(value: Any) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ What hostile text becomes (the frames are already normalised, see ``frames``):
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # Pipedrive rejects longer subjects, names and titles (sandbox assumption: 255 characters).
@@ -30,6 +31,11 @@ MAX_TEXT = 255
 MAX_NOTE_VALUE = 1000
 # Longer URLs are not linked (browsers and proxies commonly stop at about 2,000 characters).
 MAX_URL = 2000
+
+# Control characters (tab, newline and carriage return stay) and bidi embeddings/overrides/isolates.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+# Anything but printable ASCII (what the Unicode-aware clean-ups may have to change).
+_NOT_PLAIN = r"[^ -~]"
 
 _SAFE_URL = r"^https?://[^\s/?#]+"
 _HOST_LABEL = r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
@@ -63,8 +69,14 @@ def html_escape(values: pd.Series) -> pd.Series:
 def clip(values: pd.Series, limit: int = MAX_TEXT) -> pd.Series:
     """Cut strings to ``limit`` characters (and UTF-16 code units), marking the cut with an ellipsis."""
     values = values.astype("string")
-    too_long = (values.str.len() > limit) | (values.str.encode("utf-16-le").str.len() > 2 * limit)
-    too_long = too_long.fillna(False).astype(bool)
+    length = values.str.len()
+    too_long = (length > limit).fillna(False).to_numpy(dtype=bool)
+    # UTF-16 counts at most two units a character: only longer values can be too long in UTF-16.
+    maybe = (length > limit // 2).fillna(False).to_numpy(dtype=bool) & ~too_long
+    if maybe.any():
+        units = values[maybe].str.encode("utf-16-le").str.len() > 2 * limit
+        too_long[np.flatnonzero(maybe)[units.fillna(False).to_numpy(dtype=bool)]] = True
+    too_long = pd.Series(too_long, index=values.index)
     if not too_long.any():
         return values
     return values.where(~too_long, values[too_long].map(lambda v: _cut(v, limit)))
@@ -79,16 +91,32 @@ def _cut(value: str, limit: int) -> str:
     return value[:limit - 1] + "…"
 
 
+def _unusual(values: pd.Series, pattern: str = _NOT_PLAIN) -> np.ndarray:
+    """Rows that hold something other than printable ASCII (or match ``pattern``): only those can
+    change below, so only those go through Python's (Unicode-aware) regular expressions."""
+    return values.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+
+
 def _strip_control(values: pd.Series) -> pd.Series:
     """Without control characters (tab, newline and carriage return stay) and bidi overrides."""
-    return values.str.replace(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", "",
-                              regex=True)
+    values = values.astype("string")
+    odd = _unusual(values)
+    if not odd.any():
+        return values
+    out = values.copy()
+    out[odd] = values[odd].astype("object").str.replace(_CONTROL, "", regex=True).astype("string")
+    return out
 
 
 def _single_line(values: pd.Series) -> pd.Series:
     """Control characters removed and whitespace runs (newlines, tabs, line separators) made one space."""
-    out = _strip_control(values).str.replace(r"\s+", " ", regex=True).str.strip()
-    return out.mask(out == "")
+    values = values.astype("string")
+    odd = _unusual(values, _NOT_PLAIN + "|  |^ | $")
+    out = values.copy()
+    if odd.any():
+        out[odd] = (values[odd].astype("object").str.replace(_CONTROL, "", regex=True)
+                    .str.replace(r"\s+", " ", regex=True).str.strip().astype("string"))
+    return out.mask((out == "").fillna(False))
 
 
 def safe_url(values: pd.Series, limit: int = MAX_URL) -> pd.Series:
@@ -120,7 +148,10 @@ def person_names(frame: pd.DataFrame) -> pd.Series:
     """Full name, else first + last, else the email's local part."""
     first_last = (frame["first_name"].fillna("") + " " + frame["last_name"].fillna("")).str.strip()
     name = frame["full_name"].fillna(first_last.mask(first_last == ""))
-    name = _single_line(name.astype("string")).fillna(frame["email"].str.split("@").str[0])
+    name = _single_line(name.astype("string"))
+    nameless = name.isna().to_numpy(dtype=bool)
+    if nameless.any():  # the email's local part, worked out only where it is needed
+        name[nameless] = frame["email"][nameless].astype("string").str.split("@").str[0]
     return clip(_single_line(name))
 
 

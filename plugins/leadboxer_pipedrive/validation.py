@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # A deliberately plain check of the normalised address (see the module docstring). ``[^\W_]`` is a
@@ -156,8 +157,11 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
     batch = batch_definition.get_batch(batch_parameters={"dataframe": checked})
     results = batch.validate(suite, result_format={"result_format": "COMPLETE"})
 
-    reasons = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype="object")
-    duplicates: list[tuple[pd.Index, str]] = []
+    # Failing rows as boolean masks, one per reason in the order GE reports them (vectorised: no
+    # per-row Python, whatever the number of failing rows).
+    positions = pd.RangeIndex(len(frame))
+    failures: list[tuple[str, np.ndarray]] = []
+    duplicates: list[tuple[np.ndarray, str]] = []
     for result in results.results:
         if result.success:
             continue
@@ -167,26 +171,38 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
         failing = result.result.get("unexpected_index_list")
         if failing is None:
             raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
-        index = pd.Index(failing)
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[positions.get_indexer(pd.Index(failing))] = True
         if config.type == "expect_column_values_to_be_unique":
-            duplicates.append((index, reason))  # decided once every other reason is known
+            duplicates.append((mask, reason))  # decided once every other reason is known
             continue
-        for row in index:
-            reasons.at[row].append(reason)
-    for index, reason in duplicates:
+        failures.append((reason, mask))
+    other = np.zeros(len(frame), dtype=bool)
+    for _, mask in failures:
+        other |= mask
+    for mask, reason in duplicates:
         # Every copy fails uniqueness. Keep the first copy that passes everything else; later copies
         # are duplicates. Copies failing something else are rejected for that alone.
-        clean = index[reasons.loc[index].map(len).eq(0).to_numpy()]
-        for row in clean[frame.loc[clean, id_column].duplicated(keep="first").to_numpy()]:
-            reasons.at[row].append(reason)
-    is_rejected = reasons.map(bool)
-    valid = frame[~is_rejected].reset_index(drop=True)
+        clean = mask & ~other
+        later = frame[id_column][clean].duplicated(keep="first").to_numpy()
+        copy = np.zeros(len(frame), dtype=bool)
+        copy[np.flatnonzero(clean)[later]] = True
+        failures.append((reason, copy))
+    is_rejected = np.zeros(len(frame), dtype=bool)
+    for _, mask in failures:
+        is_rejected |= mask
     bad = frame[is_rejected]
-    use_ids = bad["use_id"].tolist()
-    rejected = _rejected_frame(bad[id_column].tolist(), use_ids,
-                               ["; ".join(r) for r in reasons[is_rejected]], id_column)
+    reasons = pd.Series("", index=bad.index, dtype="object")
+    for reason, mask in failures:
+        hit = mask[is_rejected]
+        if hit.any():
+            reasons[hit] = (reasons[hit] + "; " + reason).to_numpy()
+    valid = frame[~is_rejected].reset_index(drop=True)
+    rejected = _rejected_frame(bad[id_column].tolist(), bad["use_id"].tolist(),
+                               reasons.str.slice(2).tolist(), id_column)
+    counts = {reason: int(mask.sum()) for reason, mask in failures if mask.any()}
     statistics = {"evaluated": len(frame), "valid": len(valid), "rejected": len(rejected),
-                  "by_reason": rejected["reason"].str.split("; ").explode().value_counts().to_dict()}
+                  "by_reason": dict(sorted(counts.items(), key=lambda item: -item[1]))}
     return ValidationOutcome(valid, rejected, statistics, results)
 
 

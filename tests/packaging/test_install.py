@@ -205,7 +205,7 @@ def test_ui_metadata_and_hooks_resolve_in_the_installed_airflow(migrated, tmp_pa
     result = _last_json(migrated.run("-c", script, env={"AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER": ledger_conn}
                                      ).stdout)
     pipedrive = result["meta"]["pipedrive"]
-    assert pipedrive["standard_fields"]["password"]["title"] == "API token"
+    assert pipedrive["standard_fields"]["password"]["title"] == "API token (or OAuth client secret)"
     assert pipedrive["standard_fields"]["login"]["hidden"] is True
     assert pipedrive["extra_fields"]["burst_limit"]["schema"]["type"] == "integer"
     assert pipedrive["extra_fields"]["burst_limit"]["value"] == 20

@@ -1,0 +1,63 @@
+"""Helpers shared by the benchmark scripts (``make bench``): connections to sandboxes, one sync run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY_START = datetime(2026, 11, 20, tzinfo=timezone.utc)
+DATASET = "07bacbd9d46a4e26b58b15d69f69250f"
+SEGMENT = "14118"
+
+
+def use_plugins() -> None:
+    for path in (str(ROOT), str(ROOT / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def connect(pipedrive_url: str, ledger_path: Path, *, burst_limit: int, search_burst_limit: int = 10,
+            leadboxer_url: str | None = None, timeout: float = 30.0) -> None:
+    """Point the default connections (read from the environment) at the sandboxes and a SQLite ledger."""
+    os.environ["AIRFLOW_CONN_PIPEDRIVE_DEFAULT"] = json.dumps({
+        "conn_type": "pipedrive", "host": pipedrive_url, "password": "sandbox-token",
+        "extra": {"burst_limit": burst_limit, "search_burst_limit": search_burst_limit, "timeout": timeout}})
+    os.environ["AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER"] = json.dumps({"conn_type": "sqlite",
+                                                                       "host": str(ledger_path)})
+    if leadboxer_url:
+        os.environ["AIRFLOW_CONN_LEADBOXER_DEFAULT"] = json.dumps({
+            "conn_type": "leadboxer", "host": leadboxer_url, "password": "sandbox-key"})
+
+
+def window_activities(hour: datetime):
+    """Extract → frames → validate → transform one hour from the LeadBoxer sandbox, as the DAG does."""
+    from leadboxer_pipedrive.extract import fetch_window
+    from leadboxer_pipedrive.frames import events_frame, leads_frame
+    from leadboxer_pipedrive.hooks import LeadBoxerHook
+    from leadboxer_pipedrive.transforms import activity_payloads
+    from leadboxer_pipedrive.validation import validate_events
+
+    end = hour + timedelta(hours=1)
+    window = fetch_window(LeadBoxerHook(), DATASET, SEGMENT, hour, end)
+    leads = leads_frame(window.leads, SEGMENT)
+    events = events_frame(window.events, leads, DATASET)
+    outcome = validate_events(events, int(hour.timestamp() * 1000), int(end.timestamp() * 1000))
+    return activity_payloads(outcome.valid, "task"), len(events), len(outcome.rejected)
+
+
+def load(activities, run_id: str, *, pipeline_id: int | None, workers: int, mode: str = "per_event"):
+    """The real ActivityLoader with fresh hooks (as one task try would have them)."""
+    from leadboxer_pipedrive.hooks import LedgerHook, PipedriveHook
+    from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
+
+    hook = PipedriveHook()
+    settings = LoadSettings(dataset_id=DATASET, dag_id="bench", run_id=run_id, pipeline_id=pipeline_id,
+                            workers=workers, activity_mode=mode)
+    result = ActivityLoader(hook, LedgerHook(), settings).load(activities)
+    return result, hook

@@ -1,0 +1,377 @@
+"""The backfill of three past hours on real services: PostgreSQL as Airflow's metadata database and as
+the ledger, the CeleryExecutor with a Redis broker, and a real ``airflow celery worker``.
+
+The same scenario as tests/dags/test_backfill.py (which runs on SQLite with the LocalExecutor), with the
+production-shaped components of docker-compose.yaml: a fresh metadata database and a fresh ledger
+database (both dropped at the end), Celery results in the metadata database, and a Redis database number
+of its own (flushed before and after). Processes: ``airflow db migrate``, an API server (execution API
+only: the tasks' counterpart), ``airflow dags reserialize`` (instead of a dag-processor),
+``airflow backfill create``, a scheduler and a Celery worker with two worker processes. Both sandboxes
+run in threads of the test process. Progress is read from the metadata database with psycopg2.
+
+Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) and Redis on 127.0.0.1:6379; skipped
+otherwise. Run it with ``make test-services``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from scripts.sandboxes import Sandboxes, free_port
+
+psycopg2 = pytest.importorskip("psycopg2")
+
+pytestmark = [pytest.mark.services, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+DAG_ID = "leadboxer_pipedrive_activities"
+SEGMENT_ID = 14118
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+# As in tests/dags/test_backfill.py: the DAG's CronDataIntervalTimetable("0 * * * *") gives a backfill run
+# the logical date of its interval's start, and --from-date/--to-date are both inclusive logical dates, so
+# logical dates 02:00..04:00 are the three runs [02:00, 03:00), [03:00, 04:00), [04:00, 05:00) on
+# 2026-11-20 (the sandbox's generated day).
+FROM_DATE = "2026-11-20T02:00:00+00:00"
+TO_DATE = "2026-11-20T04:00:00+00:00"
+EXPECTED_INTERVALS = [
+    (datetime(2026, 11, 20, hour, tzinfo=timezone.utc), datetime(2026, 11, 20, hour + 1, tzinfo=timezone.utc))
+    for hour in (2, 3, 4)
+]
+RUNS_TIMEOUT = 360  # seconds for the three runs to finish
+STARTUP_TIMEOUT = 120
+EVENT_MARKER = re.compile(r"LeadBoxer event ([^<\s]+)")
+
+
+def expected_events(data: dict, start: datetime, end: datetime) -> dict[str, int]:
+    """From the sandbox's own dataset: event id → timestamp (ms) of the segment's email-identified
+    leads' events in ``[start, end)`` (the generator's data is clean: all of them are valid)."""
+    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    out = {}
+    for lead in data["leads"]:
+        if SEGMENT_ID not in lead.get("segments", []) or not lead.get("email"):
+            continue
+        for session in lead.get("sessions", []):
+            for event in session.get("events", []):
+                ts = int(event["eventUnixTimestamp"])
+                if start_ms <= ts < end_ms:
+                    out[event["event_id"]] = ts
+    return out
+
+
+def utc(value: str | datetime) -> datetime:
+    """A timestamptz of the metadata database, or an ISO string of the ledger (naive means UTC)."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def tail(path: Path, chars: int = 4000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"<{exc}>"
+    return text[-chars:]
+
+
+def task_log_problems(path: Path) -> str:
+    """A task log's warnings and errors with their exceptions (the log is JSON lines), else its tail."""
+    lines = []
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            record = json.loads(line)
+            if record.get("level") not in ("warning", "error", "critical"):
+                continue
+            lines.append(f"{record.get('timestamp')} {record['level']}: {record.get('event')}")
+            lines += [f"    {e.get('exc_type')}: {e.get('exc_value')}" for e in record.get("error_detail") or []]
+    except (OSError, ValueError, AttributeError, KeyError):
+        return tail(path, 2500)
+    return "\n".join(lines)[-4000:] or tail(path, 1000)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)  # start_new_session=True: the pgid is the component's pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Airflow:
+    """Runs Airflow commands and long-lived components in one AIRFLOW_HOME, each component in its own
+    process group (the Celery worker's pool processes and task processes included), logging to files."""
+
+    def __init__(self, home: Path, env: dict[str, str]):
+        self.home = home
+        self.env = env
+        self.components: dict[str, subprocess.Popen] = {}
+        self.descendants: dict[str, set[psutil.Process]] = {}
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        done = subprocess.run([AIRFLOW, *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, (f"airflow {' '.join(args)} exited {done.returncode}\n"
+                                      f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.home / f"{name}.log").open("wb")
+        try:
+            process = subprocess.Popen([AIRFLOW, *args], env=self.env, cwd=ROOT, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        self.components[name] = process
+        return process
+
+    def check_alive(self) -> None:
+        for name, process in self.components.items():
+            if process.poll() is not None:
+                raise AssertionError(f"airflow {name} exited with {process.returncode}")
+
+    def remember_descendants(self) -> None:
+        """Note every child process now, so the ones that leave the process group are ended too."""
+        for name, process in self.components.items():
+            try:
+                self.descendants.setdefault(name, set()).update(psutil.Process(process.pid).children(True))
+            except psutil.NoSuchProcess:
+                pass
+
+    def stop(self) -> None:
+        self.remember_descendants()
+        for process in self.components.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 15  # a warm Celery shutdown waits for running tasks; not for long
+        for process in self.components.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for name, process in self.components.items():
+            _signal_group(process, signal.SIGKILL)
+            if process.poll() is None:
+                process.wait(10)
+            for child in self.descendants.get(name, ()):
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    pass
+
+    def logs(self) -> str:
+        parts = [f"===== airflow {name} (exit {process.poll()}) =====\n{tail(self.home / f'{name}.log')}"
+                 for name, process in self.components.items()]
+        task_logs = sorted((self.home / "logs").glob("**/*.log"), key=lambda p: p.stat().st_mtime)
+        parts += [f"===== task log {path.relative_to(self.home)} =====\n{task_log_problems(path)}"
+                  for path in task_logs[-6:]]
+        return "\n".join(parts)
+
+
+def wait_for(what: str, predicate, airflow: Airflow, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        airflow.check_alive()
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def api_healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}health", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Database:
+    """One autocommit psycopg2 connection to a database of the test (every query sees the latest commits)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.connection = None
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        if self.connection is None or self.connection.closed:
+            self.connection = psycopg2.connect(dbname=self.name, connect_timeout=5, **PG)
+            self.connection.autocommit = True
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+def finished_runs(meta: Database) -> list[tuple] | None:
+    """The DAG's runs once all of them have finished (None while any is unfinished). Fails fast when a
+    task fails or waits for a retry: the DAG retries after 30 s, which this test should not wait for."""
+    troubled = meta.query("SELECT run_id, task_id, state FROM task_instance WHERE dag_id = %s AND state IN "
+                          "('failed', 'up_for_retry', 'upstream_failed', 'up_for_reschedule')", DAG_ID)
+    assert not troubled, f"task instances in trouble: {troubled}"
+    runs = meta.query("SELECT run_id, run_type, state, data_interval_start, data_interval_end FROM dag_run "
+                      "WHERE dag_id = %s ORDER BY data_interval_start", DAG_ID)
+    if len(runs) < len(EXPECTED_INTERVALS) or any(state not in ("success", "failed") for _, _, state, _, _ in runs):
+        return None
+    return runs
+
+
+def celery_results(meta: Database) -> Counter | None:
+    """The Celery result backend's task states (its table exists once the first result is stored)."""
+    if not meta.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'celery_taskmeta'"):
+        return None
+    return Counter(dict(meta.query("SELECT status, count(*) FROM celery_taskmeta GROUP BY status")))
+
+
+@pytest.fixture
+def airflow_home(tmp_path):
+    home = tmp_path / "airflow"
+    home.mkdir()
+    return home
+
+
+@pytest.mark.timeout(900)
+def test_celery_backfill_on_postgres_syncs_exactly_those_hours(
+        airflow_home, tmp_path, postgres_databases, redis_db, pipedrive_sandbox, leadboxer_sandbox):
+    meta_name = postgres_databases("lbpd_meta")
+    ledger_name = postgres_databases("lbpd_ledger")
+    meta, ledger = Database(meta_name), Database(ledger_name)
+    api_port = free_port()
+    execution_api = f"http://127.0.0.1:{api_port}/execution/"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))},
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+        # The production shape of docker-compose.yaml: PostgreSQL metadata, Celery on Redis, results in
+        # the metadata database; tasks reach the API server.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{meta_name}",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{meta_name}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": execution_api,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        # Two CPUs: two task processes at a time is all the machine can usefully run.
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        # Only the backfill's runs exist (see tests/dags/test_backfill.py).
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # The DAG's connections and storage: the sandboxes, the PostgreSQL ledger and a staging folder.
+        **Sandboxes(pipedrive_sandbox.url, leadboxer_sandbox.url).connection_env(),
+        "AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER": json.dumps({
+            "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
+            "schema": ledger_name}),
+        "LEADBOXER_PIPEDRIVE_STAGING_URL": f"file://{tmp_path / 'staging'}",
+    }
+    airflow = Airflow(airflow_home, env)
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    background = ThreadPoolExecutor(max_workers=1)
+
+    def done(step: str) -> None:
+        timings[step] = round(time.monotonic() - started, 1)
+
+    try:
+        airflow.run("db", "migrate")
+        done("db migrate")
+        airflow.start("api-server", "api-server", "--apps", "execution", "--workers", "1",
+                      "--host", "127.0.0.1", "--port", str(api_port))
+        api_ready = background.submit(wait_for, "the API server", lambda: api_healthy(execution_api), airflow,
+                                      STARTUP_TIMEOUT)
+        # The worker starts up meanwhile (tasks wait in Redis until it consumes them). No serve-logs
+        # sub-process (it would listen on the fixed port 8793); no gossip or mingle with other workers.
+        airflow.start("celery-worker", "celery", "worker", "--concurrency", "2", "--skip-serve-logs",
+                      "--celery-hostname", f"lbpd-{meta_name}@%h", "--without-gossip", "--without-mingle")
+        airflow.run("dags", "reserialize")
+        done("dags reserialize")
+        paused = meta.query("SELECT is_paused FROM dag WHERE dag_id = %s", DAG_ID)
+        assert paused == [(False,)], f"the DAG should be known and active: {paused}"
+        airflow.run("backfill", "create", "--dag-id", DAG_ID, "--from-date", FROM_DATE, "--to-date", TO_DATE)
+        done("backfill create")
+        api_ready.result()
+        done("api-server healthy")
+        airflow.start("scheduler", "scheduler", "--skip-serve-logs")
+        runs = wait_for("the three backfill runs to finish", lambda: finished_runs(meta), airflow,
+                        RUNS_TIMEOUT, interval=1)
+        done("runs finished")
+        airflow.remember_descendants()
+
+        # Exactly the three runs, backfill runs, successful, on the three hours.
+        assert [(run_type, state) for _, run_type, state, _, _ in runs] == [("backfill", "success")] * 3, runs
+        assert [(utc(start), utc(end)) for *_, start, end in runs] == EXPECTED_INTERVALS
+
+        # Every task ran through Celery: one successful result per task instance, in the metadata database.
+        # (The task count comes from the database, so that the DAG's shape may change: four tasks today.)
+        task_states = meta.query("SELECT state, count(*) FROM task_instance WHERE dag_id = %s GROUP BY state",
+                                 DAG_ID)
+        assert len(task_states) == 1 and task_states[0][0] == "success", task_states
+        expected_tasks = task_states[0][1]
+        assert expected_tasks >= 4 * len(EXPECTED_INTERVALS), task_states
+        # (A task's result turns from STARTED to SUCCESS just after the task itself reported success.)
+        results = wait_for("the Celery results", lambda: (r := celery_results(meta)) and sum(r.values()) >=
+                           expected_tasks and not set(r) - {"SUCCESS", "FAILURE"} and r, airflow, 60)
+        assert results == Counter({"SUCCESS": expected_tasks}), results
+
+        # Pipedrive holds one activity per event of the three hours, and nothing else.
+        data = leadboxer_sandbox.data
+        window = (EXPECTED_INTERVALS[0][0], EXPECTED_INTERVALS[-1][1])
+        expected = expected_events(data, *window)
+        assert expected, "the generated hours should hold events"
+        outside = (set(expected_events(data, datetime(2000, 1, 1, tzinfo=timezone.utc), window[0]))
+                   | set(expected_events(data, window[1], datetime(2100, 1, 1, tzinfo=timezone.utc))))
+        assert outside, "the generated day should hold events outside the three hours too"
+        state = requests.get(f"{pipedrive_sandbox.url}/_sandbox/state", timeout=10).json()
+        synced = Counter()
+        for activity in state["activities"]:
+            marker = EVENT_MARKER.search(activity.get("note") or "")
+            assert marker, f"activity without a LeadBoxer event marker: {activity}"
+            synced[html.unescape(marker.group(1))] += 1
+        assert not set(synced) & outside, "events outside the three hours were synced"
+        assert set(synced) == set(expected)
+        assert all(count == 1 for count in synced.values()), [e for e, n in synced.items() if n > 1]
+        assert len(state["activities"]) == len(expected)
+        # Two Celery worker processes run the backfill's hours concurrently: still one person per email.
+        emails = Counter((e["value"] if isinstance(e, dict) else e).lower()
+                         for person in state["persons"] for e in person.get("emails") or [])
+        assert all(count == 1 for count in emails.values()), [e for e, n in emails.items() if n > 1]
+
+        # The PostgreSQL ledger holds one run per hour, each accounting for every extracted event.
+        rows = ledger.query("SELECT interval_start, interval_end, extracted, pushed, already_pushed, rejected "
+                            "FROM lbpd_run WHERE dag_id = %s ORDER BY interval_start", DAG_ID)
+        assert [(utc(start), utc(end)) for start, end, *_ in rows] == EXPECTED_INTERVALS, rows
+        for start, end, extracted, pushed, already_pushed, rejected in rows:
+            assert extracted == pushed + already_pushed + rejected, (start, end)
+            assert pushed == len(expected_events(data, utc(start), utc(end))), (start, end)
+    except BaseException:
+        print(airflow.logs())
+        raise
+    finally:
+        airflow.stop()
+        background.shutdown(wait=False, cancel_futures=True)
+        meta.close()
+        ledger.close()
+        done("stopped")
+        print("seconds since the start:", timings)
