@@ -13,14 +13,7 @@ metadata database (SQLite, read-only), which is cheaper than one ``airflow dags 
 from __future__ import annotations
 
 import html
-import json
-import os
-import re
-import secrets
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,173 +21,27 @@ from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
 from scripts.sandboxes import Sandboxes, free_port
+from tests.support.airflow_stack import (
+    DAG_ID,
+    EVENT_MARKER,
+    EXPECTED_INTERVALS,
+    FROM_DATE,
+    RUNS_TIMEOUT,
+    STARTUP_TIMEOUT,
+    TO_DATE,
+    Airflow,
+    api_healthy,
+    backfill_env,
+    expected_events,
+    utc,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-DAG_ID = "leadboxer_pipedrive_activities"
-SEGMENT_ID = 14118
-
-# The DAG's CronDataIntervalTimetable("0 * * * *") gives a backfill run the logical date of its
-# interval's *start*, and --from-date/--to-date are both inclusive logical dates. So logical dates
-# 02:00..04:00 are exactly the three runs [02:00, 03:00), [03:00, 04:00), [04:00, 05:00) on 2026-11-20
-# (the sandbox's generated day); their run ids carry the interval's *end* (run_after), e.g.
-# backfill__2026-11-20T03:00:00+00:00 is [02:00, 03:00). (--from-date 03:00 --to-date 05:00 would sync
-# [03:00, 06:00) instead.) catchup=False does not matter to backfills, and the default reprocess
-# behaviour ("none") is enough on a fresh database. Backfills only cover intervals ended before now.
-FROM_DATE = "2026-11-20T02:00:00+00:00"
-TO_DATE = "2026-11-20T04:00:00+00:00"
-EXPECTED_INTERVALS = [
-    (datetime(2026, 11, 20, hour, tzinfo=timezone.utc), datetime(2026, 11, 20, hour + 1, tzinfo=timezone.utc))
-    for hour in (2, 3, 4)
-]
-RUNS_TIMEOUT = 360  # seconds for the three runs to finish
-STARTUP_TIMEOUT = 120
-EVENT_MARKER = re.compile(r"LeadBoxer event ([^<\s]+)")
-
-
-def expected_events(data: dict, start: datetime, end: datetime) -> dict[str, int]:
-    """From the sandbox's own dataset: event id → timestamp (ms) of the segment's email-identified
-    leads' events in ``[start, end)`` (the generator's data is clean: all of them are valid)."""
-    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    out = {}
-    for lead in data["leads"]:
-        if SEGMENT_ID not in lead.get("segments", []) or not lead.get("email"):
-            continue
-        for session in lead.get("sessions", []):
-            for event in session.get("events", []):
-                ts = int(event["eventUnixTimestamp"])
-                if start_ms <= ts < end_ms:
-                    out[event["event_id"]] = ts
-    return out
-
-
-def utc(value: str) -> datetime:
-    """A datetime column of Airflow's SQLite database (naive UTC text) or an ISO string."""
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-
-
-def tail(path: Path, chars: int = 4000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"<{exc}>"
-    return text[-chars:]
-
-
-class Airflow:
-    """Runs Airflow commands and long-lived components in one AIRFLOW_HOME, each component in its own
-    process group (its LocalExecutor workers and task processes included), logging to files."""
-
-    def __init__(self, home: Path, env: dict[str, str]):
-        self.home = home
-        self.env = env
-        self.components: dict[str, subprocess.Popen] = {}
-        self.descendants: dict[str, set[psutil.Process]] = {}
-
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        done = subprocess.run([AIRFLOW, *args], env=self.env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout)
-        assert done.returncode == 0, (f"airflow {' '.join(args)} exited {done.returncode}\n"
-                                      f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        return done
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.home / f"{name}.log").open("wb")
-        process = subprocess.Popen([AIRFLOW, *args], env=self.env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.components[name] = process
-        return process
-
-    def check_alive(self) -> None:
-        for name, process in self.components.items():
-            if process.poll() is not None:
-                raise AssertionError(f"airflow {name} exited with {process.returncode}")
-
-    def remember_descendants(self) -> None:
-        """Note every child process now, so the ones that leave the process group are ended too."""
-        for name, process in self.components.items():
-            try:
-                self.descendants.setdefault(name, set()).update(psutil.Process(process.pid).children(True))
-            except psutil.NoSuchProcess:
-                pass
-
-    def stop(self) -> None:
-        self.remember_descendants()
-        for process in self.components.values():
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + 10  # the scheduler waits for running tasks; not for long
-        for process in self.components.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for name, process in self.components.items():
-            _signal_group(process, signal.SIGKILL)
-            if process.poll() is None:
-                process.wait(10)
-            for child in self.descendants.get(name, ()):
-                try:
-                    child.kill()
-                except psutil.NoSuchProcess:
-                    pass
-
-    def logs(self) -> str:
-        parts = [f"===== airflow {name} (exit {process.poll()}) =====\n{tail(self.home / f'{name}.log')}"
-                 for name, process in self.components.items()]
-        task_logs = sorted((self.home / "logs").glob("**/*.log"), key=lambda p: p.stat().st_mtime)
-        parts += [f"===== task log {path.relative_to(self.home)} =====\n{task_log_problems(path)}"
-                  for path in task_logs[-6:]]
-        return "\n".join(parts)
-
-
-def task_log_problems(path: Path) -> str:
-    """A task log's warnings and errors with their exceptions (the log is JSON lines), else its tail."""
-    lines = []
-    try:
-        for line in path.read_text(errors="replace").splitlines():
-            record = json.loads(line)
-            if record.get("level") not in ("warning", "error", "critical"):
-                continue
-            lines.append(f"{record.get('timestamp')} {record['level']}: {record.get('event')}")
-            lines += [f"    {e.get('exc_type')}: {e.get('exc_value')}" for e in record.get("error_detail") or []]
-    except (OSError, ValueError, AttributeError, KeyError):
-        return tail(path, 2500)
-    return "\n".join(lines)[-4000:] or tail(path, 1000)
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)  # start_new_session=True: the pgid is the component's pid
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def wait_for(what: str, predicate, airflow: Airflow, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        airflow.check_alive()
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def api_healthy(url: str) -> bool:
-    try:
-        return requests.get(f"{url}health", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
-
 
 def metadata(home: Path, query: str, *params) -> list[tuple]:
     with closing(sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True, timeout=10)) as db:
@@ -226,34 +73,9 @@ def test_backfill_of_three_past_hours_syncs_exactly_those_hours(
     api_port = free_port()
     execution_api = f"http://127.0.0.1:{api_port}/execution/"
     ledger = tmp_path / "ledger.sqlite"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))},
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}",
-        "GX_ANALYTICS_ENABLED": "false",
-        "PYTHONUNBUFFERED": "1",
-        # Components: SQLite + LocalExecutor (what `airflow standalone` uses), tasks reach the API server.
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": execution_api,
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        # Two CPUs: two task processes at a time is all the machine can usefully run.
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        # The DAG is active as soon as it is serialized, and the scheduler makes no scheduled runs of its
-        # own (with catchup=False it would add one for the latest hour): only the backfill's runs exist.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        # A snappier scheduler loop; tasks report back through the API server.
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        # The DAG's connections and storage: the sandboxes, a ledger and a staging folder of this test.
-        **Sandboxes(pipedrive_sandbox.url, leadboxer_sandbox.url).connection_env(),
-        "AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(ledger)}),
-        "LEADBOXER_PIPEDRIVE_STAGING_URL": f"file://{tmp_path / 'staging'}",
-    }
+    env = backfill_env(airflow_home, tmp_path / "staging",
+                       Sandboxes(pipedrive_sandbox.url, leadboxer_sandbox.url).connection_env(), execution_api,
+                       {"conn_type": "sqlite", "host": str(ledger)})
     airflow = Airflow(airflow_home, env)
     started = time.monotonic()
     timings: dict[str, float] = {}
