@@ -50,6 +50,50 @@ def _timetable(schedule: str) -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable(schedule, timezone="UTC")
 
 
+def _sync_params(dataset_id: str, segment_id: int | str, segment_description: str,
+                 **sync_params: Param) -> dict[str, Param]:
+    """Both syncs' Params: the dataset and segment first, then the sync's own, then the trial knobs."""
+    return {
+        "dataset_id": Param(dataset_id, type="string", minLength=1,
+                            description="LeadBoxer dataset id (the API's site)."),
+        "segment_id": Param(segment_id, type=["integer", "string"], description=segment_description),
+        **sync_params,
+        "dry_run": Param(False, type="boolean",
+                         description="Write nothing to Pipedrive: log and return the priced plan instead."),
+        "max_leads": Param(None, type=["null", "integer"], minimum=1,
+                           description="Sync only the first N active leads (try it on a handful first)."),
+    }
+
+
+def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: str, tags: Sequence[str],
+              on_failure_callback: Any, params: dict[str, Param], **dag_kwargs: Any) -> DAG:
+    """An hourly sync DAG: real one-hour data intervals, one run at a time, retries and the alert."""
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=_timetable(schedule),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(on_failure_callback),
+        params=params,
+        tags=list(tags),
+        **dag_kwargs,
+    )
+
+
+def _extract(leadboxer_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOperator:
+    return LeadBoxerExtractOperator(
+        task_id="extract",
+        dataset_id="{{ params.dataset_id }}",
+        segment_id="{{ params.segment_id }}",
+        max_leads="{{ params.max_leads }}",
+        with_events=with_events,
+        leadboxer_conn_id=leadboxer_conn_id,
+    )
+
+
 def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                          dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14118,
                          pipeline_id: int | None = None, activity_type: str = "task",
@@ -59,40 +103,18 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
                          ledger_conn_id: str = "leadboxer_pipedrive_ledger",
                          on_failure_callback: Any = None) -> DAG:
     """extract → validate → transform → load of LeadBoxer events as Pipedrive activities."""
-    with DAG(
-        dag_id=dag_id,
-        description=description,
-        doc_md=doc_md,
-        schedule=_timetable(schedule),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(on_failure_callback),
-        params={
-            "dataset_id": Param(dataset_id, type="string", minLength=1,
-                                description="LeadBoxer dataset id (the API's site)."),
-            "segment_id": Param(segment_id, type=["integer", "string"],
-                                description="LeadBoxer segment whose email-identified leads are synced."),
-            "pipeline_id": Param(pipeline_id, type=["null", "integer", "string"],
-                                 description="Pipedrive pipeline for new deals; empty: never create deals."),
-            "activity_type": Param(activity_type, type="string", minLength=1,
-                                   description="Pipedrive activity type key_string for the activities."),
-            "activity_mode": Param(activity_mode, enum=["per_event", "digest"],
-                                   description="One activity per event, or one per lead and hour (digest)."),
-            "dry_run": Param(False, type="boolean",
-                             description="Write nothing to Pipedrive: log and return the priced plan instead."),
-            "max_leads": Param(None, type=["null", "integer"], minimum=1,
-                               description="Sync only the first N active leads (try it on a handful first)."),
-        },
-        tags=list(tags),
-    ) as dag:
-        extract = LeadBoxerExtractOperator(
-            task_id="extract",
-            dataset_id="{{ params.dataset_id }}",
-            segment_id="{{ params.segment_id }}",
-            max_leads="{{ params.max_leads }}",
-            leadboxer_conn_id=leadboxer_conn_id,
-        )
+    params = _sync_params(
+        dataset_id, segment_id, "LeadBoxer segment whose email-identified leads are synced.",
+        pipeline_id=Param(pipeline_id, type=["null", "integer", "string"],
+                          description="Pipedrive pipeline for new deals; empty: never create deals."),
+        activity_type=Param(activity_type, type="string", minLength=1,
+                            description="Pipedrive activity type key_string for the activities."),
+        activity_mode=Param(activity_mode, enum=["per_event", "digest"],
+                            description="One activity per event, or one per lead and hour (digest)."),
+    )
+    with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
+                   on_failure_callback=on_failure_callback, params=params) as dag:
+        extract = _extract(leadboxer_conn_id, with_events=True)
         validate = ValidateEventsOperator(task_id="validate", upstream=extract.output, ledger_conn_id=ledger_conn_id)
         transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                                 activity_type="{{ params.activity_type }}")
@@ -110,50 +132,26 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                     leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
                     ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None) -> DAG:
     """extract → validate → transform → load of a segment's leads as Pipedrive leads."""
-    with DAG(
-        dag_id=dag_id,
-        description=description,
-        doc_md=doc_md,
-        schedule=_timetable(schedule),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(on_failure_callback),
-        params={
-            "dataset_id": Param(dataset_id, type="string", minLength=1,
-                                description="LeadBoxer dataset id (the API's site)."),
-            "segment_id": Param(segment_id, type=["integer", "string"],
-                                description="LeadBoxer segment whose leads become Pipedrive leads."),
-            "link_to": Param(link_to, enum=["organization", "person", "both"],
-                             description="What each Pipedrive lead is linked to."),
-            "title_template": Param("{organization_or_name} – LeadBoxer lead (score {score})", type="string",
-                                    description="Lead title; placeholders: {name} {organization} "
-                                                "{organization_or_name} {email} {score} {country} {channel} "
-                                                "{visits}."),
-            "lead_labels": Param([], type="array", items={"type": "string"},
-                                 description="Lead label names put on every lead (must exist in Pipedrive)."),
-            "score_labels": Param({"Hot": 70, "Warm": 40, "Cold": 0}, type="object",
-                                  description="Lead label by minimum LeadBoxer score; {} for none."),
-            "custom_fields": Param({}, type="object",
-                                   description="LeadBoxer fact (lead_score, leadcard_url, first_channel, "
-                                               "last_channel, visits, country) → Pipedrive deal field name."),
-            "owner_id": Param(None, type=["null", "integer"], description="Pipedrive user owning new leads."),
-            "dry_run": Param(False, type="boolean",
-                             description="Write nothing to Pipedrive: log and return the priced plan instead."),
-            "max_leads": Param(None, type=["null", "integer"], minimum=1,
-                               description="Sync only the first N active leads (try it on a handful first)."),
-        },
-        render_template_as_native_obj=True,
-        tags=list(tags),
-    ) as dag:
-        extract = LeadBoxerExtractOperator(
-            task_id="extract",
-            dataset_id="{{ params.dataset_id }}",
-            segment_id="{{ params.segment_id }}",
-            max_leads="{{ params.max_leads }}",
-            with_events=False,
-            leadboxer_conn_id=leadboxer_conn_id,
-        )
+    params = _sync_params(
+        dataset_id, segment_id, "LeadBoxer segment whose leads become Pipedrive leads.",
+        link_to=Param(link_to, enum=["organization", "person", "both"],
+                      description="What each Pipedrive lead is linked to."),
+        title_template=Param("{organization_or_name} – LeadBoxer lead (score {score})", type="string",
+                             description="Lead title; placeholders: {name} {organization} "
+                                         "{organization_or_name} {email} {score} {country} {channel} {visits}."),
+        lead_labels=Param([], type="array", items={"type": "string"},
+                          description="Lead label names put on every lead (must exist in Pipedrive)."),
+        score_labels=Param({"Hot": 70, "Warm": 40, "Cold": 0}, type="object",
+                           description="Lead label by minimum LeadBoxer score; {} for none."),
+        custom_fields=Param({}, type="object",
+                            description="LeadBoxer fact (lead_score, leadcard_url, first_channel, "
+                                        "last_channel, visits, country) → Pipedrive deal field name."),
+        owner_id=Param(None, type=["null", "integer"], description="Pipedrive user owning new leads."),
+    )
+    with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
+                   on_failure_callback=on_failure_callback, params=params,
+                   render_template_as_native_obj=True) as dag:
+        extract = _extract(leadboxer_conn_id, with_events=False)
         validate = ValidateLeadsOperator(task_id="validate", upstream=extract.output, link_to="{{ params.link_to }}",
                                          ledger_conn_id=ledger_conn_id)
         transform = TransformLeadsOperator(task_id="transform", upstream=validate.output,
