@@ -1,45 +1,20 @@
 """The ledger on SQLite always, and on PostgreSQL where a server answers on 127.0.0.1:5432."""
 
 import json
-import uuid
 
 import pytest
 
 from leadboxer_pipedrive.hooks.ledger import LedgerHook
-
-
-def _postgres_database():
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3)
-    except psycopg2.OperationalError:
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    admin.autocommit = True
-    name = f"lbpd_test_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    return admin, name
+from tests.support.ledgers import ledger_connection
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ledger(request, tmp_path, monkeypatch):
-    if request.param == "sqlite":
-        conn = {"conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")}
-        cleanup = None
-    else:
-        admin, name = _postgres_database()
-        conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": name}
-
-        def cleanup():
-            with admin.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            admin.close()
-    monkeypatch.setenv("AIRFLOW_CONN_TEST_LEDGER", json.dumps(conn))
-    hook = LedgerHook("test_ledger")
-    yield hook
-    hook.get_conn().dispose()
-    if cleanup:
-        cleanup()
+    with ledger_connection(request.param, tmp_path) as conn:
+        monkeypatch.setenv("AIRFLOW_CONN_TEST_LEDGER", json.dumps(conn))
+        hook = LedgerHook("test_ledger")
+        yield hook
+        hook.get_conn().dispose()
 
 
 def test_person_mapping_round_trips_and_upserts(ledger):
