@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,19 @@ class FaultRule:
         return {"kind": self.kind, "status": self.status, "delay": self.delay, "count": self.count,
                 "probability": self.probability, "path": self.path, "method": self.method,
                 "after": self.after, "fired": self.fired}
+
+
+def apply_transport_fault(rule: FaultRule, handler: Any) -> bool:
+    """Carry out a ``drop`` or ``slow`` rule; True when the connection was dropped (answer nothing).
+
+    A ``status`` rule is left to the server, which answers in its own service's error shape.
+    """
+    if rule.kind == "drop":
+        handler.close_connection = True
+        return True
+    if rule.kind == "slow":
+        time.sleep(rule.delay)
+    return False
 
 
 class FaultInjector:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.common import HttpError, Request, Router, SandboxServer
-from sandbox.faults import FaultInjector
+from sandbox.faults import FaultInjector, apply_transport_fault
 from sandbox.leadboxer.generator import DEFAULT_SEGMENT_ID, DEFAULT_SITE, DEFAULT_START, generate_dataset
 from sandbox.leadboxer.store import LeadStore, QueryError, day_window
 
@@ -141,12 +141,9 @@ class LeadBoxerApp:
             if not control:
                 rule = self.faults.pick(request.method, request.path)
                 if rule is not None:
-                    if rule.kind == "drop":
-                        handler.close_connection = True
+                    if apply_transport_fault(rule, handler):
                         return None
-                    if rule.kind == "slow":
-                        time.sleep(rule.delay)
-                    else:
+                    if rule.kind == "status":
                         headers = {"Retry-After": "1"} if rule.status == 429 else {}
                         try:
                             phrase = HTTPStatus(rule.status).phrase

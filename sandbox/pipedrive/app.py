@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from sandbox.common import HttpError, Request, Router
-from sandbox.faults import FaultInjector
+from sandbox.faults import FaultInjector, apply_transport_fault
 from sandbox.pipedrive.costs import COSTS, V1, V2
 from sandbox.pipedrive.store import ERROR_INFO, PipedriveStore, error_body
 
@@ -311,12 +311,9 @@ class PipedriveApp:
 
         rule = self.faults.pick(request.method, request.path)
         if rule is not None:
-            if rule.kind == "drop":
-                handler.close_connection = True
+            if apply_transport_fault(rule, handler):
                 return None
-            if rule.kind == "slow":
-                time.sleep(rule.delay)
-            else:  # status
+            if rule.kind == "status":
                 with self.lock:
                     now = time.monotonic()
                     if rule.status == 429:
