@@ -72,13 +72,16 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
             if not with_events:
                 active = True
                 break
-            for event in hook.iter_events(dataset_id, str(session.get("session_id"))):
+            session_events = list(hook.iter_events(dataset_id, str(session.get("session_id"))))
+            # One vectorised parse per session, not one per event.
+            times = parse_epoch_ms(pd.Series([e.get("eventUnixTimestamp") if isinstance(e, dict) else None
+                                              for e in session_events], dtype="object"))
+            for event, event_ms in zip(session_events, times):
                 if not isinstance(event, dict):
                     # Kept (without an id) so validation rejects it with a reason: nothing vanishes.
                     lead_events.append({"_lead_id": lead_id, "_raw": repr(event)[:200]})
                     continue
-                event_ms = _ms(event.get("eventUnixTimestamp"))
-                if event_ms is not None and not (start_ms <= event_ms < end_ms):
+                if not pd.isna(event_ms) and not (start_ms <= event_ms < end_ms):
                     continue
                 lead_events.append({**event, "_lead_id": lead_id,
                                     "_session_channel": session.get("channel")})

@@ -248,11 +248,12 @@ def digest_activity(events: pd.DataFrame) -> pd.Series:
     titles = list(dict.fromkeys(s.split(" – ", 1)[1] for s in rows["subject"] if " – " in s))[:3]
     subject = f"LeadBoxer: {len(rows)} events" + (f" – {', '.join(titles)}" if titles else "")
     full = rows.iloc[:DIGEST_FULL_EVENTS]
+    subjects = html_escape(full["subject"].astype("string"))  # escaped once, as a column
     parts = [f"<p><b>{len(rows)} LeadBoxer events</b></p>"]
-    parts += [f"<p><b>{html_escape(pd.Series([r.subject])).iloc[0]}</b> ({r.due_date} {r.due_time} UTC)</p>{r.note}"
-              for r in full.itertuples(index=False)]
-    parts += [f"<p><small>LeadBoxer event {html_escape(pd.Series([e])).iloc[0]}</small></p>"
-              for e in rows["event_id"].iloc[DIGEST_FULL_EVENTS:]]
+    parts += [f"<p><b>{escaped}</b> ({r.due_date} {r.due_time} UTC)</p>{r.note}"
+              for escaped, r in zip(subjects, full.itertuples(index=False))]
+    parts += [f"<p><small>LeadBoxer event {e}</small></p>"
+              for e in html_escape(rows["event_id"].iloc[DIGEST_FULL_EVENTS:].astype("string"))]
     return pd.Series({
         "subject": clip(pd.Series([subject], dtype="string")).iloc[0],
         "type": first["type"],
