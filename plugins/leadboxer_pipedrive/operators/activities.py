@@ -19,13 +19,12 @@ from leadboxer_pipedrive.operators.common import (
     data_interval,
     finish_dry_run,
     finish_run,
+    finish_validation,
     load_settings,
     optional_int,
-    record_rejections,
     staged_path,
     to_ms,
     with_task_duration,
-    write_validation_report,
 )
 
 
@@ -110,25 +109,12 @@ class ValidateEventsOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
-        from leadboxer_pipedrive.staging import read_frame, write_frame
+        from leadboxer_pipedrive.staging import read_frame
         from leadboxer_pipedrive.validation import validate_events
 
         start, end = data_interval(context)
         outcome = validate_events(read_frame(self.upstream["events_path"]), to_ms(start), to_ms(end))
-        record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "event")
-        for reason, count in outcome.statistics.get("by_reason", {}).items():
-            self.log.info("Rejected %d event(s): %s", count, reason)
-        report = write_validation_report(self, self.upstream, outcome, f"LeadBoxer events {context['run_id']}")
-        return with_task_duration(context, {
-            **self.upstream,
-            "validation_report": report,
-            "valid": len(outcome.valid),
-            "rejected": len(outcome.rejected),
-            "rejected_by_reason": outcome.statistics.get("by_reason", {}),
-            "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid.parquet")),
-            "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected.parquet")),
-        })
+        return finish_validation(self, context, self.upstream, outcome, "event", self.ledger_conn_id, "")
 
 
 class TransformActivitiesOperator(BaseOperator):

@@ -251,3 +251,26 @@ def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> 
 def json_safe(value: Any) -> Any:
     """Plain JSON types only (XCom): pandas' NA and numpy scalars become null/str."""
     return json.loads(json.dumps(value, default=lambda v: None if str(v) in ("<NA>", "nan", "NaT") else str(v)))
+
+
+def finish_validation(operator, context, upstream: dict[str, Any], outcome, entity: str, ledger_conn_id: str,
+                      staged_name: str) -> dict[str, Any]:
+    """After validation of ``entity`` rows ("event" or "lead"): rejected rows to the ledger with their
+    reasons, a log line per reason, the Data Docs report, and valid/rejected frames to staging."""
+    from leadboxer_pipedrive.hooks.ledger import LedgerHook
+    from leadboxer_pipedrive.staging import write_frame
+
+    record_rejections(LedgerHook(ledger_conn_id), context, outcome.rejected, entity)
+    by_reason = outcome.statistics.get("by_reason", {})
+    for reason, count in by_reason.items():
+        operator.log.info("Rejected %d %s(s): %s", count, entity, reason)
+    report = write_validation_report(operator, upstream, outcome, f"LeadBoxer {entity}s {context['run_id']}")
+    return with_task_duration(context, {
+        **upstream,
+        "validation_report": report,
+        "valid": len(outcome.valid),
+        "rejected": len(outcome.rejected),
+        "rejected_by_reason": by_reason,
+        "valid_path": write_frame(outcome.valid, staged_path(upstream, f"valid{staged_name}.parquet")),
+        "rejected_path": write_frame(outcome.rejected, staged_path(upstream, f"rejected{staged_name}.parquet")),
+    })

@@ -13,12 +13,11 @@ from leadboxer_pipedrive.operators.common import (
     check_budget,
     finish_dry_run,
     finish_run,
+    finish_validation,
     load_settings,
     optional_int,
-    record_rejections,
     staged_path,
     with_task_duration,
-    write_validation_report,
 )
 
 
@@ -58,24 +57,11 @@ class ValidateLeadsOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
-        from leadboxer_pipedrive.staging import read_frame, write_frame
+        from leadboxer_pipedrive.staging import read_frame
         from leadboxer_pipedrive.validation import validate_leads
 
         outcome = validate_leads(read_frame(self.upstream["leads_path"]), self.link_to)
-        record_rejections(LedgerHook(self.ledger_conn_id), context, outcome.rejected, "lead")
-        for reason, count in outcome.statistics.get("by_reason", {}).items():
-            self.log.info("Rejected %d lead(s): %s", count, reason)
-        report = write_validation_report(self, self.upstream, outcome, f"LeadBoxer leads {context['run_id']}")
-        return with_task_duration(context, {
-            **self.upstream,
-            "validation_report": report,
-            "valid": len(outcome.valid),
-            "rejected": len(outcome.rejected),
-            "rejected_by_reason": outcome.statistics.get("by_reason", {}),
-            "valid_path": write_frame(outcome.valid, staged_path(self.upstream, "valid_leads.parquet")),
-            "rejected_path": write_frame(outcome.rejected, staged_path(self.upstream, "rejected_leads.parquet")),
-        })
+        return finish_validation(self, context, self.upstream, outcome, "lead", self.ledger_conn_id, "_leads")
 
 
 class TransformLeadsOperator(BaseOperator):
