@@ -134,6 +134,7 @@ def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: l
         "activities in Pipedrive": len(state["activities"]),
         "events pushed (distinct markers)": len(markers),
         "duplicate activities": sum(n - 1 for n in markers.values()),
+        "duplicated event ids": sorted(m for m, n in markers.items() if n > 1)[:10],
         "duplicate persons": sum(n - 1 for n in emails.values()),
         "duplicate organizations": sum(n - 1 for n in org_names.values()),
         "duplicate deals": sum(n - 1 for n in deals.values()),

@@ -46,15 +46,30 @@ def since_iso(epoch_ms: int, margin_seconds: int = 120) -> str:
 def create_or_reconcile(create: Callable[[], dict[str, Any]], find: Callable[[int], dict[str, Any] | None],
                         result, grace_seconds: float) -> dict[str, Any]:
     """Create a record; when the outcome is unknown (timeout, dropped connection, 5xx), look for it
-    (``find(since_ms)``, through lists that do not lag) before creating again."""
+    (``find(since_ms)``, through lists that do not lag) before creating again.
+
+    A 500 is the application's own answer: whatever it wrote is written, so one look decides. Without
+    an answer (or behind a gateway's 502/504) the request may still be running on the server, so it
+    looks after ``grace_seconds``, then twice and four times as long, before it creates again.
+    """
     started = int(time.time() * 1000)
     try:
         return create()
-    except AmbiguousWriteError:
-        time.sleep(grace_seconds)  # let a slow server finish what it may still be doing
-        found = find(started)
+    except AmbiguousWriteError as exc:
         result.count("ambiguous_writes_reconciled")
-        return found if found is not None else create()
+        waits = (0,) if exc.status in SERVER_FINISHED_STATUSES else RECONCILE_WAIT_FACTORS
+        for factor in waits:
+            time.sleep(grace_seconds * factor)
+            found = find(started)
+            if found is not None:
+                return found
+        return create()
+
+
+# Waits (in grace periods) before each look for a create that may still be running on the server.
+RECONCILE_WAIT_FACTORS = (1, 2, 4)
+# Answers that come from the server once it has finished with the request.
+SERVER_FINISHED_STATUSES = frozenset({500})
 
 
 def _emails_of(record: dict[str, Any]) -> set[str]:
