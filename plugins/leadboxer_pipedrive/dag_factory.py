@@ -51,13 +51,17 @@ def _timetable(schedule: str) -> CronDataIntervalTimetable:
 
 
 def _sync_params(dataset_id: str, segment_id: int | str, segment_description: str,
-                 **sync_params: Param) -> dict[str, Param]:
+                 organization_domain_field: str | None, **sync_params: Param) -> dict[str, Param]:
     """Both syncs' Params: the dataset and segment first, then the sync's own, then the trial knobs."""
     return {
         "dataset_id": Param(dataset_id, type="string", minLength=1,
                             description="LeadBoxer dataset id (the API's site)."),
         "segment_id": Param(segment_id, type=["integer", "string"], description=segment_description),
         **sync_params,
+        "organization_domain_field": Param(
+            organization_domain_field, type=["null", "string"],
+            description="Pipedrive organization custom (text) field holding the domain: organizations are "
+                        "matched by it before their name, and new ones get it. Empty: name only."),
         "dry_run": Param(False, type="boolean",
                          description="Write nothing to Pipedrive: log and return the priced plan instead."),
         "max_leads": Param(None, type=["null", "integer"], minimum=1,
@@ -97,14 +101,15 @@ def _extract(leadboxer_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOp
 def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                          dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14118,
                          pipeline_id: int | None = None, activity_type: str = "task",
-                         activity_mode: str = "per_event", schedule: str = DEFAULT_SCHEDULE,
+                         activity_mode: str = "per_event", organization_domain_field: str | None = None,
+                         schedule: str = DEFAULT_SCHEDULE,
                          tags: Sequence[str] = DEFAULT_TAGS, leadboxer_conn_id: str = "leadboxer_default",
                          pipedrive_conn_id: str = "pipedrive_default",
                          ledger_conn_id: str = "leadboxer_pipedrive_ledger",
                          on_failure_callback: Any = None) -> DAG:
     """extract → validate → transform → load of LeadBoxer events as Pipedrive activities."""
     params = _sync_params(
-        dataset_id, segment_id, "LeadBoxer segment whose email-identified leads are synced.",
+        dataset_id, segment_id, "LeadBoxer segment whose email-identified leads are synced.", organization_domain_field,
         pipeline_id=Param(pipeline_id, type=["null", "integer", "string"],
                           description="Pipedrive pipeline for new deals; empty: never create deals."),
         activity_type=Param(activity_type, type="string", minLength=1,
@@ -121,6 +126,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
         PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
                                       pipeline_id="{{ params.pipeline_id }}",
                                       activity_mode="{{ params.activity_mode }}",
+                                      organization_domain_field="{{ params.organization_domain_field }}",
                                       dry_run="{{ params.dry_run }}",
                                       pipedrive_conn_id=pipedrive_conn_id, ledger_conn_id=ledger_conn_id)
     return dag
@@ -128,12 +134,13 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
 
 def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                     dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14119, link_to: str = "both",
+                    organization_domain_field: str | None = None,
                     schedule: str = DEFAULT_SCHEDULE, tags: Sequence[str] = DEFAULT_TAGS,
                     leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
                     ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None) -> DAG:
     """extract → validate → transform → load of a segment's leads as Pipedrive leads."""
     params = _sync_params(
-        dataset_id, segment_id, "LeadBoxer segment whose leads become Pipedrive leads.",
+        dataset_id, segment_id, "LeadBoxer segment whose leads become Pipedrive leads.", organization_domain_field,
         link_to=Param(link_to, enum=["organization", "person", "both"],
                       description="What each Pipedrive lead is linked to."),
         title_template=Param("{organization_or_name} – LeadBoxer lead (score {score})", type="string",
@@ -162,6 +169,7 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                                   lead_labels="{{ params.lead_labels }}",
                                   custom_fields="{{ params.custom_fields }}",
                                   owner_id="{{ params.owner_id }}",
+                                  organization_domain_field="{{ params.organization_domain_field }}",
                                   dry_run="{{ params.dry_run }}",
                                   pipedrive_conn_id=pipedrive_conn_id, ledger_conn_id=ledger_conn_id)
     return dag
@@ -177,6 +185,7 @@ def build_integration_dag(integration: Integration, on_failure_callback: Any = N
         "schedule": integration.schedule, "tags": [*DEFAULT_TAGS, "integration", *integration.tags],
         "leadboxer_conn_id": integration.leadboxer_conn_id, "pipedrive_conn_id": integration.pipedrive_conn_id,
         "ledger_conn_id": integration.ledger_conn_id, "on_failure_callback": on_failure_callback,
+        "organization_domain_field": integration.organization_domain_field,
     }
     doc = (f"### LeadBoxer → Pipedrive integration `{integration.name}`\n\n"
            f"Generated from `include/integrations.yaml` ({integration.sync} sync of dataset "

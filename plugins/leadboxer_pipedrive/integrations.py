@@ -28,7 +28,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 
 COMMON_FIELDS = ("name", "sync", "dataset_id", "segment_id", "leadboxer_conn_id", "pipedrive_conn_id",
-                 "ledger_conn_id", "schedule", "tags", "alert_emails", "description")
+                 "ledger_conn_id", "schedule", "tags", "alert_emails", "description", "organization_domain_field")
 ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type")
 LEAD_FIELDS = ("link_to",)
 
@@ -48,6 +48,7 @@ class Integration:
     tags: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ()
     description: str | None = None
+    organization_domain_field: str | None = None
     # activities only
     pipeline_id: int | None = None
     activity_mode: str = "per_event"
@@ -211,6 +212,8 @@ def _validate_entry(entry: dict[str, Any]) -> Integration:
             raise _EntryError(f"alert_emails: {email!r} is not an email address")
     if entry.get("description") is not None:
         values["description"] = _text(entry, "description")
+    if entry.get("organization_domain_field") is not None:
+        values["organization_domain_field"] = _text(entry, "organization_domain_field")
 
     if sync == "activities":
         pipeline_id = entry.get("pipeline_id")

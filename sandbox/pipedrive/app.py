@@ -107,6 +107,7 @@ class PipedriveApp:
         self._add("POST", V2 + "/activities", s.add_activity)
         self._add("GET", V2 + "/activities/{id}", s.get_activity)
         self._add("GET", V2 + "/dealFields", s.list_deal_fields)
+        self._add("GET", V2 + "/organizationFields", s.list_organization_fields)
         self._add("GET", V2 + "/leads/search", s.search_leads)
         self._add("GET", V1 + "/leads", s.list_leads)
         self._add("POST", V1 + "/leads", s.add_lead)

@@ -33,6 +33,7 @@ COSTS: dict[tuple[str, str], int] = {
     ("POST", V2 + "/activities"): 5,  # addActivity
     ("GET", V2 + "/activities/{id}"): 1,  # getActivity
     ("GET", V2 + "/dealFields"): 10,  # getDealFields
+    ("GET", V2 + "/organizationFields"): 10,  # getOrganizationFields
     ("GET", V2 + "/leads/search"): 20,  # searchLeads
     # --- API v1 (openapi-v1.yaml) ---
     ("GET", V1 + "/leads"): 20,  # getLeads

@@ -419,18 +419,45 @@ STANDARD_LEAD_FIELDS = (
     ("source_name", "Source", "varchar", False),
 )
 DEAL_FIELD_INCLUDES = ("ui_visibility", "important_fields", "required_fields")
+# Standard organization fields (v2 names), same tuple shape as STANDARD_DEAL_FIELDS.
+STANDARD_ORGANIZATION_FIELDS: tuple[tuple[str, str, str, str, list | None, list | None], ...] = (
+    ("id", "ID", "int", "The ID of the organization", None, None),
+    ("name", "Name", "varchar", "The name of the organization", None, None),
+    ("owner_id", "Owner", "user", "The user who owns the organization", None, None),
+    ("address", "Address", "address", "The address of the organization", None, None),
+    ("website", "Website", "varchar", "The website of the organization", None, None),
+    ("linkedin", "LinkedIn profile", "varchar", "The LinkedIn profile of the organization", None, None),
+    ("label_ids", "Labels", "set", "The labels of the organization", [], None),
+    ("visible_to", "Visible to", "visible_to", "The visibility of the organization", _VISIBILITY_OPTIONS, None),
+    ("add_time", "Organization created", "date", "When the organization was created", None, None),
+    ("update_time", "Update time", "date", "When the organization was last updated", None, None),
+)
+# Organization custom fields of the sandbox company: (name, field_type). Two text fields may hold
+# the same domain, so a client matching on one of them must check which field matched.
+SEED_ORGANIZATION_CUSTOM_FIELDS = (
+    ("Domain", "varchar"),
+    ("Parent company domain", "varchar"),
+)
 
 
-def _seed_deal_fields() -> list[dict[str, Any]]:
+def _seed_fields(standard: tuple, custom: tuple) -> list[dict[str, Any]]:
     fields: list[dict[str, Any]] = []
-    for code, name, ftype, description, options, subfields in STANDARD_DEAL_FIELDS:
+    for code, name, ftype, description, options, subfields in standard:
         fields.append({"field_name": name, "field_code": code, "description": description, "field_type": ftype,
                        "options": copy.deepcopy(options), "subfields": copy.deepcopy(subfields),
                        "is_custom_field": False, "is_optional_response_field": False})
-    for name, ftype in SEED_DEAL_CUSTOM_FIELDS:
+    for name, ftype in custom:
         fields.append({"field_name": name, "field_code": field_code(name), "field_type": ftype, "options": None,
                        "subfields": None, "is_custom_field": True, "is_optional_response_field": False})
     return fields
+
+
+def _seed_deal_fields() -> list[dict[str, Any]]:
+    return _seed_fields(STANDARD_DEAL_FIELDS, SEED_DEAL_CUSTOM_FIELDS)
+
+
+def _seed_organization_fields() -> list[dict[str, Any]]:
+    return _seed_fields(STANDARD_ORGANIZATION_FIELDS, SEED_ORGANIZATION_CUSTOM_FIELDS)
 
 
 def _custom_value_ok(value: Any, field_type: str) -> bool:
@@ -502,6 +529,7 @@ class PipedriveStore:
                 self.lead_labels[label_id] = {"id": label_id, "name": label_name, "color": color,
                                               "add_time": iso_millis(now), "update_time": iso_millis(now)}
             self.deal_fields: list[dict[str, Any]] = _seed_deal_fields()
+            self.organization_fields: list[dict[str, Any]] = _seed_organization_fields()
             self._field_stamp = now
 
     def _new_id(self, kind: str) -> int:
@@ -535,6 +563,7 @@ class PipedriveStore:
                 "stages": [render(s, "plain") for s in self.stages.values()],
                 "activity_types": [render(t, "plain") for t in self.activity_types.values()],
                 "deal_fields": copy.deepcopy(self.deal_fields),
+                "organization_fields": copy.deepcopy(self.organization_fields),
             }
 
     # ------------------------------------------------------------------ lookups
@@ -711,6 +740,7 @@ class PipedriveStore:
             check_int_list(body, "label_ids")
             if body.get("address") is not None and not type_ok(body["address"].get("value", ""), "str"):
                 raise bad_request("Invalid type for field 'address.value': expected string")
+            self._check_custom_fields(body.get("custom_fields") or {}, self.organization_fields, "organizationFields")
             now = time.time()
             org: dict[str, Any] = {
                 "id": self._new_id("organization"), "name": body["name"], "owner_id": body.get("owner_id", USER_ID),
@@ -758,19 +788,23 @@ class PipedriveStore:
                     candidates.append(org["name"])
                 if "address" in fields and (org.get("address") or {}).get("value"):
                     candidates.append(org["address"]["value"])
+                custom = [str(v) for v in org["custom_fields"].values()
+                          if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
                 if "custom_fields" in fields:
-                    candidates += [str(v) for v in org["custom_fields"].values()
-                                   if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+                    candidates += custom
                 scores = [s for s in (_match_score(c, term, exact) for c in candidates) if s is not None]
                 if scores:
-                    results.append((max(scores), org))
-            results.sort(key=lambda pair: (-pair[0], pair[1]["id"]))
+                    # Like Pipedrive, the hit lists the custom field values that matched (not which field).
+                    matched = [v for v in custom if _match_score(v, term, exact) is not None] \
+                        if "custom_fields" in fields else []
+                    results.append((max(scores), org, matched))
+            results.sort(key=lambda entry: (-entry[0], entry[1]["id"]))
             page, additional = paginate_v2(results, request)
             items = []
-            for score, org in page:
+            for score, org, matched in page:
                 item: dict[str, Any] = {"id": org["id"], "type": "organization", "name": org["name"],
                                         "visible_to": org["visible_to"], "owner": {"id": org["owner_id"]},
-                                        "custom_fields": [], "notes": []}
+                                        "custom_fields": matched, "notes": []}
                 address = (org.get("address") or {}).get("value")
                 if address is not None:
                     item["address"] = address
@@ -1013,6 +1047,18 @@ class PipedriveStore:
 
     # ------------------------------------------------------------------ leads and lead labels (v1)
 
+    @staticmethod
+    def _check_custom_fields(values: dict[str, Any], fields: list[dict[str, Any]], listing: str) -> None:
+        """A v2 ``custom_fields`` object: every key an existing custom field's code, every value of its type."""
+        known = {f["field_code"]: f for f in fields if f["is_custom_field"]}
+        for key, value in values.items():
+            field = known.get(key)
+            if field is None:
+                raise bad_request(f"Unknown custom field key '{key}' (see GET /api/v2/{listing})")
+            if value is not None and not _custom_value_ok(value, field["field_type"]):
+                raise bad_request(f"Invalid value for custom field '{field['field_name']}' ({key}): "
+                                  f"expected {field['field_type']}")
+
     def _custom_deal_fields(self) -> dict[str, dict[str, Any]]:
         return {f["field_code"]: f for f in self.deal_fields if f["is_custom_field"]}
 
@@ -1250,6 +1296,12 @@ class PipedriveStore:
     # ------------------------------------------------------------------ fields
 
     def list_deal_fields(self, request: Request) -> tuple[int, Any]:
+        return self._list_fields(self.deal_fields, request)
+
+    def list_organization_fields(self, request: Request) -> tuple[int, Any]:
+        return self._list_fields(self.organization_fields, request)
+
+    def _list_fields(self, all_fields: list[dict[str, Any]], request: Request) -> tuple[int, Any]:
         include_arg = request.arg("include_fields")
         include: list[str] = []
         if include_arg:
@@ -1259,7 +1311,7 @@ class PipedriveStore:
                     raise bad_request(f"Invalid 'include_fields' value '{part}': one of "
                                       f"{', '.join(DEAL_FIELD_INCLUDES)}")
         with self.lock:
-            page, additional = paginate_v2(self.deal_fields, request)
+            page, additional = paginate_v2(all_fields, request)
             data = []
             for field in page:
                 out = copy.deepcopy(field)
@@ -1270,7 +1322,7 @@ class PipedriveStore:
                 if "important_fields" in include:
                     out["important_fields"] = {"enabled": False, "stage_ids": []}
                 if "required_fields" in include:
-                    out["required_fields"] = {"enabled": field["field_code"] == "title", "stage_ids": [],
+                    out["required_fields"] = {"enabled": field["field_code"] in ("title", "name"), "stage_ids": [],
                                               "statuses": {}}
                 data.append(out)
             return ok(data, additional)

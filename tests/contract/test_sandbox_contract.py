@@ -234,3 +234,26 @@ def test_lead_custom_fields_nulls_and_search(api):
     # error answers are in the contract too (400 for a lead without person and organization)
     resp = api.patch(f"{base}/api/v1/leads/{lead['id']}", json={"person_id": None, "organization_id": None})
     assert resp.status_code == 400
+
+
+DOMAIN_FIELD = "9b10914d8b0a097ace7176e8973f5c3dee92bb44"  # sha1("Domain")
+
+
+def test_organization_fields_and_custom_field_search(api):
+    base = api.base
+    suffix = uuid.uuid4().hex[:8]
+    fields = _ok(api.get(f"{base}/api/v2/organizationFields"))["data"]
+    custom = {f["field_name"]: f for f in fields if f["is_custom_field"]}
+    assert custom["Domain"]["field_code"] == DOMAIN_FIELD and custom["Domain"]["field_type"] == "varchar"
+    _ok(api.get(f"{base}/api/v2/organizationFields", params={"limit": 3, "include_fields": "ui_visibility"}))
+
+    domain = f"{suffix}.example.com"
+    org = _ok(api.post(f"{base}/api/v2/organizations",
+                       json={"name": f"Domain Org {suffix}", "custom_fields": {DOMAIN_FIELD: domain}}))["data"]
+    assert org["custom_fields"][DOMAIN_FIELD] == domain
+    hits = _ok(api.get(f"{base}/api/v2/organizations/search",
+                       params={"term": domain.upper(), "fields": "custom_fields", "exact_match": "true"}))
+    assert [(h["item"]["id"], h["item"]["custom_fields"]) for h in hits["data"]["items"]] == [(org["id"], [domain])]
+    assert _ok(api.get(f"{base}/api/v2/organizations/{org['id']}"))["data"]["custom_fields"][DOMAIN_FIELD] == domain
+    unknown = api.post(f"{base}/api/v2/organizations", json={"name": "x", "custom_fields": {"0" * 40: "y"}})
+    assert unknown.status_code == 400 and "Unknown custom field" in unknown.json()["error"]

@@ -83,10 +83,12 @@ def test_the_same_hour_twice_creates_nothing_new(run_dag, pipedrive_sandbox, con
     assert second_summary["extracted"] == first_summary["extracted"]
 
 
+@pytest.mark.parametrize("domain_field", [None, "Domain"])
 def test_a_dry_run_changes_nothing_and_its_estimate_matches_the_real_spend(
-        run_dag, pipedrive_sandbox, connections):
+        run_dag, pipedrive_sandbox, connections, domain_field):
     before = pipedrive_sandbox.state()["counters"]["tokens_spent"]
-    dry = run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2, "dry_run": True})
+    params = {"pipeline_id": 2, "organization_domain_field": domain_field}
+    dry = run_dag(DAG_ID, "2026-11-20T06:00:00", {**params, "dry_run": True})
     assert dry.state == "success"
     state = pipedrive_sandbox.state()
     for entity in ("persons", "organizations", "deals", "activities", "leads"):
@@ -98,10 +100,12 @@ def test_a_dry_run_changes_nothing_and_its_estimate_matches_the_real_spend(
     assert plan["would_create"]["persons"] > 0 and plan["samples"]["activities"]
     assert state["counters"]["tokens_spent"] == before  # a dry run reads nothing either
 
-    assert run_dag(DAG_ID, "2026-11-20T06:00:00", {"pipeline_id": 2}).state == "success"
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00", params).state == "success"
     real = ledger_runs(connections)[-1]
     assert abs(real["tokens_spent"] - plan["estimated_tokens"]) <= 0.10 * real["tokens_spent"], (
         real["tokens_spent"], plan["estimated_tokens"], json.dumps(real)[:600])
+    organizations = pipedrive_sandbox.state()["organizations"]
+    assert organizations and all(bool(o["custom_fields"]) == bool(domain_field) for o in organizations)
 
 
 def test_max_leads_limits_a_run_to_the_first_n_leads(run_dag, pipedrive_sandbox, connections):

@@ -37,6 +37,7 @@ GOOD_AND_BAD = textwrap.dedent(f"""
         segment_id: 14119
         link_to: person
         schedule: "15 * * * *"
+        organization_domain_field: Domain
       - name: broken_link
         sync: leads
         dataset_id: "{SANDBOX_DATASET}"
@@ -71,6 +72,7 @@ def test_the_shipped_file_declares_the_two_sandbox_integrations():
 def test_each_bad_entry_is_named_with_its_field_and_the_good_ones_stay():
     config = parse_integrations(GOOD_AND_BAD, source="x.yaml")
     assert [i.name for i in config.integrations] == ["acme_activities", "acme_leads"]
+    assert [i.organization_domain_field for i in config.integrations] == [None, "Domain"]
     assert len(config.errors) == 2
     link, segment = config.errors
     assert "#3 ('broken_link')" in link and "link_to" in link and "everyone" in link
@@ -90,6 +92,8 @@ def test_each_bad_entry_is_named_with_its_field_and_the_good_ones_stay():
     ({"name": "a", "sync": "activities", "dataset_id": "d", "segment_id": 1, "tags": "x", "colour": 1}, "colour"),
     ({"name": "a", "sync": "activities", "dataset_id": "d", "segment_id": 1, "pipedrive_conn_id": ""},
      "pipedrive_conn_id"),
+    ({"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1, "organization_domain_field": 3},
+     "organization_domain_field"),
 ])
 def test_validation_names_the_bad_field(entry, field):
     import yaml
@@ -164,7 +168,7 @@ def test_a_bad_entry_yields_the_config_errors_dag_and_leaves_the_good_ones(tmp_p
     assert activities.get_task("validate").ledger_conn_id == "acme_ledger"
     assert "acme" in activities.tags
     leads = bag.dags["leadboxer_pipedrive__acme_leads"]
-    assert leads.params["link_to"] == "person"
+    assert leads.params["link_to"] == "person" and leads.params["organization_domain_field"] == "Domain"
     assert leads.timetable.expression == "15 * * * *"
     errors = bag.dags[CONFIG_ERRORS_DAG_ID]
     (task,) = errors.tasks

@@ -220,3 +220,29 @@ def test_max_leads_holds_for_the_leads_sync(run_dag, leadboxer_sandbox, pipedriv
     leadboxer_sandbox.load(dataset(*(lead(f"l{n}", org=f"Org {n}") for n in range(5))))
     assert run_dag(DAG_ID, "2026-11-20T06:00:00", conf("organization", max_leads=2)).state == "success"
     assert len(pipedrive_sandbox.state()["leads"]) == 2
+
+
+def test_organizations_match_by_the_mapped_domain_field_before_their_name(
+        run_dag, leadboxer_sandbox, pipedrive_sandbox, connections):
+    domain_field = next(f["field_code"] for f in _organization_fields(pipedrive_sandbox) if f["field_name"] == "Domain")
+    existing = create(pipedrive_sandbox, "/api/v2/organizations",
+                      {"name": "Acme Corporation", "custom_fields": {domain_field: "acme.com"}})
+    leadboxer_sandbox.load(dataset(lead("a", email="jane@acme.com", org="Acme BV", domain="www.acme.com"),
+                                   lead("b", org="Globex", domain="https://globex.io/about")))
+    assert run_dag(DAG_ID, "2026-11-20T06:00:00",
+                   conf("both", organization_domain_field="Domain")).state == "success"
+    state = pipedrive_sandbox.state()
+    leads = leads_by_title_prefix(state)
+    assert leads["a"]["organization_id"] == existing["id"]  # by domain, though the names differ
+    assert state["persons"][0]["org_id"] == existing["id"]
+    globex = [o for o in state["organizations"] if o["name"] == "Globex"]
+    assert len(state["organizations"]) == 2 and leads["b"]["organization_id"] == globex[0]["id"]
+    assert globex[0]["custom_fields"] == {domain_field: "globex.io"}
+    assert summaries(connections)[-1]["loaded"]["organizations_found_by_domain"] == 1
+
+
+def _organization_fields(pipedrive_sandbox):
+    import requests
+
+    return requests.get(f"{pipedrive_sandbox.url}/api/v2/organizationFields", headers=headers(),
+                        timeout=10).json()["data"]

@@ -83,6 +83,8 @@ class PipedriveHook(JsonApiHook):
         ("GET", "/api/v2/organizations/search"): 20,
         ("GET", "/api/v2/organizations"): 10,
         ("POST", "/api/v2/organizations"): 5,
+        ("GET", "/api/v2/organizations/{id}"): 1,
+        ("GET", "/api/v2/organizationFields"): 10,
         ("GET", "/api/v2/deals"): 10,
         ("POST", "/api/v2/deals"): 5,
         ("GET", "/api/v2/stages"): 5,
@@ -496,6 +498,32 @@ class PipedriveHook(JsonApiHook):
         matches = [item for item in self.search_organizations_by_name(name)
                    if str(item.get("name", "")).strip().casefold() == wanted]
         return min(matches, key=lambda item: item["id"]) if matches else None
+
+    def find_organization_by_field(self, field_code: str, value: str) -> dict[str, Any] | None:
+        """The lowest-id organization whose custom field ``field_code`` holds ``value`` (trimmed,
+        case-folded), or None.
+
+        Search hits list the custom values that matched, not which field they are in, so each candidate
+        is read (1 token) and its own ``field_code`` value compared: another field holding the same text
+        is not a match.
+        """
+        wanted = value.strip().casefold()
+        hits = self._search_items("/api/v2/organizations/search",
+                                  {"term": value.strip(), "fields": "custom_fields", "exact_match": True})
+        for hit in sorted(hits, key=lambda item: item["id"]):
+            if wanted not in {str(v).strip().casefold() for v in hit.get("custom_fields") or []}:
+                continue
+            organization = self.get_organization(hit["id"])
+            held = (organization.get("custom_fields") or {}).get(field_code)
+            if held is not None and str(held).strip().casefold() == wanted:
+                return organization
+        return None
+
+    def get_organization(self, org_id: int) -> dict[str, Any]:
+        return self._data("GET", f"/api/v2/organizations/{int(org_id)}")
+
+    def list_organization_fields(self) -> list[dict[str, Any]]:
+        return list(self.paginate_v2("/api/v2/organizationFields"))
 
     def create_organization(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("POST", "/api/v2/organizations", json_body=payload)

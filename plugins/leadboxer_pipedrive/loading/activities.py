@@ -26,7 +26,12 @@ from leadboxer_pipedrive.loading.common import (
     refuse_rows,
     stale_reference,
 )
-from leadboxer_pipedrive.loading.resolver import Person, PipedriveResolver, since_iso
+from leadboxer_pipedrive.loading.resolver import (
+    Person,
+    PipedriveResolver,
+    organization_domain_field_code,
+    since_iso,
+)
 from leadboxer_pipedrive.transforms import digest_activity
 
 log = logging.getLogger(__name__)
@@ -76,7 +81,11 @@ class ActivityLoader:
         return result
 
     def _load_todo(self, todo: pd.DataFrame, result: LoadResult) -> None:
-        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id)
+        domain_field = self.settings.organization_domain_field
+        resolver = PipedriveResolver(
+            self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id,
+            domain_field_code=organization_domain_field_code(self.pipedrive, self.ledger, domain_field)
+            if domain_field else None)
         resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist(),
                          todo["use_id"].dropna().unique().tolist())
         # Organizations first, each from its first row by email, so who creates it (and with which

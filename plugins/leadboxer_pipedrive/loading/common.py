@@ -26,6 +26,7 @@ class LoadSettings:
     workers: int = 4  # concurrent persons in flight; the hook's limiter keeps the burst limits
     activity_mode: str = "per_event"  # or "digest": one activity per lead and hour
     max_attempts: int = 3  # refusals by Pipedrive before a row is quarantined
+    organization_domain_field: str | None = None  # Pipedrive organization custom field holding the domain
 
 
 @dataclass

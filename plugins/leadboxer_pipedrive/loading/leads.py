@@ -13,7 +13,7 @@ import pandas as pd
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, pending_retries, refuse_rows
-from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present
+from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present, organization_domain_field_code
 
 # LeadBoxer facts a user may map onto Pipedrive (deal) custom fields, by field name.
 MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel", "visits", "country")
@@ -43,6 +43,7 @@ class LeadLoader:
         self.owner_id = owner_id
         self._label_ids: dict[str, str] = {}
         self._field_codes: dict[str, tuple[str, str]] = {}
+        self._domain_field_code: str | None = None
 
     # -- configuration checks ---------------------------------------------------------------------
     def resolve_configuration(self, needed_labels: set[str]) -> None:
@@ -70,6 +71,9 @@ class LeadLoader:
                     f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
                     f"existing custom fields: {sorted(fields)}")
             self._field_codes = {fact: fields[name] for fact, name in self.custom_fields.items()}
+        domain_field = self.settings.organization_domain_field
+        if domain_field and self.link_to in ("organization", "both"):
+            self._domain_field_code = organization_domain_field_code(self.pipedrive, self.ledger, domain_field)
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self, leads: pd.DataFrame) -> LoadResult:
@@ -84,7 +88,8 @@ class LeadLoader:
             return result
         self.resolve_configuration(set(leads["score_label"].dropna().unique()))
         known = self.ledger.leads_by_use_id(self.settings.dataset_id, leads["use_id"].tolist())
-        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id)
+        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id,
+                                     domain_field_code=self._domain_field_code)
         resolver.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist(),
                          leads["use_id"].dropna().unique().tolist())
         for _, row in leads.iterrows():
@@ -177,11 +182,13 @@ def lead_fingerprint(row: pd.Series, person_id: int | None, org_id: int | None, 
 
 
 def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str, label_names: Sequence[str] = (),
-                   custom_fields: Mapping[str, str] | None = None, owner_id: int | None = None):
+                   custom_fields: Mapping[str, str] | None = None, owner_id: int | None = None,
+                   organization_domain_field: str | None = None):
     """The priced plan of :meth:`LeadLoader.load` for these rows, from the ledger alone."""
     from leadboxer_pipedrive.loading.plan import CREATE_LEAD, DEAL_FIELDS, LEAD_LABELS, UPDATE_LEAD, Planner
 
-    planner = Planner(ledger, dataset_id, None)
+    planner = Planner(ledger, dataset_id, None,
+                      organization_domain_field if link_to in ("organization", "both") else None)
     plan = planner.plan
     if leads.empty:
         return plan
@@ -189,6 +196,7 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
         plan.calls[LEAD_LABELS] += 1
     if custom_fields:
         plan.calls[DEAL_FIELDS] += 1
+    planner.price_domain_field()
     known_leads = ledger.leads_by_use_id(dataset_id, leads["use_id"].tolist())
     planner.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
     orgs = ledger.organizations_by_key(leads["org_key"].dropna().unique().tolist())

@@ -27,6 +27,7 @@ CREATE_LEAD = ("POST", "/api/v1/leads")
 UPDATE_LEAD = ("PATCH", "/api/v1/leads/{id}")
 LEAD_LABELS = ("GET", "/api/v1/leadLabels")
 DEAL_FIELDS = ("GET", "/api/v2/dealFields")
+ORGANIZATION_FIELDS = ("GET", "/api/v2/organizationFields")
 
 
 @dataclass
@@ -54,10 +55,12 @@ class LoadPlan:
 class Planner:
     """Prices resolutions against the ledger, remembering what the plan already "created"."""
 
-    def __init__(self, ledger, dataset_id: str, pipeline_id: int | None) -> None:
+    def __init__(self, ledger, dataset_id: str, pipeline_id: int | None,
+                 organization_domain_field: str | None = None) -> None:
         self.ledger = ledger
         self.dataset_id = dataset_id
         self.pipeline_id = pipeline_id
+        self.domain_field = organization_domain_field
         self.plan = LoadPlan()
         self._orgs: dict[str, bool] = {}
         self._people: dict[str, dict[str, Any]] = {}
@@ -67,11 +70,22 @@ class Planner:
         self._people.update(self.ledger.persons_by_email(emails))
         self._orgs.update({key: True for key in self.ledger.organizations_by_key(org_keys)})
 
+    def price_domain_field(self) -> None:
+        """The organization field lookup, unless its code is still cached in the ledger."""
+        from leadboxer_pipedrive.loading.resolver import FIELD_CODE_CHECK_SECONDS
+
+        if self.domain_field and not self.ledger.fresh_fact(f"organization_field:{self.domain_field}",
+                                                            FIELD_CODE_CHECK_SECONDS):
+            self.plan.calls[ORGANIZATION_FIELDS] += 1
+
     def organization(self, facts: pd.Series) -> bool:
         key = facts.get("org_key")
         if key is None or pd.isna(key):
             return False
         if key not in self._orgs:
+            domain = facts.get("org_domain")
+            if self.domain_field and isinstance(domain, str) and domain:
+                self.plan.calls[SEARCH_ORG] += 1  # by the mapped domain field, then by name
             self.plan.calls[SEARCH_ORG] += 1
             self.plan.calls[CREATE_ORG] += 1
             self.plan.creates["organizations"] += 1
@@ -112,8 +126,8 @@ class Planner:
 
 
 def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeline_id: int | None,
-                       activity_mode: str) -> LoadPlan:
-    planner = Planner(ledger, dataset_id, pipeline_id)
+                       activity_mode: str, organization_domain_field: str | None = None) -> LoadPlan:
+    planner = Planner(ledger, dataset_id, pipeline_id, organization_domain_field)
     if activities.empty:
         return planner.plan
     done = ledger.pushed_event_ids(dataset_id, activities["event_id"].tolist())
@@ -126,6 +140,7 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
     if any(not ledger.fresh_fact(f"activity_type:{t}", ActivityLoader.activity_type_check_seconds)
            for t in todo["type"].unique()):
         planner.plan.calls[ACTIVITY_TYPES] += 1
+    planner.price_domain_field()
     planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
     for email, rows in todo.groupby("email", sort=True):
         facts = rows.iloc[0]

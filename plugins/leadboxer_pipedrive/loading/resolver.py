@@ -18,8 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.exceptions import AmbiguousWriteError
+from leadboxer_pipedrive.exceptions import AmbiguousWriteError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager
+
+# Custom field types Pipedrive's organization search can match (and that hold a domain as text).
+DOMAIN_FIELD_TYPES = ("varchar", "varchar_auto", "text")
+# Field codes rarely change: looking one up once a day keeps runs from paying 10 tokens each.
+FIELD_CODE_CHECK_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -72,15 +77,39 @@ RECONCILE_WAIT_FACTORS = (1, 2, 4)
 SERVER_FINISHED_STATUSES = frozenset({500})
 
 
+def organization_domain_field_code(pipedrive, ledger, field_name: str) -> str:
+    """The code of the organization custom field named ``field_name`` (cached in the ledger for a day);
+    a clear error when it does not exist or cannot be searched for a domain."""
+    fact = f"organization_field:{field_name}"
+    cached = ledger.fresh_fact(fact, FIELD_CODE_CHECK_SECONDS)
+    if cached:
+        return cached
+    custom = {f["field_name"]: f for f in pipedrive.list_organization_fields() if f.get("is_custom_field")}
+    field = custom.get(field_name)
+    if field is None:
+        raise SyncConfigurationError(
+            f"organization_domain_field: Pipedrive has no organization custom field named {field_name!r}; "
+            f"existing: {sorted(custom)} (create a text field for the domain, or leave the Param empty)")
+    if field.get("field_type") not in DOMAIN_FIELD_TYPES:
+        raise SyncConfigurationError(
+            f"organization_domain_field: {field_name!r} is a field of type {field.get('field_type')}; a domain "
+            f"needs a text field Pipedrive can search ({', '.join(DOMAIN_FIELD_TYPES)})")
+    ledger.remember_fact(fact, field["field_code"])
+    return field["field_code"]
+
+
 def _emails_of(record: dict[str, Any]) -> set[str]:
     return {str(e.get("value") if isinstance(e, dict) else e).strip().lower() for e in record.get("emails") or []}
 
 
 class PipedriveResolver:
-    """One run's resolver. ``pipedrive``: PipedriveHook; ``ledger``: LedgerHook; ``result``: LoadResult."""
+    """One run's resolver. ``pipedrive``: PipedriveHook; ``ledger``: LedgerHook; ``result``: LoadResult;
+    ``domain_field_code``: the organization custom field holding the domain, when one is mapped."""
 
-    def __init__(self, pipedrive, ledger, result, claims: ClaimManager, dataset_id: str) -> None:
+    def __init__(self, pipedrive, ledger, result, claims: ClaimManager, dataset_id: str, *,
+                 domain_field_code: str | None = None) -> None:
         self.pipedrive = pipedrive
+        self.domain_field_code = domain_field_code
         self.ledger = ledger
         self.result = result
         self.claims = claims
@@ -117,10 +146,11 @@ class PipedriveResolver:
 
     # -- organizations ----------------------------------------------------------------------------
     def organization(self, facts: pd.Series) -> int | None:
-        """The organization of ``facts`` (columns org_key, org_name, ...), or None when it has none.
+        """The organization of ``facts`` (columns org_key, org_name, org_domain...), or None when it has none.
 
         Matching is exact: the key (domain when LeadBoxer knows it, else the trimmed, case-folded name)
-        in the ledger, then Pipedrive's exact-name search compared case-folded; never a fuzzy hit.
+        in the ledger, then the mapped domain field (when configured), then Pipedrive's exact-name search
+        compared case-folded; never a fuzzy hit.
         """
         key = facts.get("org_key")
         if not is_present(key):
@@ -134,27 +164,47 @@ class PipedriveResolver:
                 org_id = known["org_id"]
             else:
                 name = facts["org_name"]
-                wanted = str(name).strip().casefold()
+                matches = self._organization_matcher(facts)
                 found = None
                 if takeover is not None:
                     found = next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(takeover))
-                                  if str(o.get("name", "")).strip().casefold() == wanted), None)
+                                  if matches(o)), None)
                     self.result.count("reconciled_lookups")
+                domain = facts.get("org_domain")
+                if found is None and self.domain_field_code and is_present(domain):
+                    found = self.pipedrive.find_organization_by_field(self.domain_field_code, domain)
+                    if found:
+                        self.result.count("organizations_found_by_domain")
                 if found is None:
                     found = self.pipedrive.find_organization_by_name(name)
                 if found:
                     org_id = found["id"]
                     self.result.count("organizations_found")
                 else:
+                    payload = organization_payload(facts, self.domain_field_code)
                     org_id = self.create_or_reconcile(
-                        lambda: self.pipedrive.create_organization(organization_payload(facts)),
+                        lambda: self.pipedrive.create_organization(payload),
                         lambda since: next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(since))
-                                            if str(o.get("name", "")).strip().casefold() == wanted), None))["id"]
+                                            if matches(o)), None))["id"]
                     self.result.count("organizations_created")
                 self.ledger.remember_organization(key, org_id, name)
         with self._lock:
             self._org_ids[key] = org_id
         return org_id
+
+    def _organization_matcher(self, facts: pd.Series) -> Callable[[dict[str, Any]], bool]:
+        """Whether a listed organization is the one of ``facts``: same mapped domain, or same name."""
+        wanted_name = str(facts["org_name"]).strip().casefold()
+        domain = facts.get("org_domain")
+        wanted_domain = str(domain).strip().casefold() if self.domain_field_code and is_present(domain) else None
+
+        def matches(organization: dict[str, Any]) -> bool:
+            if wanted_domain is not None:
+                held = (organization.get("custom_fields") or {}).get(self.domain_field_code)
+                if held is not None and str(held).strip().casefold() == wanted_domain:
+                    return True
+            return str(organization.get("name", "")).strip().casefold() == wanted_name
+        return matches
 
     # -- persons ----------------------------------------------------------------------------------
     def person(self, email: str, facts: pd.Series, *, link_organization: bool = True) -> Person:
@@ -302,13 +352,16 @@ def person_payload(facts: pd.Series, org_id: int | None) -> dict[str, Any]:
     return payload
 
 
-def organization_payload(facts: pd.Series) -> dict[str, Any]:
+def organization_payload(facts: pd.Series, domain_field_code: str | None = None) -> dict[str, Any]:
+    """A new organization; with a mapped domain field, the (bare host name) domain goes there too."""
     payload: dict[str, Any] = {"name": facts["org_name"]}
     if is_present(facts.get("org_address")):
         payload["address"] = {"value": facts["org_address"]}
     domain = facts.get("org_domain")
     if is_present(domain):
         payload["website"] = domain if "://" in domain else f"https://{domain}"
+        if domain_field_code:
+            payload["custom_fields"] = {domain_field_code: domain}
     if is_present(facts.get("org_linkedin")):
         payload["linkedin"] = facts["org_linkedin"]
     return payload

@@ -22,6 +22,7 @@ from leadboxer_pipedrive.operators.common import (
     finish_validation,
     load_settings,
     optional_int,
+    optional_text,
     staged_path,
     to_ms,
     with_task_duration,
@@ -149,6 +150,8 @@ class PipedriveActivityLoadOperator(BaseOperator):
     :param pipeline_id: pipeline for new deals; empty: link existing open deals, never create. (templated)
     :param activity_mode: ``per_event`` (one activity per event) or ``digest`` (one per lead and
         hour, listing its events). (templated)
+    :param organization_domain_field: name of a Pipedrive organization custom (text) field holding the
+        domain: organizations are matched by it first and new ones get it; empty: none. (templated)
     :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
     :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
     :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
@@ -157,12 +160,13 @@ class PipedriveActivityLoadOperator(BaseOperator):
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
-    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "workers", "dry_run",
-                                      "max_rejected_share", "max_attempts", "pipedrive_conn_id", "ledger_conn_id")
+    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "organization_domain_field",
+                                      "workers", "dry_run", "max_rejected_share", "max_attempts",
+                                      "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None, activity_mode: str = "per_event",
-                 workers: int | str = 4, dry_run: bool | str = False,
+                 organization_domain_field: str | None = None, workers: int | str = 4, dry_run: bool | str = False,
                  max_rejected_share: float | str = 0.2, max_attempts: int | str = 3,
                  pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
@@ -170,6 +174,7 @@ class PipedriveActivityLoadOperator(BaseOperator):
         self.upstream = upstream
         self.pipeline_id = pipeline_id
         self.activity_mode = activity_mode
+        self.organization_domain_field = organization_domain_field
         self.workers = workers
         self.dry_run = dry_run
         self.max_rejected_share = max_rejected_share
@@ -188,10 +193,12 @@ class PipedriveActivityLoadOperator(BaseOperator):
         ledger = LedgerHook(self.ledger_conn_id)
         settings = load_settings(context, self.upstream, pipeline_id=optional_int(self.pipeline_id),
                                  activity_mode=str(self.activity_mode or "per_event"),
+                                 organization_domain_field=optional_text(self.organization_domain_field),
                                  workers=optional_int(self.workers) or 1,
                                  max_attempts=optional_int(self.max_attempts) or 1)
         frame = read_frame(self.upstream["payloads_path"])
-        plan = plan_activity_load(frame, ledger, settings.dataset_id, settings.pipeline_id, settings.activity_mode)
+        plan = plan_activity_load(frame, ledger, settings.dataset_id, settings.pipeline_id, settings.activity_mode,
+                                  settings.organization_domain_field)
         priced = plan.as_dict(pipedrive.token_costs)
         if as_bool(self.dry_run):
             return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())

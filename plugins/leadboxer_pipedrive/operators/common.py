@@ -38,6 +38,13 @@ def as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def optional_text(value: Any) -> str | None:
+    """Templated Params arrive as strings; empty, "None" and "null" mean "not set"."""
+    if value is None or str(value).strip() in ("", "None", "null"):
+        return None
+    return str(value).strip()
+
+
 def optional_int(value: Any) -> int | None:
     """Templated Params arrive as strings; empty, "None" and 0 mean "not set"."""
     if value in (None, "", "None", "null", 0, "0"):

@@ -16,6 +16,7 @@ from leadboxer_pipedrive.operators.common import (
     finish_validation,
     load_settings,
     optional_int,
+    optional_text,
     staged_path,
     with_task_duration,
 )
@@ -103,6 +104,8 @@ class PipedriveLeadLoadOperator(BaseOperator):
     :param lead_labels: lead label names put on every lead. (templated)
     :param custom_fields: LeadBoxer fact → Pipedrive deal custom field name. (templated)
     :param owner_id: Pipedrive user owning new leads. (templated)
+    :param organization_domain_field: name of a Pipedrive organization custom (text) field holding the
+        domain: organizations are matched by it first and new ones get it; empty: none. (templated)
     :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
     :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
     :param max_attempts: refusals before a row is quarantined (no more retries).
@@ -110,12 +113,14 @@ class PipedriveLeadLoadOperator(BaseOperator):
     :param ledger_conn_id: Airflow connection to the ledger database. (templated)
     """
 
-    template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id", "dry_run",
-                                      "max_rejected_share", "max_attempts", "pipedrive_conn_id", "ledger_conn_id")
+    template_fields: Sequence[str] = ("upstream", "link_to", "lead_labels", "custom_fields", "owner_id",
+                                      "organization_domain_field", "dry_run", "max_rejected_share", "max_attempts",
+                                      "pipedrive_conn_id", "ledger_conn_id")
     ui_color = "#fde8e8"
 
     def __init__(self, *, upstream: Any, link_to: str = "both", lead_labels: Any = None,
-                 custom_fields: Any = None, owner_id: Any = None, dry_run: bool | str = False,
+                 custom_fields: Any = None, owner_id: Any = None, organization_domain_field: str | None = None,
+                 dry_run: bool | str = False,
                  max_rejected_share: float | str = 0.2, max_attempts: int | str = 3,
                  pipedrive_conn_id: str = "pipedrive_default",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
@@ -128,6 +133,7 @@ class PipedriveLeadLoadOperator(BaseOperator):
         self.lead_labels = lead_labels
         self.custom_fields = custom_fields
         self.owner_id = owner_id
+        self.organization_domain_field = organization_domain_field
         self.pipedrive_conn_id = pipedrive_conn_id
         self.ledger_conn_id = ledger_conn_id
 
@@ -140,11 +146,14 @@ class PipedriveLeadLoadOperator(BaseOperator):
 
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
         ledger = LedgerHook(self.ledger_conn_id)
-        settings = load_settings(context, self.upstream, max_attempts=optional_int(self.max_attempts) or 1)
+        settings = load_settings(context, self.upstream, max_attempts=optional_int(self.max_attempts) or 1,
+                                 organization_domain_field=optional_text(self.organization_domain_field))
         options = {"link_to": self.link_to, "label_names": _as_list(self.lead_labels),
                    "custom_fields": _as_dict(self.custom_fields), "owner_id": optional_int(self.owner_id)}
         frame = read_frame(self.upstream["payloads_path"])
-        priced = plan_lead_load(frame, ledger, settings.dataset_id, **options).as_dict(pipedrive.token_costs)
+        priced = plan_lead_load(frame, ledger, settings.dataset_id, **options,
+                                organization_domain_field=settings.organization_domain_field,
+                                ).as_dict(pipedrive.token_costs)
         if as_bool(self.dry_run):
             return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())
         check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
