@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 # LeadBoxer lead field -> our column.
 LEAD_FIELDS = {
@@ -144,6 +145,13 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if isinstance(values.dtype, pd.StringDtype) or values.dtype == "str":
         return values.astype("string"), pd.Series(False, index=values.index)
     raw = values.astype("object")
+    try:  # the usual case, all text or missing: one pass in Arrow instead of a type test per value
+        strings = pa.array(raw.to_numpy(), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    else:
+        return (pd.Series(pd.arrays.ArrowStringArray(strings.cast(pa.string())), index=values.index),
+                pd.Series(False, index=values.index))
     kinds = raw.map(type, na_action="ignore")
     is_str = kinds.isin([str]).to_numpy(dtype=bool)
     text = raw.where(is_str, None).astype("string")

@@ -183,50 +183,79 @@ def numbers(values: pd.Series) -> pd.Series:
     return number.where(number.abs() < 1e12).astype("Float64")
 
 
+def per_distinct(frame: pd.DataFrame, columns: list[str], function) -> pd.Series:
+    """``function(frame[columns])``, worked out once per distinct combination of those columns and
+    spread back to every row. Events repeat their lead's facts and a site's pages many times over, so
+    the string work runs on thousands of values instead of a million; the result is the same."""
+    if len(columns) == 1:
+        codes, _ = pd.factorize(frame[columns[0]], use_na_sentinel=False)
+    else:
+        codes = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+    codes = np.asarray(codes)
+    if len(codes) == 0:
+        return function(frame[columns])
+    first_rows = np.unique(codes, return_index=True)[1]  # one row per code, in code order
+    distinct = frame[columns].iloc[first_rows].reset_index(drop=True)
+    result = function(distinct)
+    return pd.Series(result.array.take(codes), index=frame.index, name=result.name)
+
+
 def activity_note(frame: pd.DataFrame) -> pd.Series:
     """The activity's HTML note: page, referrer, UTM values, campaign, lead card, event id."""
     def line(label: str, values: pd.Series) -> pd.Series:
         escaped = html_escape(clip(_strip_control(values), MAX_NOTE_VALUE))
         return ("<p><b>" + label + ":</b> " + escaped + "</p>").fillna("")
 
-    url = frame["url"]
-    link = safe_url(url)
-    page = ('<p><b>Page:</b> <a href="' + html_escape(link) + '">'
-            + html_escape(clip(_strip_control(frame["title"].fillna(url)), MAX_NOTE_VALUE)) + "</a></p>")
-    page = page.fillna(line("Page", frame["title"].fillna(url)))
-    card = safe_url(frame["leadcard_url"])
-    card_line = ('<p><a href="' + html_escape(card) + '">Open the lead card in LeadBoxer</a></p>').fillna("")
-    note = (page
-            + line("Referrer", frame["referrer"])
-            + line("UTM source", frame["utm_source"])
-            + line("UTM medium", frame["utm_medium"])
-            + line("UTM campaign", frame["utm_campaign"])
-            + line("UTM term", frame["utm_term"])
-            + line("UTM content", frame["utm_content"])
-            + line("Email campaign", frame["campaign"])
-            + card_line
+    def page_line(rows: pd.DataFrame) -> pd.Series:
+        url = rows["url"]
+        link = safe_url(url)
+        page = ('<p><b>Page:</b> <a href="' + html_escape(link) + '">'
+                + html_escape(clip(_strip_control(rows["title"].fillna(url)), MAX_NOTE_VALUE)) + "</a></p>")
+        return page.fillna(line("Page", rows["title"].fillna(url)))
+
+    def context_lines(rows: pd.DataFrame) -> pd.Series:
+        return (line("Referrer", rows["referrer"])
+                + line("UTM source", rows["utm_source"])
+                + line("UTM medium", rows["utm_medium"])
+                + line("UTM campaign", rows["utm_campaign"])
+                + line("UTM term", rows["utm_term"])
+                + line("UTM content", rows["utm_content"])
+                + line("Email campaign", rows["campaign"]))
+
+    def card_line(rows: pd.DataFrame) -> pd.Series:
+        card = safe_url(rows["leadcard_url"])
+        return ('<p><a href="' + html_escape(card) + '">Open the lead card in LeadBoxer</a></p>').fillna("")
+
+    return (per_distinct(frame, ["url", "title"], page_line)
+            + per_distinct(frame, ["referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+                                   "utm_content", "campaign"], context_lines)
+            + per_distinct(frame, ["leadcard_url"], card_line)
             # The event id doubles as a marker to find this activity again in Pipedrive.
             + "<p><small>LeadBoxer event " + html_escape(frame["event_id"]) + "</small></p>")
-    return note
+
+
+def activity_subjects(rows: pd.DataFrame) -> pd.Series:
+    """``LeadBoxer: Page view – Pricing``: the event's kind, then its title, campaign or URL."""
+    kind = event_kind_label(rows["event_type"])
+    what = _single_line(rows["title"].fillna(rows["campaign"]).fillna(rows["url"]).astype("string")).fillna("")
+    return clip("LeadBoxer: " + kind + (" – " + what).where(what != "", ""))
 
 
 def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.DataFrame:
-    """One activity row per valid event."""
+    """One activity row per valid event. Lead facts, pages and subjects are each worked out once per
+    distinct value (``per_distinct``)."""
     frame = valid_events.reset_index(drop=True)
     out = pd.DataFrame(index=frame.index)
     for column in ("event_id", "use_id", "dataset_id", "event_time_ms", "email"):
         out[column] = frame[column]
-    out["phone"] = clip(_single_line(frame["phone"].astype("string")))
-    out["org_domain"] = host_names(frame["org_domain"])
-    out["org_linkedin"] = safe_url(frame["org_linkedin"])
-    out["person_name"] = person_names(frame)
-    out["org_key"] = organization_keys(frame)
-    out["org_name"] = organization_names(frame).where(out["org_key"].notna())
-    out["org_address"] = organization_addresses(frame)
-    kind = event_kind_label(frame["event_type"])
-    what = _single_line(frame["title"].fillna(frame["campaign"]).fillna(frame["url"]).astype("string")).fillna("")
-    subject = ("LeadBoxer: " + kind + (" – " + what).where(what != "", ""))
-    out["subject"] = clip(subject)
+    out["phone"] = per_distinct(frame, ["phone"], lambda rows: clip(_single_line(rows["phone"].astype("string"))))
+    out["org_domain"] = per_distinct(frame, ["org_domain"], lambda rows: host_names(rows["org_domain"]))
+    out["org_linkedin"] = per_distinct(frame, ["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
+    out["person_name"] = per_distinct(frame, ["full_name", "first_name", "last_name", "email"], person_names)
+    out["org_key"] = per_distinct(frame, ["org_domain", "org_name"], organization_keys)
+    out["org_name"] = per_distinct(frame, ["org_name"], organization_names).where(out["org_key"].notna())
+    out["org_address"] = per_distinct(frame, ["org_city", "org_country"], organization_addresses)
+    out["subject"] = per_distinct(frame, ["event_type", "title", "campaign", "url"], activity_subjects)
     out["type"] = activity_type
     when = pd.to_datetime(frame["event_time_ms"].astype("int64"), unit="ms", utc=True)
     out["due_date"] = when.dt.strftime("%Y-%m-%d").astype("string")

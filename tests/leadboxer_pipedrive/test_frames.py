@@ -1,6 +1,6 @@
 import pandas as pd
 
-from leadboxer_pipedrive.frames import events_frame, leads_frame, normalise_email, parse_epoch_ms
+from leadboxer_pipedrive.frames import events_frame, leads_frame, normalise_email, parse_epoch_ms, text_column
 
 
 def test_parse_epoch_ms_reads_every_timestamp_spelling():
@@ -49,3 +49,14 @@ def test_frames_of_nothing_are_empty_with_all_columns():
     leads = leads_frame([], 1)
     events = events_frame([], leads, "ds")
     assert events.empty and "email" in events.columns and "event_time_ms" in events.columns
+
+
+def test_all_text_columns_take_the_arrow_path_and_read_the_same_as_mixed_ones():
+    """A column of text and missing values is converted in one Arrow pass; one number in it sends it
+    the value-by-value way. Both must read every text value alike."""
+    texts = ["  Jane ", "Zoe\u0301", "\u00a0x\u200b", "", "   ", None, float("nan"), "a\tb", "ÅNGSTRÖM", "\ufeffid-1"]
+    fast = text_column(pd.Series(texts, dtype=object))
+    mixed = text_column(pd.Series([*texts, 7], dtype=object))
+    assert mixed.iloc[-1] == "7"
+    pd.testing.assert_series_equal(fast, mixed.iloc[:-1])
+    assert fast.tolist()[:3] == ["Jane", "Zoé", "x"] and fast.iloc[3:7].isna().all()

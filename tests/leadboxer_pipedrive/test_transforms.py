@@ -102,3 +102,25 @@ def test_custom_title_template_fills_every_row():
     row = lead_rows("both", "{name} · {country} · {channel}", email="j@acme.com", fullName="Jane",
                     last_country_name="Netherlands", last_channel="email").iloc[0]
     assert row["title"] == "Jane · Netherlands · email"
+
+
+def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch):
+    """activity_payloads computes lead facts, pages and subjects once per distinct value; on the
+    hostile corpus (plus repeats of it) that must equal applying each function to every row."""
+    import json
+    from pathlib import Path
+
+    import leadboxer_pipedrive.transforms as transforms
+
+    corpus = json.loads((Path(__file__).parents[1] / "data" / "hostile_leadboxer.json").read_text())
+    leads = leads_frame(corpus["leads"], corpus["segments"][0]["segmentId"])
+    raw_events = [{**event, "_lead_id": lead.get("use_id"), "_session_channel": session.get("channel")}
+                  for lead in corpus["leads"] for session in lead.get("sessions") or [] if isinstance(session, dict)
+                  for event in session.get("events") or [] if isinstance(event, dict)]
+    events = events_frame(raw_events * 3, leads, "ds")  # every lead, page and subject repeated
+    events = events[events["event_time_ms"].notna()]
+    assert len(events) > 300
+    per_distinct = activity_payloads(events, "task")
+    monkeypatch.setattr(transforms, "per_distinct", lambda frame, columns, function: function(frame[columns]))
+    per_row = activity_payloads(events, "task")
+    pd.testing.assert_frame_equal(per_distinct, per_row)
