@@ -34,18 +34,6 @@ FAULTS = [
 ]
 
 
-def expected_valid_events(data: dict, start_ms: int, end_ms: int, segment: int = 14118) -> set[str]:
-    out = set()
-    for lead in data["leads"]:
-        if segment not in lead.get("segments", []) or not lead.get("email"):
-            continue
-        for session in lead.get("sessions", []):
-            for event in session.get("events", []):
-                if start_ms <= int(event["eventUnixTimestamp"]) < end_ms:
-                    out.add(event["event_id"])
-    return out
-
-
 def run(args: argparse.Namespace) -> dict:
     sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
     import requests
@@ -116,9 +104,10 @@ def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: l
     import re
     import sqlite3
 
-    expected = set()
-    for hour in hours:
-        expected |= expected_valid_events(data, int(hour.timestamp() * 1000), int(hour.timestamp() * 1000) + 3_600_000)
+    from sandbox.leadboxer import synced_events
+
+    starts = [int(hour.timestamp() * 1000) for hour in hours]
+    expected = {event["event_id"] for start in starts for _, event in synced_events(data, start, start + 3_600_000)}
     markers = Counter(m for a in state["activities"] for m in re.findall(r"LeadBoxer event ([^<\s]+)", a["note"]))
     emails = Counter(e["value"].lower() for p in state["persons"] for e in p["emails"])
     org_names = Counter(o["name"].strip().casefold() for o in state["organizations"])

@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="lbpd-airflow-"))
 os.environ.update({
@@ -22,3 +24,29 @@ os.environ.update({
 for name in list(os.environ):
     if name.startswith("AIRFLOW_CONN_"):  # never let a developer's real connections into tests
         del os.environ[name]
+
+
+# Sandboxes with their default settings, in threads of the test process (a folder's conftest may
+# override them, e.g. with other credentials).
+@pytest.fixture
+def pipedrive_sandbox():
+    from sandbox.pipedrive import PipedriveSandbox
+
+    with PipedriveSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def leadboxer_sandbox():
+    from sandbox.leadboxer import LeadBoxerSandbox
+
+    with LeadBoxerSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def airflow_home(tmp_path):
+    """AIRFLOW_HOME of the tests that run Airflow components as processes."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    return home

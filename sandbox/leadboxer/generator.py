@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any
@@ -460,3 +461,17 @@ def _build_events(rng: random.Random, session_ms: int, session_id: str, use_id: 
                          properties={"login": email})
         events.append(event)
     return events
+
+
+def synced_events(data: dict[str, Any], start_ms: int, end_ms: int,
+                  segment_id: int = DEFAULT_SEGMENT_ID) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(lead, event)`` for every event in ``[start_ms, end_ms)`` of the segment's email-identified
+    leads in a generated dataset: what an activity sync of that window must push (generated data is
+    clean, so all of them are valid)."""
+    for lead in data["leads"]:
+        if segment_id not in lead.get("segments", []) or not lead.get("email"):
+            continue
+        for session in lead.get("sessions", []):
+            for event in session.get("events", []):
+                if start_ms <= int(event["eventUnixTimestamp"]) < end_ms:
+                    yield lead, event

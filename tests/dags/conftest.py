@@ -1,5 +1,5 @@
-"""Fixtures for DAG integration tests: a migrated Airflow database, both sandboxes in threads, and the
-connections pointing at them. Each test gets fresh sandboxes and a fresh ledger."""
+"""Fixtures for DAG integration tests: a migrated Airflow database and the connections pointing at the
+sandboxes (tests/conftest.py). Each test gets fresh sandboxes and a fresh ledger."""
 
 from __future__ import annotations
 
@@ -22,22 +22,6 @@ def airflow_db():
     done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-
-@pytest.fixture
-def pipedrive_sandbox():
-    from sandbox.pipedrive import PipedriveSandbox
-
-    with PipedriveSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def leadboxer_sandbox():
-    from sandbox.leadboxer import LeadBoxerSandbox
-
-    with LeadBoxerSandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

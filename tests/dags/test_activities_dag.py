@@ -8,6 +8,8 @@ from collections import Counter
 
 import pytest
 
+from sandbox.leadboxer import synced_events
+
 pytestmark = pytest.mark.integration
 
 DAG_ID = "leadboxer_pipedrive_activities"
@@ -23,17 +25,10 @@ def pushed_events(path):
         return dict(db.execute("SELECT event_id, activity_id FROM lbpd_pushed_event"))
 
 
-def expected_valid_events(data, start_ms, end_ms, segment=14118):
-    """From the sandbox's own dataset: events in the window of email-identified segment members."""
-    out = {}
-    for lead in data["leads"]:
-        if segment not in lead.get("segments", []) or not lead.get("email"):
-            continue
-        for session in lead.get("sessions", []):
-            for event in session.get("events", []):
-                if start_ms <= int(event["eventUnixTimestamp"]) < end_ms:
-                    out[event["event_id"]] = lead["email"].strip().lower()
-    return out
+def expected_valid_events(data, start_ms, end_ms):
+    """From the sandbox's own dataset: event id → email of the events the window must push."""
+    return {event["event_id"]: lead["email"].strip().lower()
+            for lead, event in synced_events(data, start_ms, end_ms)}
 
 
 def test_one_hour_lands_as_one_activity_per_valid_event(run_dag, pipedrive_sandbox, leadboxer_sandbox, connections):

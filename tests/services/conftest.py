@@ -1,6 +1,6 @@
 """Fixtures for the tests against real services: PostgreSQL and Redis on 127.0.0.1 (skipped when either
-does not answer), fresh databases dropped at the end, a flushed Redis database, and both sandboxes in
-threads of the test process."""
+does not answer), fresh databases dropped at the end, and a flushed Redis database (the sandboxes come
+from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ import pytest
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 # A Redis database number of its own (Airflow's docker-compose uses 0); flushed before and after.
 REDIS_DB = int(os.environ.get("LBPD_SERVICES_REDIS_DB", "7"))
-
-
-@pytest.fixture
-def pipedrive_sandbox():
-    from sandbox.pipedrive import PipedriveSandbox
-
-    with PipedriveSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def leadboxer_sandbox():
-    from sandbox.leadboxer import LeadBoxerSandbox
-
-    with LeadBoxerSandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ scenario, the expected events, and a small supervisor for Airflow processes."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -12,11 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import requests
+
+from sandbox.leadboxer import synced_events
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -39,20 +43,66 @@ STARTUP_TIMEOUT = 120
 EVENT_MARKER = re.compile(r"LeadBoxer event ([^<\s]+)")
 
 
-def expected_events(data: dict, start: datetime, end: datetime) -> dict[str, int]:
-    """From the sandbox's own dataset: event id → timestamp (ms) of the segment's email-identified
-    leads' events in ``[start, end)`` (the generator's data is clean: all of them are valid)."""
-    start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    out = {}
-    for lead in data["leads"]:
-        if SEGMENT_ID not in lead.get("segments", []) or not lead.get("email"):
-            continue
-        for session in lead.get("sessions", []):
-            for event in session.get("events", []):
-                ts = int(event["eventUnixTimestamp"])
-                if start_ms <= ts < end_ms:
-                    out[event["event_id"]] = ts
-    return out
+def expected_events(data: dict, start: datetime, end: datetime) -> set[str]:
+    """From the sandbox's own dataset: ids of the events the sync of ``[start, end)`` must push."""
+    return {event["event_id"] for _, event in
+            synced_events(data, int(start.timestamp() * 1000), int(end.timestamp() * 1000), SEGMENT_ID)}
+
+
+def finished_runs(query, placeholder: str) -> list[tuple] | None:
+    """The DAG's runs once all of them have finished (None while any is unfinished). Fails fast when a
+    task fails or waits for a retry: the DAG retries after 30 s, which the tests should not wait for.
+    ``query(sql, *params)`` reads the metadata database; ``placeholder`` is its driver's (``?``, ``%s``)."""
+    troubled = query(f"SELECT run_id, task_id, state FROM task_instance WHERE dag_id = {placeholder} AND state IN "
+                     "('failed', 'up_for_retry', 'upstream_failed', 'up_for_reschedule')",
+                     DAG_ID)
+    assert not troubled, f"task instances in trouble: {troubled}"
+    runs = query("SELECT run_id, run_type, state, data_interval_start, data_interval_end FROM dag_run "
+                 f"WHERE dag_id = {placeholder} ORDER BY data_interval_start", DAG_ID)
+    if len(runs) < len(EXPECTED_INTERVALS) or any(state not in ("success", "failed") for _, _, state, _, _ in runs):
+        return None
+    return runs
+
+
+def assert_the_three_hours_were_synced_exactly(runs: list[tuple], pipedrive_url: str, data: dict,
+                                               ledger_runs: list[tuple]) -> None:
+    """The backfill scenario's outcome: exactly the three backfill runs, successful; Pipedrive holds one
+    activity per event of the three hours and nothing else, and one person per email although the
+    hours ran concurrently; the ledger holds one run per hour, each accounting for every extracted
+    event. ``ledger_runs``: the ledger's (interval_start, interval_end, extracted, pushed,
+    already_pushed, rejected) rows of the DAG, in interval order."""
+    assert [(run_type, state) for _, run_type, state, _, _ in runs] == [("backfill", "success")] * 3, runs
+    assert [(utc(start), utc(end)) for *_, start, end in runs] == EXPECTED_INTERVALS
+
+    window = (EXPECTED_INTERVALS[0][0], EXPECTED_INTERVALS[-1][1])
+    expected = expected_events(data, *window)
+    assert expected, "the generated hours should hold events"
+    outside = (expected_events(data, datetime(2000, 1, 1, tzinfo=timezone.utc), window[0])
+               | expected_events(data, window[1], datetime(2100, 1, 1, tzinfo=timezone.utc)))
+    assert outside, "the generated day should hold events outside the three hours too"
+    state = requests.get(f"{pipedrive_url}/_sandbox/state", timeout=10).json()
+    synced = Counter()
+    for activity in state["activities"]:
+        marker = EVENT_MARKER.search(activity.get("note") or "")
+        assert marker, f"activity without a LeadBoxer event marker: {activity}"
+        synced[html.unescape(marker.group(1))] += 1
+    assert not set(synced) & outside, "events outside the three hours were synced"
+    assert set(synced) == expected
+    assert all(count == 1 for count in synced.values()), [e for e, n in synced.items() if n > 1]
+    assert len(state["activities"]) == len(expected)
+    emails = Counter((e["value"] if isinstance(e, dict) else e).lower()
+                     for person in state["persons"] for e in person.get("emails") or [])
+    assert all(count == 1 for count in emails.values()), [e for e, n in emails.items() if n > 1]
+
+    assert [(utc(start), utc(end)) for start, end, *_ in ledger_runs] == EXPECTED_INTERVALS, ledger_runs
+    for start, end, extracted, pushed, already_pushed, rejected in ledger_runs:
+        assert extracted == pushed + already_pushed + rejected, (start, end)
+        assert pushed == len(expected_events(data, utc(start), utc(end))), (start, end)
+
+
+# The ledger's runs of the DAG, as assert_the_three_hours_were_synced_exactly reads them ({p}: placeholder).
+LEDGER_RUNS_SQL = ("SELECT interval_start, interval_end, extracted, pushed, already_pushed, rejected "
+                   "FROM lbpd_run WHERE dag_id = {p} ORDER BY interval_start")
 
 
 def utc(value: str | datetime) -> datetime:

@@ -11,14 +11,6 @@ from tests.support.ledgers import ledger_connection
 
 
 @pytest.fixture
-def pipedrive_sandbox():
-    from sandbox.pipedrive import PipedriveSandbox
-
-    with PipedriveSandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
 def pipedrive_conn(pipedrive_sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_LOADER_TEST", json.dumps({
         "conn_type": "pipedrive", "host": pipedrive_sandbox.url, "password": "sandbox-token",
