@@ -146,11 +146,11 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         return values.astype("string"), pd.Series(False, index=values.index)
     raw = values.astype("object")
     try:  # the usual case, all text or missing: one pass in Arrow instead of a type test per value
-        strings = pa.array(raw.to_numpy(), type=pa.large_string(), from_pandas=True)
+        strings = pa.array(raw.to_numpy(), type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
     else:
-        return (pd.Series(pd.arrays.ArrowStringArray(strings.cast(pa.string())), index=values.index),
+        return (pd.Series(pd.arrays.ArrowStringArray(strings), index=values.index),
                 pd.Series(False, index=values.index))
     kinds = raw.map(type, na_action="ignore")
     is_str = kinds.isin([str]).to_numpy(dtype=bool)

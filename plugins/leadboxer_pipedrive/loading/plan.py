@@ -72,10 +72,9 @@ class Planner:
 
     def price_domain_field(self) -> None:
         """The organization field lookup, unless its code is still cached in the ledger."""
-        from leadboxer_pipedrive.loading.resolver import FIELD_CODE_CHECK_SECONDS
+        from leadboxer_pipedrive.loading.resolver import cached_organization_field_code
 
-        if self.domain_field and not self.ledger.fresh_fact(f"organization_field:{self.domain_field}",
-                                                            FIELD_CODE_CHECK_SECONDS):
+        if self.domain_field and not cached_organization_field_code(self.ledger, self.domain_field):
             self.plan.calls[ORGANIZATION_FIELDS] += 1
 
     def organization(self, facts: pd.Series) -> bool:

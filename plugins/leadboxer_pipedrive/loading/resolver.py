@@ -77,11 +77,19 @@ RECONCILE_WAIT_FACTORS = (1, 2, 4)
 SERVER_FINISHED_STATUSES = frozenset({500})
 
 
+def _organization_field_fact(field_name: str) -> str:
+    return f"organization_field:{field_name}"
+
+
+def cached_organization_field_code(ledger, field_name: str) -> str | None:
+    """The code of the organization field ``field_name`` the ledger learned less than a day ago."""
+    return ledger.fresh_fact(_organization_field_fact(field_name), FIELD_CODE_CHECK_SECONDS)
+
+
 def organization_domain_field_code(pipedrive, ledger, field_name: str) -> str:
     """The code of the organization custom field named ``field_name`` (cached in the ledger for a day);
     a clear error when it does not exist or cannot be searched for a domain."""
-    fact = f"organization_field:{field_name}"
-    cached = ledger.fresh_fact(fact, FIELD_CODE_CHECK_SECONDS)
+    cached = cached_organization_field_code(ledger, field_name)
     if cached:
         return cached
     custom = {f["field_name"]: f for f in pipedrive.list_organization_fields() if f.get("is_custom_field")}
@@ -94,7 +102,7 @@ def organization_domain_field_code(pipedrive, ledger, field_name: str) -> str:
         raise SyncConfigurationError(
             f"organization_domain_field: {field_name!r} is a field of type {field.get('field_type')}; a domain "
             f"needs a text field Pipedrive can search ({', '.join(DOMAIN_FIELD_TYPES)})")
-    ledger.remember_fact(fact, field["field_code"])
+    ledger.remember_fact(_organization_field_fact(field_name), field["field_code"])
     return field["field_code"]
 
 
