@@ -38,15 +38,14 @@ def connect(pipedrive_url: str, ledger_path: Path, *, burst_limit: int, search_b
 def window_activities(hour: datetime):
     """Extract → frames → validate → transform one hour from the LeadBoxer sandbox, as the DAG does."""
     from leadboxer_pipedrive.extract import fetch_window
-    from leadboxer_pipedrive.frames import events_frame, leads_frame
+    from leadboxer_pipedrive.frames import events_frame
     from leadboxer_pipedrive.hooks import LeadBoxerHook
     from leadboxer_pipedrive.transforms import activity_payloads
     from leadboxer_pipedrive.validation import validate_events
 
     end = hour + timedelta(hours=1)
     window = fetch_window(LeadBoxerHook(), DATASET, SEGMENT, hour, end)
-    leads = leads_frame(window.leads, SEGMENT)
-    events = events_frame(window.events, leads, DATASET)
+    events = events_frame(window.events, window.leads, DATASET)
     outcome = validate_events(events, int(hour.timestamp() * 1000), int(end.timestamp() * 1000))
     return activity_payloads(outcome.valid, "task"), len(events), len(outcome.rejected)
 

@@ -20,7 +20,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from leadboxer_pipedrive.extract import fetch_window
-    from leadboxer_pipedrive.frames import events_frame, leads_frame
+    from leadboxer_pipedrive.frames import events_frame
     from leadboxer_pipedrive.hooks import LeadBoxerHook, LedgerHook, PipedriveHook
     from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
     from leadboxer_pipedrive.transforms import activity_payloads
@@ -29,8 +29,7 @@ def main() -> int:
     start = datetime.fromisoformat(args.hour)
     end = start + timedelta(hours=1)
     window = fetch_window(LeadBoxerHook(), args.dataset_id, args.segment_id, start, end)
-    leads = leads_frame(window.leads, args.segment_id)
-    events = events_frame(window.events, leads, args.dataset_id)
+    events = events_frame(window.events, window.leads, args.dataset_id)
     outcome = validate_events(events, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     ledger = LedgerHook()
     dag_id = "chaos_activities"

@@ -4,46 +4,58 @@ LeadBoxer's lead list filters by *last seen* day, so the window's leads are "see
 day"; sessions that cannot overlap the window are skipped; events are kept when their timestamp is
 inside the window or cannot be read (validation then sets those aside with a reason, so nothing
 vanishes unexplained).
+
+Leads and events are framed as they are read (``frames.LeadRows``, ``frames.EventRows``), a page at a
+time: a busy hour's million events are never held as Python dicts all at once.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.frames import parse_epoch_ms
+from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms
 
 
 @dataclass
 class WindowExtract:
-    leads: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    leads: pd.DataFrame  # ``frames.leads_frame`` of the window's leads, in the order read
+    events: pd.DataFrame  # ``frames.EVENT_ROW_COLUMNS``, one row per event in the order read
     sessions_read: int
 
 
-def _ms(value: Any) -> int | None:
-    parsed = parse_epoch_ms(pd.Series([value], dtype="object")).iloc[0]
-    return None if pd.isna(parsed) else int(parsed)
+def _seconds(value: Any) -> float | None:
+    """A session's duration in seconds; None when it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: datetime, end: datetime,
                  max_leads: int | None = None, with_events: bool = True) -> WindowExtract:
-    """``hook`` is a LeadBoxerHook; ``[start, end)`` the data interval.
+    """``hook`` is a LeadBoxerHook; ``[start, end)`` the data interval. Returns the window's leads (as
+    ``frames.leads_frame`` frames them, ``in_segment`` read against ``segment_id``) and their events
+    (``frames.EventRows``; ``frames.events_frame`` joins them to the leads).
 
     With ``with_events`` False (the leads sync) a lead counts as active in the window when it was last
     seen inside it, or else when one of its sessions overlaps it; no events are read.
     """
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    leads: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    leads = LeadRows(segment_id)
+    events = EventRows()
     sessions_read = 0
     active_leads = 0  # leads with an id counted against max_leads
     for lead in hook.iter_leads_seen_since(dataset_id, segment_id, start):
         # "Last seen" is eventEsTimestamp (as LeadBoxer's time filter reads it), else lastEvent.
-        last_seen = _ms(lead.get("eventEsTimestamp", lead.get("lastEvent")))
+        last_seen = epoch_ms(lead.get("eventEsTimestamp", lead.get("lastEvent")))
         if last_seen is not None and last_seen < start_ms:
             continue
         lead_id = lead.get("use_id")
@@ -56,39 +68,35 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
             if max_leads and active_leads >= max_leads:
                 break
             continue
-        lead_events = []
+        lead_events: list[tuple[list[Any], Any]] = []  # (events, channel) of each session
         active = False
         for session in hook.iter_sessions(dataset_id, str(lead_id)):
             sessions_read += 1
             if not isinstance(session, dict):
                 continue  # not a session: it has no id to read events with
-            session_start = _ms(session.get("session_unix_timestamp"))
-            duration = pd.to_numeric(pd.Series([session.get("duration")]), errors="coerce").iloc[0]
+            session_start = epoch_ms(session.get("session_unix_timestamp"))
+            duration = _seconds(session.get("duration"))
             if session_start is not None:
                 if session_start >= end_ms:
                     continue
-                if not pd.isna(duration) and session_start + (float(duration) + 1) * 1000 < start_ms:
+                if duration is not None and session_start + (duration + 1) * 1000 < start_ms:
                     continue
             if not with_events:
                 active = True
                 break
-            session_events = list(hook.iter_events(dataset_id, str(session.get("session_id"))))
-            # One vectorised parse per session, not one per event.
-            times = parse_epoch_ms(pd.Series([e.get("eventUnixTimestamp") if isinstance(e, dict) else None
-                                              for e in session_events], dtype="object"))
-            for event, event_ms in zip(session_events, times):
-                if not isinstance(event, dict):
-                    # Kept (without an id) so validation rejects it with a reason: nothing vanishes.
-                    lead_events.append({"_lead_id": lead_id, "_raw": repr(event)[:200]})
-                    continue
-                if not pd.isna(event_ms) and not (start_ms <= event_ms < end_ms):
-                    continue
-                lead_events.append({**event, "_lead_id": lead_id,
-                                    "_session_channel": session.get("channel")})
+            # Events that are not objects are kept (framed without an id) so validation rejects them
+            # with a reason: nothing vanishes.
+            kept = [event for event in hook.iter_events(dataset_id, str(session.get("session_id")))
+                    if not isinstance(event, dict)
+                    or (event_ms := epoch_ms(event.get("eventUnixTimestamp"))) is None
+                    or start_ms <= event_ms < end_ms]
+            if kept:
+                lead_events.append((kept, session.get("channel")))
         if lead_events or active:
             leads.append(lead)
-            events.extend(lead_events)
+            for session_events, channel in lead_events:
+                events.add(session_events, lead_id, channel)
             active_leads += 1
             if max_leads and active_leads >= max_leads:
                 break
-    return WindowExtract(leads=leads, events=events, sessions_read=sessions_read)
+    return WindowExtract(leads=leads.frame(), events=events.frame(), sessions_read=sessions_read)

@@ -86,8 +86,12 @@ EVENT_FIELDS = {
 }
 
 LEAD_COLUMNS = [*LEAD_FIELDS.values(), "email", "segment_ids", "in_segment"]
+# The lead facts each event carries: what validating and transforming events read (the other lead
+# facts serve the leads sync only; a million events would carry them for nothing).
+EVENT_LEAD_FACTS = ["use_id", "email", "in_segment", "first_name", "last_name", "full_name", "phone", "org_name",
+                    "org_domain", "org_city", "org_country", "org_linkedin", "leadcard_url"]
 EVENT_COLUMNS = [*(c for c in EVENT_FIELDS.values() if c != "event_use_id"), "event_time_ms",
-                 "session_channel", "dataset_id", *(c for c in LEAD_COLUMNS if c != "segment_ids")]
+                 "session_channel", "dataset_id", *EVENT_LEAD_FACTS]
 
 # Below this an epoch value is taken to be in seconds (1e11 ms is 1973; 1e11 s is year 5138).
 _SECONDS_CUTOFF = 100_000_000_000
@@ -204,6 +208,22 @@ def parse_epoch_ms(values: pd.Series) -> pd.Series:
     return numeric.round().astype("Int64")
 
 
+def epoch_ms(value: Any) -> int | None:
+    """``parse_epoch_ms`` of one value, without pandas for what LeadBoxer usually sends (an integer, or
+    a string of ASCII digits): the extract reads one per event. Any other value goes the vectorised
+    way, so the rules are the same."""
+    if type(value) is int:
+        number = value
+    elif type(value) is str and value.isascii() and value.isdigit():
+        number = int(value)
+    else:
+        parsed = parse_epoch_ms(pd.Series([value], dtype="object")).iloc[0]
+        return None if pd.isna(parsed) else int(parsed)
+    if abs(number) < _SECONDS_CUTOFF:
+        number *= 1000
+    return number if MIN_PLAUSIBLE_MS <= number < MAX_PLAUSIBLE_MS else None
+
+
 def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
     docstring; validation decides whether they are well formed). Vectorised; addresses with non-ASCII
@@ -221,55 +241,177 @@ def normalise_email(values: pd.Series) -> pd.Series:
     return text.mask((text == "").fillna(False))
 
 
-def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Raw records as object columns: no dtype inference (ints with gaps would become floats)."""
-    return pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
+def _raw_columns(records: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
+    """Those fields of every record as raw values, missing ones NaN. ``dtype=object``: a numeric id
+    column with gaps is never up-cast to floats (which would turn ``42`` into ``"42.0"``)."""
+    return pd.DataFrame(records, columns=names, index=pd.RangeIndex(len(records)), dtype=object)
 
 
 def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd.DataFrame:
     """One row per lead, our columns, with ``in_segment`` saying whether LeadBoxer lists the segment."""
-    raw = _records_frame(leads)
-    frame = pd.DataFrame(index=raw.index)
-    for source, column in LEAD_FIELDS.items():
-        frame[column] = text_column(raw[source]) if source in raw else pd.Series(pd.NA, index=raw.index,
-                                                                                  dtype="string")
+    leads = [lead if isinstance(lead, dict) else {} for lead in leads]
+    raw = _raw_columns(leads, [*LEAD_FIELDS, "segments"])
+    frame = pd.DataFrame({column: text_column(raw[source]) for source, column in LEAD_FIELDS.items()},
+                         index=raw.index)
     frame["email"] = normalise_email(frame["email_raw"])
-    segments = raw["segments"] if "segments" in raw else pd.Series([None] * len(raw), index=raw.index)
-    ids = segment_ids(segments)
-    listed = ids.groupby(level=0, sort=False).agg(tuple) if len(ids) else ids
-    segment_lists = pd.Series([()] * len(raw), index=raw.index, dtype="object")
-    if len(listed):
-        segment_lists.loc[listed.index] = listed
-    frame["segment_ids"] = segment_lists
+    ids = segment_ids(raw["segments"])
+    # Each lead's ids as a tuple: ``ids`` is ordered by lead row, so each lead's ids are one run of it.
+    segment_lists: list[tuple[str, ...]] = [()] * len(leads)
+    if len(ids):
+        rows = ids.index.to_numpy()
+        breaks = np.flatnonzero(np.diff(rows)) + 1
+        for row, run in zip(rows[np.r_[0, breaks]], np.split(ids.to_numpy(dtype=object), breaks)):
+            segment_lists[row] = tuple(run)
+    frame["segment_ids"] = pd.Series(segment_lists, index=frame.index, dtype="object")
     wanted = segment_id_text(segment_id) if segment_id not in (None, "") else None
     if wanted is None:
         frame["in_segment"] = True
     else:
         hits = ids.eq(wanted).groupby(level=0).any()
-        frame["in_segment"] = hits.reindex(raw.index, fill_value=False).astype(bool)
+        frame["in_segment"] = hits.reindex(frame.index, fill_value=False).astype(bool)
     # Leads without an id, and repeated ones, stay: validation rejects them with a reason.
-    return frame.reset_index(drop=True)[LEAD_COLUMNS]
+    return frame[LEAD_COLUMNS]
 
 
-def events_frame(events: list[dict[str, Any]], leads: pd.DataFrame, dataset_id: str) -> pd.DataFrame:
-    """One row per event, joined to its lead's facts. Events keep their raw order."""
-    raw = _records_frame(events)
-    frame = pd.DataFrame(index=raw.index)
-    for source, column in EVENT_FIELDS.items():
-        frame[column] = text_column(raw[source]) if source in raw else pd.Series(pd.NA, index=raw.index,
-                                                                                  dtype="string")
-    frame["session_channel"] = (text_column(raw["_session_channel"]) if "_session_channel" in raw
-                                else pd.Series(pd.NA, index=raw.index, dtype="string"))
-    # The lead an event belongs to is the lead it was fetched for (``_lead_id``), else its own use_id.
-    lead_ids = text_column(raw["_lead_id"]) if "_lead_id" in raw else frame["event_use_id"]
-    frame["use_id"] = lead_ids.fillna(frame["event_use_id"])
-    frame["event_time_ms"] = parse_epoch_ms(frame["event_time_raw"])
-    frame["dataset_id"] = dataset_id
+class LeadRows:
+    """A window's leads, framed (``leads_frame``) a page at a time as they are read, so the lead records
+    are not all held as Python dicts while the window's events are read."""
+
+    def __init__(self, segment_id: int | str | None, page_rows: int = 5_000) -> None:
+        self.segment_id = segment_id
+        self.page_rows = page_rows
+        self._pages: list[pd.DataFrame] = []
+        self._framed = 0
+        self._records: list[Any] = []
+
+    def __len__(self) -> int:
+        return self._framed + len(self._records)
+
+    def append(self, lead: Any) -> None:
+        self._records.append(lead)
+        if len(self._records) >= self.page_rows:
+            self._frame_pending()
+
+    def _frame_pending(self) -> None:
+        if self._records:
+            self._pages.append(leads_frame(self._records, self.segment_id))
+            self._framed += len(self._records)
+            self._records = []
+
+    def frame(self) -> pd.DataFrame:
+        """Every lead appended so far, in order (``LEAD_COLUMNS``)."""
+        self._frame_pending()
+        if len(self._pages) > 1:
+            self._pages = [pd.concat(self._pages, ignore_index=True)]
+        return self._pages[0] if self._pages else leads_frame([], self.segment_id)
+
+
+# Raw events are framed this many at a time (see ``EventRows``).
+EVENT_PAGE_ROWS = 20_000
+# Columns of events framed from their records, before they are joined to their leads' facts.
+EVENT_ROW_COLUMNS = [*EVENT_FIELDS.values(), "session_channel", "use_id", "event_time_ms"]
+
+
+def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
+               channels: list[Any] | None = None) -> pd.DataFrame:
+    """Raw event records → our event columns (``EVENT_ROW_COLUMNS``), one row per record, in order.
+
+    An event belongs to the lead it was fetched for (``lead_ids``, else the record's ``_lead_id``, else
+    its own ``use_id``); its channel is its session's (``channels``, else the record's
+    ``_session_channel``). A record that is not an object is kept as a row without an id, so validation
+    rejects it with a reason instead of it vanishing."""
+    records = [record if isinstance(record, dict) else {} for record in records]
+    raw = _raw_columns(records, [*EVENT_FIELDS, "_lead_id", "_session_channel"])
+    columns = {column: text_column(raw[source]) for source, column in EVENT_FIELDS.items()}
+    if lead_ids is not None:  # given: the record's own ``_lead_id`` only where it is None
+        raw["_lead_id"] = pd.Series(lead_ids, index=raw.index, dtype=object).fillna(raw["_lead_id"])
+    if channels is not None:
+        raw["_session_channel"] = pd.Series(channels, index=raw.index, dtype=object).fillna(raw["_session_channel"])
+    columns["session_channel"] = text_column(raw["_session_channel"])
+    columns["use_id"] = text_column(raw["_lead_id"]).fillna(columns["event_use_id"])
+    columns["event_time_ms"] = parse_epoch_ms(columns["event_time_raw"])
+    return pd.DataFrame(columns, index=raw.index)[EVENT_ROW_COLUMNS]
+
+
+class EventRows:
+    """A window's events, framed page by page as they are read.
+
+    ``add`` takes the records of one session (or any batch); every ``page_rows`` records are turned into
+    Arrow-backed columns (``event_rows``) and the Python objects are let go, so a busy hour is never held
+    in memory as a million dicts (which alone take several times the frame's size)."""
+
+    def __init__(self, page_rows: int = EVENT_PAGE_ROWS) -> None:
+        self.page_rows = page_rows
+        self._pages: list[pd.DataFrame] = []
+        self._framed = 0
+        self._records: list[Any] = []
+        self._lead_ids: list[Any] = []
+        self._channels: list[Any] = []
+
+    def __len__(self) -> int:
+        return self._framed + len(self._records)
+
+    def add(self, records: list[Any], lead_id: Any = None, channel: Any = None) -> None:
+        self._records.extend(records)
+        self._lead_ids.extend([lead_id] * len(records))
+        self._channels.extend([channel] * len(records))
+        if len(self._records) >= self.page_rows:
+            self._frame_pending()
+
+    def _frame_pending(self) -> None:
+        if self._records:
+            self._pages.append(event_rows(self._records, self._lead_ids, self._channels))
+            self._framed += len(self._records)
+            self._records, self._lead_ids, self._channels = [], [], []
+
+    def frame(self) -> pd.DataFrame:
+        """Every event added so far, in order (``EVENT_ROW_COLUMNS``)."""
+        self._frame_pending()
+        if len(self._pages) > 1:  # Arrow columns are concatenated as chunks, without copying
+            self._pages = [pd.concat(self._pages, ignore_index=True)]
+        return self._pages[0] if self._pages else event_rows([])
+
+
+def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values`` taken at ``position`` (-1: missing) as a categorical column: each distinct value is
+    stored once and every row holds a small code. Events repeat their lead's facts (and a site's pages)
+    many times over, so this keeps a million-event frame a fraction of its size as plain text."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    taken = np.where(position >= 0, codes[np.where(position >= 0, position, 0)] if len(codes) else -1, -1)
+    return pd.Series(pd.Categorical.from_codes(taken, categories=pd.Index(uniques)), index=index, name=values.name)
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its categorical columns turned back into their values' own dtype."""
+    categorical = {column: frame[column].cat.categories.dtype for column in frame
+                   if isinstance(frame[column].dtype, pd.CategoricalDtype)}
+    return frame.astype(categorical) if categorical else frame
+
+
+def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFrame, dataset_id: str) -> pd.DataFrame:
+    """One row per event, joined to its lead's facts. Events keep their raw order. The lead facts are
+    categorical columns (``spread``): every event of a lead shares its lead's values.
+
+    ``events``: raw event records, or the frame ``EventRows.frame()`` made of them while they were read."""
+    if isinstance(events, pd.DataFrame):
+        rows = events
+    else:
+        collected = EventRows()
+        collected.add(events)
+        rows = collected.frame()
     # Each event takes the facts of the first row of its lead (repeated lead rows are validation's business).
-    lead_facts = leads.dropna(subset=["use_id"]).drop_duplicates("use_id", keep="first").drop(columns=["segment_ids"])
-    merged = frame.drop(columns=["event_use_id"]).merge(lead_facts, on="use_id", how="left")
-    merged["in_segment"] = merged["in_segment"].fillna(False).astype(bool)
-    return merged[EVENT_COLUMNS]
+    lead_facts = leads.dropna(subset=["use_id"]).drop_duplicates("use_id", keep="first")
+    position = pd.Index(lead_facts["use_id"]).get_indexer(rows["use_id"])  # -1: no such lead
+    columns = {column: rows[column] for column in EVENT_ROW_COLUMNS if column != "event_use_id"}
+    columns["dataset_id"] = pd.Series(dataset_id, index=rows.index, dtype="str")
+    for column in EVENT_LEAD_FACTS:
+        if column in ("use_id", "in_segment"):
+            continue
+        columns[column] = spread(lead_facts[column], position, rows.index)
+    in_segment = lead_facts["in_segment"].to_numpy(dtype=bool)
+    columns["in_segment"] = pd.Series(position >= 0, index=rows.index) & pd.Series(
+        in_segment[np.where(position >= 0, position, 0)] if len(in_segment) else False, index=rows.index)
+    return pd.DataFrame(columns, index=rows.index)[EVENT_COLUMNS]
 
 
 def segment_id_text(value: Any) -> str | None:
@@ -300,13 +442,3 @@ def segment_ids(segments: pd.Series) -> pd.Series:
         return flat
     readings = {value: segment_id_text(value) for value in pd.unique(flat.to_numpy())}
     return flat.map(readings).dropna()
-
-
-def _segment_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (list, tuple, set)):
-        parts = value
-    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        parts = str(value).split(",") if isinstance(value, str) else [value]
-    else:
-        return ()
-    return tuple(t for t in (segment_id_text(v) for v in parts) if t is not None)

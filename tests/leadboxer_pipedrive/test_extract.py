@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import pandas as pd
 import pytest
 
 from leadboxer_pipedrive.extract import fetch_window
+from leadboxer_pipedrive.frames import EVENT_ROW_COLUMNS
 from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 from sandbox.leadboxer import LeadBoxerSandbox
 
@@ -133,11 +135,12 @@ def test_the_window_holds_exactly_the_events_inside_it(hook, sandbox):
     lb = hook(page_size=2)  # small pages: every list is followed over several pages
     extract = fetch_window(lb, SITE, SEGMENT, START, END)
 
-    assert sorted(lead["use_id"] for lead in extract.leads) == ["A", "C", "G"]
-    assert sorted(e["event_id"] for e in extract.events) == ["A-garbled", "A-last", "A-start", "C-e1", "G-e"]
-    by_id = {e["event_id"]: e for e in extract.events}
-    assert by_id["C-e1"]["_lead_id"] == "C" and by_id["C-e1"]["_session_channel"] == "direct"
-    assert by_id["A-garbled"]["eventUnixTimestamp"] == "not-a-timestamp"  # kept, as sent
+    assert sorted(extract.leads["use_id"]) == ["A", "C", "G"]
+    assert sorted(extract.events["event_id"]) == ["A-garbled", "A-last", "A-start", "C-e1", "G-e"]
+    by_id = extract.events.set_index("event_id")
+    assert by_id.loc["C-e1", "use_id"] == "C" and by_id.loc["C-e1", "session_channel"] == "direct"
+    assert by_id.loc["A-garbled", "event_time_raw"] == "not-a-timestamp"  # kept, as sent
+    assert pd.isna(by_id.loc["A-garbled", "event_time_ms"])
 
     # sessions read: every session of the leads seen since the window's day (B is skipped before that)
     assert sorted(asked(lb, "/v1/leads/sessions", "leadId")) == ["A", "C", "E", "G"]
@@ -157,7 +160,7 @@ def test_the_window_holds_exactly_the_events_inside_it(hook, sandbox):
 
 def test_boundaries_start_included_end_excluded(hook):
     extract = fetch_window(hook(), SITE, SEGMENT, START, END)
-    times = {e["event_id"]: e["eventUnixTimestamp"] for e in extract.events}
+    times = dict(zip(extract.events["event_id"], extract.events["event_time_raw"]))
     assert times["A-start"] == str(ms(START))
     assert times["A-last"] == str(ms(END) - 1)
     assert "A-end" not in times and "A-before" not in times
@@ -165,33 +168,33 @@ def test_boundaries_start_included_end_excluded(hook):
 
 def test_the_next_window_picks_up_where_this_one_ended(hook):
     later = fetch_window(hook(), SITE, SEGMENT, END, END + timedelta(hours=1))
-    events = sorted(e["event_id"] for e in later.events)
+    events = sorted(later.events["event_id"])
     assert events == ["A-e9", "A-end", "A-garbled", "E-e"]  # unreadable times show up again (validation's job)
-    assert sorted(lead["use_id"] for lead in later.leads) == ["A", "E"]
+    assert sorted(later.leads["use_id"]) == ["A", "E"]
 
 
 def test_a_backfill_finds_leads_seen_again_on_later_days(hook):
     extract = fetch_window(hook(), SITE, SEGMENT, START + timedelta(days=2), END + timedelta(days=2))
-    assert [lead["use_id"] for lead in extract.leads] == ["C"]
-    assert [e["event_id"] for e in extract.events] == ["C-e2"]
+    assert extract.leads["use_id"].tolist() == ["C"]
+    assert extract.events["event_id"].tolist() == ["C-e2"]
 
 
 def test_max_leads_stops_reading(hook, sandbox):
     lb = hook(page_size=50)
     extract = fetch_window(lb, SITE, SEGMENT, START, END, max_leads=1)
-    assert [lead["use_id"] for lead in extract.leads] == ["C"]  # most recently seen first
-    assert {e["_lead_id"] for e in extract.events} == {"C"}
+    assert extract.leads["use_id"].tolist() == ["C"]  # most recently seen first
+    assert set(extract.events["use_id"]) == {"C"}
     assert asked(lb, "/v1/leads/sessions", "leadId") == ["C"]  # nobody else was read
 
     two = fetch_window(hook(page_size=1), SITE, SEGMENT, START, END, max_leads=2)
-    assert [lead["use_id"] for lead in two.leads] == ["C", "A"]
-    assert {e["_lead_id"] for e in two.events} == {"C", "A"}
+    assert two.leads["use_id"].tolist() == ["C", "A"]
+    assert set(two.events["use_id"]) == {"C", "A"}
 
 
 def test_without_events_a_lead_is_active_when_seen_or_in_session_inside_the_window(hook, sandbox):
     extract = fetch_window(hook(), SITE, SEGMENT, START, END, with_events=False)
     # G was last seen inside the window; A, C and E have a session overlapping it
-    assert [lead["use_id"] for lead in extract.leads] == ["C", "A", "E", "G"]
-    assert extract.events == []
+    assert extract.leads["use_id"].tolist() == ["C", "A", "E", "G"]
+    assert extract.events.empty and list(extract.events.columns) == EVENT_ROW_COLUMNS
     assert extract.sessions_read == 2 + 1 + 1  # A stops at its first overlapping session
     assert "GET /v1/leads/events" not in sandbox.state()["counters"]["by_endpoint"]

@@ -1,6 +1,15 @@
 import pandas as pd
 
-from leadboxer_pipedrive.frames import events_frame, leads_frame, normalise_email, parse_epoch_ms, text_column
+from leadboxer_pipedrive.frames import (
+    EventRows,
+    LeadRows,
+    epoch_ms,
+    events_frame,
+    leads_frame,
+    normalise_email,
+    parse_epoch_ms,
+    text_column,
+)
 
 
 def test_parse_epoch_ms_reads_every_timestamp_spelling():
@@ -60,3 +69,45 @@ def test_all_text_columns_take_the_arrow_path_and_read_the_same_as_mixed_ones():
     assert mixed.iloc[-1] == "7"
     pd.testing.assert_series_equal(fast, mixed.iloc[:-1])
     assert fast.tolist()[:3] == ["Jane", "Zoé", "x"] and fast.iloc[3:7].isna().all()
+
+
+def test_epoch_ms_reads_one_value_as_parse_epoch_ms_does():
+    values = ["1783024863769", 1783024863, 1783024863769, "0001783024863769", 1783024863769.0, "1783024863",
+              "2026-11-20T05:10:00Z", " 1783024863769 ", "١٧٨٣٠٢٤٨٦٣٧٦٩", "²", True, None, "garbage", -5, 0,
+              "0", 10**30, "99999999999999999999", 4_102_444_800_000, 4_102_444_799_999, 946_684_800_000,
+              946_684_799_999, {"a": 1}, "  "]
+    expected = [None if pd.isna(v) else int(v) for v in parse_epoch_ms(pd.Series(values, dtype="object"))]
+    assert [epoch_ms(value) for value in values] == expected
+    assert expected[:3] == [1783024863769, 1783024863000, 1783024863769]
+
+
+def test_events_framed_page_by_page_equal_events_framed_at_once():
+    leads = leads_frame([{"use_id": "l1", "email": "a@x.io", "segments": [1]},
+                         {"use_id": "l2", "email": "b@x.io", "segments": [2]}], 1)
+    records = [{"event_id": f"e{n}", "eventUnixTimestamp": str(1_783_024_863_769 + n), "title": f" Page {n % 3} ",
+                "use_id": "own-id", "utm_source": 7 if n == 4 else None} for n in range(11)]
+    records[5] = "not an object"
+    collected = EventRows(page_rows=3)
+    for start in range(0, 11, 2):  # batches that do not line up with pages
+        collected.add(records[start:start + 2], lead_id="l1" if start < 6 else None, channel="email")
+    assert len(collected) == 11
+    paged = events_frame(collected.frame(), leads, "ds")
+    # A record that is not an object is framed as an empty one (a row without an id) of its session.
+    at_once = events_frame([{**(r if isinstance(r, dict) else {}), "_session_channel": "email",
+                             **({"_lead_id": "l1"} if n < 6 else {})} for n, r in enumerate(records)], leads, "ds")
+    pd.testing.assert_frame_equal(paged, at_once)
+    assert paged["use_id"].tolist() == ["l1"] * 6 + ["own-id"] * 5  # fetched for, else its own use_id
+    assert pd.isna(paged.loc[5, "event_id"]) and paged.loc[4, "utm_source"] == "7"
+    assert paged["in_segment"].tolist() == [True] * 6 + [False] * 5
+
+
+def test_leads_framed_page_by_page_equal_leads_framed_at_once():
+    leads = [{"use_id": f"l{n}", "email": f" L{n}@X.io ", "segments": [1, n] if n % 2 else "2,3"} for n in range(7)]
+    leads[3] = "not an object"
+    collected = LeadRows(1, page_rows=2)
+    for lead in leads:
+        collected.append(lead)
+    assert len(collected) == 7
+    pd.testing.assert_frame_equal(collected.frame(), leads_frame(leads, 1))
+    assert collected.frame()["in_segment"].tolist() == [False, True, False, False, False, True, False]
+    assert LeadRows(1).frame().columns.tolist() == leads_frame([], 1).columns.tolist()

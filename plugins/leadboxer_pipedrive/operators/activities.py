@@ -60,7 +60,7 @@ class LeadBoxerExtractOperator(BaseOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.extract import fetch_window
-        from leadboxer_pipedrive.frames import events_frame, leads_frame
+        from leadboxer_pipedrive.frames import events_frame
         from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
@@ -72,7 +72,7 @@ class LeadBoxerExtractOperator(BaseOperator):
         segment_id = self.segment_id if self.segment_id not in ("", "None", None) else None
         window = fetch_window(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, segment_id, start, end,
                               optional_int(self.max_leads), with_events=self.with_events)
-        leads = leads_frame(window.leads, segment_id)
+        leads = window.leads
         events = events_frame(window.events, leads, dataset_id)
         leads["dataset_id"] = dataset_id
         folder = run_folder(staging_root(self.staging_url), context["dag"].dag_id, context["run_id"])
