@@ -1,8 +1,10 @@
 """Validation of extracted frames with great-expectations. Pure: no Airflow imports.
 
 Every row either passes every expectation or is set aside with the reasons it failed; nothing is
-dropped silently. great-expectations validates the whole frame in one pass (vectorised), and its
-``COMPLETE`` result format names the failing rows by index.
+dropped silently. great-expectations validates whole frames (vectorised), never row by row, and its
+``COMPLETE`` result format names the failing rows by index. Events are validated in two batches: the
+event-level expectations over every event, the lead-level ones (email, segment) over each distinct
+(email, in_segment) pair, whose outcome every event carrying it takes.
 
 Rules (the normalisation that precedes them is described in ``frames``):
 
@@ -96,15 +98,34 @@ def event_expectations(window_start_ms: int, window_end_ms: int) -> list[tuple[A
     ]
 
 
+# Expectations on what an event takes from its lead: checked once per distinct value (see validate_events).
+LEAD_LEVEL_COLUMNS = ("email", "in_segment")
+
+
 def validate_events(events: pd.DataFrame, window_start_ms: int, window_end_ms: int,
                     suite_name: str = "leadboxer_events") -> ValidationOutcome:
-    """Split events into valid rows and rejected rows (with every reason each failed)."""
+    """Split events into valid rows and rejected rows (with every reason each failed).
+
+    Two whole-frame batches: the event-level expectations (id, time) read every event; the lead-level
+    ones (email, segment) read each distinct (email, in_segment) pair once, as a lead's events all
+    carry the same pair, and every event takes its pair's outcome. The rows set aside and their
+    reasons are the same as validating every event; the Data Docs count lead-level expectations in
+    distinct pairs."""
     frame = events.reset_index(drop=True)
-    # GE compares numbers; give it plain floats where pandas holds nullable Int64.
-    checked = frame.assign(event_time_ms=frame["event_time_ms"].astype("float64"),
-                           email=frame["email"].astype("object"), event_id=frame["event_id"].astype("object"))
-    return _validate(frame, checked, event_expectations(window_start_ms, window_end_ms) if len(frame) else [],
-                     id_column="event_id", suite_name=suite_name)
+    expectations = event_expectations(window_start_ms, window_end_ms) if len(frame) else []
+    lead_level = [(e, r) for e, r in expectations if e.column in LEAD_LEVEL_COLUMNS]
+    event_level = [(e, r) for e, r in expectations if e.column not in LEAD_LEVEL_COLUMNS]
+    pairs = frame[list(LEAD_LEVEL_COLUMNS)]
+    pair_of_row = pairs.groupby(list(LEAD_LEVEL_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
+    distinct = pairs.iloc[np.unique(pair_of_row, return_index=True)[1]].reset_index(drop=True)
+    # GE compares numbers and reads text as Python objects; give it plain floats and object columns.
+    batches = [
+        (frame[["event_id"]].assign(event_id=frame["event_id"],
+                                    event_time_ms=frame["event_time_ms"].astype("float64")), event_level, None),
+        (distinct.assign(email=distinct["email"].astype("object")), lead_level, pair_of_row),
+    ]
+    return _validate(frame, batches, [reason for _, reason in expectations], id_column="event_id",
+                     suite_name=suite_name)
 
 
 LINK_TO_OPTIONS = ("organization", "person", "both")
@@ -139,46 +160,57 @@ def validate_leads(leads: pd.DataFrame, link_to: str, suite_name: str = "leadbox
         use_id=frame["use_id"].astype("object"), email=frame["email"].astype("object"),
         org_name=frame["org_name"].astype("object"),
         linkable=(frame["email"].notna() | frame["org_name"].notna()).astype(bool))
-    return _validate(frame, checked, lead_expectations(link_to) if len(frame) else [], id_column="use_id",
-                     suite_name=suite_name)
+    expectations = lead_expectations(link_to) if len(frame) else []
+    return _validate(frame, [(checked, expectations, None)], [reason for _, reason in expectations],
+                     id_column="use_id", suite_name=suite_name)
 
 
-def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tuple[Any, str]], *,
-              id_column: str, suite_name: str) -> ValidationOutcome:
-    """Run ``expectations`` over ``checked`` (``frame`` with GE-friendly dtypes) in one batch."""
+def _validate(frame: pd.DataFrame, batches: list[tuple[pd.DataFrame, list[tuple[Any, str]], np.ndarray | None]],
+              reason_order: list[str], *, id_column: str, suite_name: str) -> ValidationOutcome:
+    """Run each batch's expectations over its frame (GE-friendly dtypes, whole frame at once) and set
+    aside the rows of ``frame`` that fail any. A batch is ``(checked, expectations, row_of)``:
+    ``row_of[i]`` is the row of ``checked`` that row ``i`` of ``frame`` takes its outcome from (None:
+    the same row). Reasons are listed in ``reason_order``."""
     if frame.empty:
         return ValidationOutcome(frame, _rejected_frame([], [], [], id_column), {"evaluated": 0})
     gx, context, batch_definition = _context()
-    suite = gx.ExpectationSuite(name=suite_name)
-    reasons_by_expectation = []
-    for expectation, reason in expectations:
-        suite.add_expectation(expectation)
-        reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
-    # GE hashes and filters the whole batch frame: hand it only the columns the expectations read.
-    columns = list(dict.fromkeys(column for _, column, _ in reasons_by_expectation))
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": checked[columns]})
-    results = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-
-    # Failing rows as boolean masks, one per reason in the order GE reports them (vectorised: no
-    # per-row Python, whatever the number of failing rows).
-    positions = pd.RangeIndex(len(frame))
+    suite_results = []
     failures: list[tuple[str, np.ndarray]] = []
     duplicates: list[tuple[np.ndarray, str]] = []
-    for result in results.results:
-        if result.success:
+    for checked, expectations, row_of in batches:
+        if not expectations:
             continue
-        config = result.expectation_config
-        reason = next(r for t, c, r in reasons_by_expectation
-                      if t == config.type and c == config.kwargs.get("column"))
-        failing = result.result.get("unexpected_index_list")
-        if failing is None:
-            raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[positions.get_indexer(pd.Index(failing))] = True
-        if config.type == "expect_column_values_to_be_unique":
-            duplicates.append((mask, reason))  # decided once every other reason is known
-            continue
-        failures.append((reason, mask))
+        suite = gx.ExpectationSuite(name=suite_name)
+        reasons_by_expectation = []
+        for expectation, reason in expectations:
+            suite.add_expectation(expectation)
+            reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
+        # GE hashes and filters the whole batch frame: hand it only the columns the expectations read.
+        columns = list(dict.fromkeys(column for _, column, _ in reasons_by_expectation))
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": checked[columns]})
+        results = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        suite_results.append(results)
+
+        # Failing rows as boolean masks, one per reason (vectorised: no per-row Python, whatever the
+        # number of failing rows).
+        positions = pd.RangeIndex(len(checked))
+        for result in results.results:
+            if result.success:
+                continue
+            config = result.expectation_config
+            reason = next(r for t, c, r in reasons_by_expectation
+                          if t == config.type and c == config.kwargs.get("column"))
+            failing = result.result.get("unexpected_index_list")
+            if failing is None:
+                raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
+            mask = np.zeros(len(checked), dtype=bool)
+            mask[positions.get_indexer(pd.Index(failing))] = True
+            if row_of is not None:
+                mask = mask[row_of]
+            if config.type == "expect_column_values_to_be_unique":
+                duplicates.append((mask, reason))  # decided once every other reason is known
+                continue
+            failures.append((reason, mask))
     other = np.zeros(len(frame), dtype=bool)
     for _, mask in failures:
         other |= mask
@@ -190,6 +222,7 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
         copy = np.zeros(len(frame), dtype=bool)
         copy[np.flatnonzero(clean)[later]] = True
         failures.append((reason, copy))
+    failures.sort(key=lambda failure: reason_order.index(failure[0]))
     is_rejected = np.zeros(len(frame), dtype=bool)
     for _, mask in failures:
         is_rejected |= mask
@@ -205,7 +238,23 @@ def _validate(frame: pd.DataFrame, checked: pd.DataFrame, expectations: list[tup
     counts = {reason: int(mask.sum()) for reason, mask in failures if mask.any()}
     statistics = {"evaluated": len(frame), "valid": len(valid), "rejected": len(rejected),
                   "by_reason": dict(sorted(counts.items(), key=lambda item: -item[1]))}
-    return ValidationOutcome(valid, rejected, statistics, results)
+    return ValidationOutcome(valid, rejected, statistics, _one_result(suite_results))
+
+
+def _one_result(suite_results: list[Any]) -> Any:
+    """The batches' suite results as one (what reports and Data Docs show)."""
+    if not suite_results:
+        return None
+    combined = suite_results[0]
+    for other in suite_results[1:]:
+        combined.results.extend(other.results)
+        combined.success = combined.success and other.success
+    evaluated = len(combined.results)
+    met = sum(bool(result.success) for result in combined.results)
+    combined.statistics.update(evaluated_expectations=evaluated, successful_expectations=met,
+                               unsuccessful_expectations=evaluated - met,
+                               success_percent=100.0 * met / evaluated if evaluated else None)
+    return combined
 
 
 def _rejected_frame(record_ids: list, use_ids: list, reasons: list, id_column: str) -> pd.DataFrame:
