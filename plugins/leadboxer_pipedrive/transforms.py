@@ -22,8 +22,12 @@ What hostile text becomes (the frames are already normalised, see ``frames``):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
+
+from leadboxer_pipedrive.frames import plain, spread
 
 # Pipedrive rejects longer subjects, names and titles (sandbox assumption: 255 characters).
 MAX_TEXT = 255
@@ -171,6 +175,11 @@ def organization_names(frame: pd.DataFrame) -> pd.Series:
     return clip(name.mask(name == ""))
 
 
+def organization_names_if_keyed(frame: pd.DataFrame) -> pd.Series:
+    """The organization name, only where the organization has a key (``organization_keys``)."""
+    return organization_names(frame).where(organization_keys(frame).notna())
+
+
 def organization_addresses(frame: pd.DataFrame) -> pd.Series:
     """``city, country`` (either alone when the other is unknown), single line, clipped."""
     address = (frame["org_city"].fillna("") + ", " + frame["org_country"].fillna("")).astype("string")
@@ -183,21 +192,29 @@ def numbers(values: pd.Series) -> pd.Series:
     return number.where(number.abs() < 1e12).astype("Float64")
 
 
-def per_distinct(frame: pd.DataFrame, columns: list[str], function) -> pd.Series:
+def per_distinct(frame: pd.DataFrame, columns: list[str], function, categorical: bool = False) -> pd.Series:
     """``function(frame[columns])``, worked out once per distinct combination of those columns and
     spread back to every row. Events repeat their lead's facts and a site's pages many times over, so
-    the string work runs on thousands of values instead of a million; the result is the same."""
+    the string work runs on thousands of values instead of a million; the result is the same.
+    ``function`` gets plain (not categorical) columns; with ``categorical`` the result is a categorical
+    column (``frames.spread``), each distinct value stored once."""
     if len(columns) == 1:
         codes, _ = pd.factorize(frame[columns[0]], use_na_sentinel=False)
     else:
         codes = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
     codes = np.asarray(codes)
     if len(codes) == 0:
-        return function(frame[columns])
+        return function(plain(frame[columns]))
     first_rows = np.unique(codes, return_index=True)[1]  # one row per code, in code order
-    distinct = frame[columns].iloc[first_rows].reset_index(drop=True)
+    distinct = plain(frame[columns].iloc[first_rows].reset_index(drop=True))
     result = function(distinct)
+    if categorical:
+        return spread(result, codes, frame.index).rename(result.name)
     return pd.Series(result.array.take(codes), index=frame.index, name=result.name)
+
+
+# Notes are spelled out this many rows at a time (see ``activity_note``).
+NOTE_CHUNK_ROWS = 100_000
 
 
 def activity_note(frame: pd.DataFrame) -> pd.Series:
@@ -226,12 +243,21 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
         card = safe_url(rows["leadcard_url"])
         return ('<p><a href="' + html_escape(card) + '">Open the lead card in LeadBoxer</a></p>').fillna("")
 
-    return (per_distinct(frame, ["url", "title"], page_line)
-            + per_distinct(frame, ["referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-                                   "utm_content", "campaign"], context_lines)
-            + per_distinct(frame, ["leadcard_url"], card_line)
-            # The event id doubles as a marker to find this activity again in Pipedrive.
-            + "<p><small>LeadBoxer event " + html_escape(frame["event_id"]) + "</small></p>")
+    # Each piece once per distinct input (categorical); the notes are spelled out a chunk of rows at a
+    # time, so the pieces of a million notes are never all written out at once.
+    pieces = [per_distinct(frame, ["url", "title"], page_line, categorical=True),
+              per_distinct(frame, ["referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+                                   "utm_content", "campaign"], context_lines, categorical=True),
+              per_distinct(frame, ["leadcard_url"], card_line, categorical=True)]
+    notes = []
+    for start in range(0, len(frame), NOTE_CHUNK_ROWS):
+        rows = slice(start, start + NOTE_CHUNK_ROWS)
+        note = plain(pieces[0].iloc[rows].to_frame()).iloc[:, 0].astype("string")
+        for piece in pieces[1:]:
+            note = note + plain(piece.iloc[rows].to_frame()).iloc[:, 0].astype("string")
+        # The event id doubles as a marker to find this activity again in Pipedrive.
+        notes.append(note + "<p><small>LeadBoxer event " + html_escape(frame["event_id"].iloc[rows]) + "</small></p>")
+    return pd.concat(notes) if notes else pd.Series([], index=frame.index, dtype="string")
 
 
 def activity_subjects(rows: pd.DataFrame) -> pd.Series:
@@ -241,25 +267,36 @@ def activity_subjects(rows: pd.DataFrame) -> pd.Series:
     return clip("LeadBoxer: " + kind + (" – " + what).where(what != "", ""))
 
 
+def _utc_minutes(minutes: pd.Series, format: str) -> pd.Series:
+    return pd.to_datetime(minutes * 60_000, unit="ms", utc=True).dt.strftime(format).astype("string")
+
+
 def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.DataFrame:
     """One activity row per valid event. Lead facts, pages and subjects are each worked out once per
     distinct value (``per_distinct``)."""
     frame = valid_events.reset_index(drop=True)
     out = pd.DataFrame(index=frame.index)
-    for column in ("event_id", "use_id", "dataset_id", "event_time_ms", "email"):
+    for column in ("event_id", "use_id", "event_time_ms"):
         out[column] = frame[column]
-    out["phone"] = per_distinct(frame, ["phone"], lambda rows: clip(_single_line(rows["phone"].astype("string"))))
-    out["org_domain"] = per_distinct(frame, ["org_domain"], lambda rows: host_names(rows["org_domain"]))
-    out["org_linkedin"] = per_distinct(frame, ["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
-    out["person_name"] = per_distinct(frame, ["full_name", "first_name", "last_name", "email"], person_names)
-    out["org_key"] = per_distinct(frame, ["org_domain", "org_name"], organization_keys)
-    out["org_name"] = per_distinct(frame, ["org_name"], organization_names).where(out["org_key"].notna())
-    out["org_address"] = per_distinct(frame, ["org_city", "org_country"], organization_addresses)
-    out["subject"] = per_distinct(frame, ["event_type", "title", "campaign", "url"], activity_subjects)
-    out["type"] = activity_type
-    when = pd.to_datetime(frame["event_time_ms"].astype("int64"), unit="ms", utc=True)
-    out["due_date"] = when.dt.strftime("%Y-%m-%d").astype("string")
-    out["due_time"] = when.dt.strftime("%H:%M").astype("string")
+    # Columns that repeat a lead's (or a page's) value stay categorical: each distinct value once.
+    out["dataset_id"] = pd.Series(pd.Categorical(frame["dataset_id"]), index=frame.index)
+    out["email"] = plain(frame[["email"]])["email"]  # grouped and sorted by the loader: plain text
+    lead_fact = functools.partial(per_distinct, frame, categorical=True)
+    out["phone"] = lead_fact(["phone"], lambda rows: clip(_single_line(rows["phone"].astype("string"))))
+    out["org_domain"] = lead_fact(["org_domain"], lambda rows: host_names(rows["org_domain"]))
+    out["org_linkedin"] = lead_fact(["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
+    out["person_name"] = lead_fact(["full_name", "first_name", "last_name", "email"], person_names)
+    out["org_key"] = lead_fact(["org_domain", "org_name"], organization_keys)
+    out["org_name"] = lead_fact(["org_domain", "org_name"], organization_names_if_keyed)
+    out["org_address"] = lead_fact(["org_city", "org_country"], organization_addresses)
+    out["subject"] = lead_fact(["event_type", "title", "campaign", "url"], activity_subjects)
+    out["type"] = pd.Series(pd.Categorical([activity_type] * len(frame)), index=frame.index)
+    # Due date and time in UTC, formatted once per distinct minute.
+    minutes = pd.DataFrame({"minute": frame["event_time_ms"].astype("int64") // 60_000})
+    out["due_date"] = per_distinct(minutes, ["minute"], lambda rows: _utc_minutes(rows["minute"], "%Y-%m-%d"),
+                                   categorical=True)
+    out["due_time"] = per_distinct(minutes, ["minute"], lambda rows: _utc_minutes(rows["minute"], "%H:%M"),
+                                   categorical=True)
     out["done"] = True
     out["note"] = activity_note(frame).astype("string")
     return out[ACTIVITY_COLUMNS]

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from leadboxer_pipedrive.frames import events_frame, leads_frame
+from leadboxer_pipedrive.frames import events_frame, leads_frame, plain
 from leadboxer_pipedrive.transforms import MAX_TEXT, activity_payloads, organization_keys
 
 EVENT_MS = 1_795_151_400_000  # 2026-11-20T05:10:00Z
@@ -105,8 +105,9 @@ def test_custom_title_template_fills_every_row():
 
 
 def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch):
-    """activity_payloads computes lead facts, pages and subjects once per distinct value; on the
-    hostile corpus (plus repeats of it) that must equal applying each function to every row."""
+    """activity_payloads computes lead facts, pages and subjects once per distinct value, and spells the
+    notes out a chunk of rows at a time; on the hostile corpus (plus repeats of it) that must equal
+    applying each function to every row at once."""
     import json
     from pathlib import Path
 
@@ -120,7 +121,11 @@ def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch
     events = events_frame(raw_events * 3, leads, "ds")  # every lead, page and subject repeated
     events = events[events["event_time_ms"].notna()]
     assert len(events) > 300
+    monkeypatch.setattr(transforms, "NOTE_CHUNK_ROWS", 7)  # notes spelled out over many chunks...
     per_distinct = activity_payloads(events, "task")
-    monkeypatch.setattr(transforms, "per_distinct", lambda frame, columns, function: function(frame[columns]))
+    monkeypatch.setattr(transforms, "NOTE_CHUNK_ROWS", len(events))  # ...and in one
+    monkeypatch.setattr(transforms, "per_distinct",
+                        lambda frame, columns, function, categorical=False: function(plain(frame[columns])))
     per_row = activity_payloads(events, "task")
-    pd.testing.assert_frame_equal(per_distinct, per_row)
+    pd.testing.assert_frame_equal(plain(per_distinct), plain(per_row))
+    assert isinstance(per_distinct["org_address"].dtype, pd.CategoricalDtype)  # each distinct value once
