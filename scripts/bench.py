@@ -6,8 +6,8 @@ Each figure is measured in the same run as its reference, each part in its own p
    scenario's lower bound and a lookup-everything baseline counted from the same data;
 2. achieved request rate as a share of the burst limit, and the share of 429 answers
    (``scripts.bench_rate``);
-3. extract-parse + validate + transform of 1,000,000 events against a bare ``json.loads``, and peak
-   memory (``scripts.bench_pipeline``);
+3. extract-parse + validate + transform of 1,000,000 events against a bare ``json.loads`` of the same
+   documents, and peak memory (``scripts.bench_pipeline``);
 4. import time of the DAG files against ``airflow.sdk`` alone (``scripts.bench_imports``).
 
 ``--json FILE`` also writes every figure's details. ``--quick`` runs smaller sizes (a smoke test).
@@ -76,11 +76,13 @@ def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict) -> list[tuple[
                 rate["searches_per_2s"] <= 10 and rate.get("search_429", 0) == 0))
     out.append((f"3a. extract-parse + validate + transform, {pipeline['events']:,} events / "
                 f"{pipeline['leads']:,} leads",
-                f"{pipeline['pipeline_seconds']:.1f} s", f"bare json.loads {pipeline['loads_seconds']:.1f} s",
+                f"{pipeline['pipeline_seconds']:.1f} s",
+                f"bare json.loads of the same {pipeline['leads']:,} documents {pipeline['loads_seconds']:.1f} s",
                 f"{pipeline['ratio']:.2f}", "<= 3.0", pipeline["ratio"] <= 3.0))
     out.append(("3b. peak memory of 3a (RSS)", f"{pipeline['pipeline_peak_rss_mb'] / 1024:.2f} GB",
-                f"bare json.loads peak {pipeline['loads_peak_rss_mb'] / 1024:.2f} GB",
-                f"{pipeline['pipeline_peak_rss_mb'] / pipeline['loads_peak_rss_mb']:.2f}", "< 2 GB",
+                f"after imports {pipeline['pipeline']['before_rss_mb'] / 1024:.2f} GB; bare json.loads peak "
+                f"{pipeline['loads_peak_rss_mb'] / 1024:.2f} GB",
+                f"{pipeline['pipeline_peak_rss_mb'] / 2048:.2f} of goal", "< 2 GB",
                 pipeline["pipeline_peak_rss_mb"] < 2048))
     heavy = imports["dags_import_pandas_or_ge"]
     out.append((f"4. DAG file import (slowest: {imports['worst_dag']})", f"{imports['worst_dag_seconds']:.2f} s",

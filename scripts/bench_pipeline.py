@@ -1,12 +1,18 @@
 """Figure 3: extract-parse + validate + transform of 1,000,000 events from 50,000 leads, against a bare
 ``json.loads`` of the same payload, and the peak memory of doing it.
 
-``python -m scripts.bench_pipeline`` writes the payload once (a JSON object ``{"leads": [...], "events":
-[...]}`` in the shapes ``extract.fetch_window`` hands on: LeadBoxer's lead records, and its event records
-with ``_lead_id``/``_session_channel``), then runs each measurement in a fresh subprocess:
-``--measure loads`` (bare ``json.loads``) and ``--measure pipeline`` (``json.loads`` + ``frames.leads_frame``
-+ ``frames.events_frame``, then ``validation.validate_events`` and ``transforms.activity_payloads``), each
-reporting its seconds and its peak RSS (``resource.getrusage``). Prints one JSON object on its last line.
+``python -m scripts.bench_pipeline`` writes the payload once, as LeadBoxer hands it over: one JSON
+document per lead (JSON lines: the lead record, its session, and that session's page of events), then
+runs each measurement in a fresh subprocess, each reporting its seconds and its peak RSS
+(``resource.getrusage``):
+
+* ``--measure loads``: ``json.loads`` of every document, one after the other (the bare parse);
+* ``--measure pipeline``: the real ``extract.fetch_window`` reading the same documents through
+  ``PayloadHook`` (in the place of ``LeadBoxerHook``: the same iterators, no HTTP), so the events are
+  filtered to the window and framed page by page as in the extract task; then ``frames.leads_frame`` +
+  ``frames.events_frame``, ``validation.validate_events`` and ``transforms.activity_payloads``.
+
+Prints one JSON object on its last line.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.bench_common import DATASET, ROOT, SEGMENT
@@ -35,11 +42,13 @@ LAST = ["de Vries", "Jansen", "Müller", "Smith", "García", "O'Brien", "Nielsen
 
 
 def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[str, int]:
-    """Deterministic payload: ~3% of leads without email, ~0.5% of events outside the window, ~0.2%
-    repeated event ids (what validation sets aside), the rest valid."""
+    """Deterministic payload: ~3% of leads without email, ~0.5% of events outside the window (the extract
+    leaves them out), ~0.2% repeated event ids (what validation sets aside), the rest valid. Written a
+    lead at a time."""
     rng = random.Random(seed)
-    lead_rows, event_rows = [], []
+    event_count = 0
     per_lead = events // leads
+    out = open(path, "w", encoding="utf-8")
     for n in range(leads):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         org = n % 9000
@@ -59,10 +68,10 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
                 "segments": [int(SEGMENT), 14120], "type": {"name": "user"}}
         if rng.random() >= 0.03:
             lead["email"] = f"{first.lower()}.{n}@company{org}.nl"
-        lead_rows.append(lead)
         session_ms = DAY_MS + rng.randint(0, 22 * HOUR_MS)
         channel = rng.choice(CHANNELS)
         session_id = f"{session_ms}.{rand9}"
+        event_rows: list[dict] = []
         for k in range(per_lead):
             ts = session_ms + k * 61_000
             roll = rng.random()
@@ -81,54 +90,90 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
                 "utm_source": "newsletter" if channel == "email" else None,
                 "utm_medium": "email" if channel == "email" else None, "utm_campaign": None, "utm_term": None,
                 "utm_content": None, "campaign": "November update" if kind.startswith("email") else None,
-                "properties": {}, "_lead_id": use_id, "_session_channel": channel})
+                "properties": {}})
             # LeadBoxer omits unknown fields: no nulls, no empty objects.
             event_rows[-1] = {key: value for key, value in event_rows[-1].items() if value not in (None, {})}
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump({"leads": lead_rows, "events": event_rows}, out, ensure_ascii=False, separators=(",", ":"))
-    return {"leads": len(lead_rows), "events": len(event_rows), "bytes": path.stat().st_size}
+        event_count += len(event_rows)
+        session = {"session_id": session_id, "session_unix_timestamp": session_ms, "duration": per_lead * 61,
+                   "channel": channel}
+        out.write(json.dumps({"lead": lead, "sessions": [session], "events": {session_id: event_rows}},
+                             ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.close()
+    return {"leads": leads, "events": event_count, "bytes": path.stat().st_size}
+
+
+class PayloadHook:
+    """What ``LeadBoxerHook`` yields to ``extract.fetch_window``, read from the payload file: each lead's
+    document is parsed when the lead is reached, as the API's pages would be."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lead: dict = {}
+
+    def iter_leads_seen_since(self, dataset_id, segment_id, since):
+        with open(self.path, "rb") as documents:
+            for document in documents:
+                self._lead = json.loads(document)
+                yield self._lead["lead"]
+
+    def iter_sessions(self, dataset_id, lead_id):
+        return iter(self._lead["sessions"])
+
+    def iter_events(self, dataset_id, session_id):
+        return iter(self._lead["events"][session_id])
 
 
 def measure(kind: str, path: Path) -> dict:
     import gc
     import resource
 
-    data = path.read_bytes()
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if kind == "loads":
         times = []
         for _ in range(2):
             started = time.perf_counter()
-            payload = json.loads(data)
+            with open(path, "rb") as documents:
+                for document in documents:
+                    json.loads(document)
             times.append(time.perf_counter() - started)
-            del payload
             gc.collect()
         return {"seconds": min(times), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "before_rss_mb": baseline_rss / 1024}
     sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from leadboxer_pipedrive.frames import events_frame, leads_frame
+    from leadboxer_pipedrive.extract import fetch_window
+    from leadboxer_pipedrive.frames import events_frame
     from leadboxer_pipedrive.transforms import activity_payloads
     from leadboxer_pipedrive.validation import _context, validate_events
 
     _context()  # great-expectations' one-off set-up is not part of the figure
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start, end = datetime.fromtimestamp(DAY_MS / 1000, UTC), datetime.fromtimestamp(DAY_MS / 1000 + 86400, UTC)
     stages = {}
+    peaks = {}  # peak RSS so far after each stage: where the peak was reached
+
+    def peak_mb() -> float:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
     started = time.perf_counter()
-    payload = json.loads(data)
-    del data
-    stages["json.loads"] = time.perf_counter() - started
-    leads = leads_frame(payload["leads"], SEGMENT)
-    stages["leads_frame"] = time.perf_counter() - started - sum(stages.values())
-    events = events_frame(payload["events"], leads, DATASET)
-    del payload  # the raw records are not needed once framed (as in the extract task)
-    stages["events_frame"] = time.perf_counter() - started - sum(stages.values())
+    window = fetch_window(PayloadHook(path), DATASET, SEGMENT, start, end)
+    stages["fetch_window (json.loads, leads and events framed)"] = time.perf_counter() - started
+    peaks["fetch_window (json.loads, leads and events framed)"] = peak_mb()
+    events = events_frame(window.events, window.leads, DATASET)
+    del window
+    stages["events_frame (joined to leads)"] = time.perf_counter() - started - sum(stages.values())
+    peaks["events_frame (joined to leads)"] = peak_mb()
     outcome = validate_events(events, DAY_MS, DAY_MS + 24 * HOUR_MS)
+    extracted = len(events)
+    del events  # as the validate task hands on only the valid rows
     stages["validate_events"] = time.perf_counter() - started - sum(stages.values())
+    peaks["validate_events"] = peak_mb()
     activities = activity_payloads(outcome.valid, "task")
     stages["activity_payloads"] = time.perf_counter() - started - sum(stages.values())
+    peaks["activity_payloads"] = peak_mb()
     total = time.perf_counter() - started
-    return {"seconds": total, "stages": {k: round(v, 2) for k, v in stages.items()},
-            "events": len(events), "valid": len(outcome.valid), "rejected": len(outcome.rejected),
+    return {"seconds": total, "stages": {k: round(v, 2) for k, v in stages.items()}, "peak_rss_mb_after": peaks,
+            "events": extracted, "valid": len(outcome.valid), "rejected": len(outcome.rejected),
             "activities": len(activities), "by_reason": outcome.statistics.get("by_reason"),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "before_rss_mb": baseline_rss / 1024}
@@ -139,15 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--measure", choices=["loads", "pipeline"])
-    parser.add_argument("--payload")
+    parser.add_argument("--payload", help="with --measure: the payload to read; alone: a payload file to keep "
+                        "and reuse (written when missing)")
     args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure, Path(args.payload))))
         return 0
-    workdir = Path(tempfile.mkdtemp(prefix="lbpd-bench-pipeline-"))
-    path = workdir / "payload.json"
+    kept = Path(args.payload) if args.payload else None
+    path = kept or Path(tempfile.mkdtemp(prefix="lbpd-bench-pipeline-")) / "payload.jsonl"
     started = time.monotonic()
-    sizes = write_payload(path, args.leads, args.events)
+    sizes = (write_payload(path, args.leads, args.events) if not (kept and kept.exists())
+             else {"leads": args.leads, "events": args.events, "bytes": kept.stat().st_size})
     generated = time.monotonic() - started
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false"}
     results = {}
@@ -158,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(out.stderr[-3000:])
             raise SystemExit(f"bench_pipeline --measure {kind} failed")
         results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
-    path.unlink()
-    workdir.rmdir()
+    if not kept:
+        path.unlink()
+        path.parent.rmdir()
     figures = {**sizes, "generate_seconds": round(generated, 1), "loads_seconds": results["loads"]["seconds"],
                "pipeline_seconds": results["pipeline"]["seconds"],
                "ratio": results["pipeline"]["seconds"] / results["loads"]["seconds"],
