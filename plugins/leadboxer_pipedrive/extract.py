@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms
+from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms, window_test
 
 
 @dataclass
@@ -49,6 +49,7 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     seen inside it, or else when one of its sessions overlaps it; no events are read.
     """
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    keeps = window_test(start_ms, end_ms)
     leads = LeadRows(segment_id)
     events = EventRows()
     sessions_read = 0
@@ -87,9 +88,7 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
             # Events that are not objects are kept (framed without an id) so validation rejects them
             # with a reason: nothing vanishes.
             kept = [event for event in hook.iter_events(dataset_id, str(session.get("session_id")))
-                    if not isinstance(event, dict)
-                    or (event_ms := epoch_ms(event.get("eventUnixTimestamp"))) is None
-                    or start_ms <= event_ms < end_ms]
+                    if not isinstance(event, dict) or keeps(event.get("eventUnixTimestamp"))]
             if kept:
                 lead_events.append((kept, session.get("channel")))
         if lead_events or active:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # LeadBoxer lead field -> our column.
 LEAD_FIELDS = {
@@ -142,20 +143,29 @@ def _clean_email(value: Any) -> str | None:
     return text.strip(_TRIM).lower() or None
 
 
+_NO_TEXT = pa.scalar(None, type=pa.string())
+
+
+def _arrow_strings(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """``values`` as Arrow strings when they are all text or missing (the usual case: one pass in
+    Arrow instead of a type test per value); None when some are not."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.array.__arrow_array__()
+    try:
+        return pa.array(values.astype("object").to_numpy(), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
 def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``values`` as nullable strings, vectorised: strings as they are, integers and integral floats as
     their digits; plus the mask of the values left to ``_scalar_text`` (bytes, other floats, booleans,
     other scalars). Containers and missing values are missing."""
-    if isinstance(values.dtype, pd.StringDtype) or values.dtype == "str":
-        return values.astype("string"), pd.Series(False, index=values.index)
-    raw = values.astype("object")
-    try:  # the usual case, all text or missing: one pass in Arrow instead of a type test per value
-        strings = pa.array(raw.to_numpy(), type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
-    else:
+    strings = _arrow_strings(values)
+    if strings is not None:
         return (pd.Series(pd.arrays.ArrowStringArray(strings), index=values.index),
                 pd.Series(False, index=values.index))
+    raw = values.astype("object")
     kinds = raw.map(type, na_action="ignore")
     is_str = kinds.isin([str]).to_numpy(dtype=bool)
     text = raw.where(is_str, None).astype("string")
@@ -183,6 +193,12 @@ def text_column(values: pd.Series) -> pd.Series:
     """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
     and blanks become missing. Vectorised (pandas string methods); only values that are neither text
     nor numbers (bytes, booleans...) are read one by one."""
+    strings = _arrow_strings(values)
+    if strings is not None and not pc.any(pc.invert(pc.string_is_ascii(strings))).as_py():
+        # Plain ASCII text (nearly every column): trimmed, and blanks made missing, in Arrow directly.
+        trimmed = pc.utf8_trim(strings, characters=_TRIM)
+        return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pc.equal(trimmed, ""), _NO_TEXT, trimmed)),
+                         index=values.index)
     text, rest = _as_text(values)
     unusual = _non_ascii(text)
     if unusual.any():  # NFC only where it can change something
@@ -197,6 +213,13 @@ def parse_epoch_ms(values: pd.Series) -> pd.Series:
     """Epoch milliseconds (``Int64``) from numbers, numeric strings, seconds or ISO-8601 strings;
     missing when unreadable or outside [2000, 2100)."""
     as_text = text_column(values)
+    strings = as_text.array.__arrow_array__()
+    if pc.all(pc.match_substring_regex(strings, r"^[0-9]{1,15}$")).as_py() is not False:
+        # The usual column, digits only: read as integers in Arrow (the same rules, exact below 1e15).
+        whole = pd.Series(pd.arrays.ArrowExtensionArray(pc.cast(strings, pa.int64())), index=values.index)
+        whole = whole.astype("Int64")
+        whole = whole.where((whole >= _SECONDS_CUTOFF).fillna(True), whole * 1000)
+        return whole.where(((whole >= MIN_PLAUSIBLE_MS) & (whole < MAX_PLAUSIBLE_MS)).fillna(False)).astype("Int64")
     numeric = pd.to_numeric(as_text.astype("object"), errors="coerce").astype("float64")
     numeric = numeric.where(numeric.abs() < float("inf"))
     numeric = numeric.where(numeric.abs() >= _SECONDS_CUTOFF, numeric * 1000)
@@ -222,6 +245,24 @@ def epoch_ms(value: Any) -> int | None:
     if abs(number) < _SECONDS_CUTOFF:
         number *= 1000
     return number if MIN_PLAUSIBLE_MS <= number < MAX_PLAUSIBLE_MS else None
+
+
+def window_test(start_ms: int, end_ms: int):
+    """A test of one raw event timestamp: inside ``[start_ms, end_ms)``, or unreadable (validation then
+    rejects the event with a reason)? What LeadBoxer sends, epoch milliseconds as a string of digits as
+    wide as the bounds (and without a leading zero), is found inside by comparing text: no number is
+    made per event. Anything else is read by ``epoch_ms``."""
+    low, high = str(start_ms), str(end_ms)
+    width = len(low) if len(low) == len(high) else -1
+
+    def keeps(raw: Any) -> bool:
+        if (type(raw) is str and len(raw) == width and raw[0] != "0" and raw.isdigit() and raw.isascii()
+                and low <= raw < high):
+            return True
+        ms = epoch_ms(raw)  # outside, or not such a string: implausible values are unreadable, so kept
+        return ms is None or start_ms <= ms < end_ms
+
+    return keeps
 
 
 def normalise_email(values: pd.Series) -> pd.Series:
@@ -383,9 +424,24 @@ def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Serie
 
 def plain(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its categorical columns turned back into their values' own dtype."""
-    categorical = {column: frame[column].cat.categories.dtype for column in frame
-                   if isinstance(frame[column].dtype, pd.CategoricalDtype)}
-    return frame.astype(categorical) if categorical else frame
+    categorical = [column for column in frame if isinstance(frame[column].dtype, pd.CategoricalDtype)]
+    if not categorical:
+        return frame
+    frame = frame.copy(deep=False)
+    for column in categorical:
+        frame[column] = _category_values(frame[column])
+    return frame
+
+
+def _category_values(column: pd.Series) -> pd.Series:
+    """A categorical column's values in its categories' dtype; text categories are taken in Arrow (not
+    through a Python object per row)."""
+    dtype = column.cat.categories.dtype
+    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
+        return column.astype(dtype)
+    codes = column.cat.codes.to_numpy()
+    values = column.cat.categories.array.__arrow_array__().take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.array(values, dtype=dtype), index=column.index, name=column.name)
 
 
 def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFrame, dataset_id: str) -> pd.DataFrame:

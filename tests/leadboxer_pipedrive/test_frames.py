@@ -9,6 +9,7 @@ from leadboxer_pipedrive.frames import (
     normalise_email,
     parse_epoch_ms,
     text_column,
+    window_test,
 )
 
 
@@ -111,3 +112,22 @@ def test_leads_framed_page_by_page_equal_leads_framed_at_once():
     pd.testing.assert_frame_equal(collected.frame(), leads_frame(leads, 1))
     assert collected.frame()["in_segment"].tolist() == [False, True, False, False, False, True, False]
     assert LeadRows(1).frame().columns.tolist() == leads_frame([], 1).columns.tolist()
+
+
+def test_window_test_keeps_what_epoch_ms_reads_inside_the_window_or_cannot_read():
+    start, end = 1_795_150_800_000, 1_795_154_400_000
+    values = [str(start), str(end - 1), str(end), str(start - 1), "0" + str(start)[1:], "1795150800", start,
+              str(start + 1) + " ", "١٧٩٥١٥٠٨٠٠٠٠١", "2026-11-20T05:30:00Z", "garbage", None, True, 10**30,
+              "179515080000a", str(start)[:-1], "9" * 13]
+    keeps = window_test(start, end)
+    expected = [epoch_ms(v) is None or start <= epoch_ms(v) < end for v in values]
+    assert [keeps(v) for v in values] == expected
+    assert expected[:4] == [True, True, False, False]
+
+
+def test_parse_epoch_ms_reads_digit_columns_as_other_columns():
+    digits = ["1783024863769", "1783024863", None, "0", "4102444800000", "946684800000", "999999999999999", "0001"]
+    fast = parse_epoch_ms(pd.Series(digits, dtype="object"))
+    slow = parse_epoch_ms(pd.Series([*digits, "garbage"], dtype="object")).iloc[:-1]  # the general path
+    pd.testing.assert_series_equal(fast, slow)
+    assert fast.tolist()[:2] == [1783024863769, 1783024863000] and fast.iloc[2:5].isna().all()
