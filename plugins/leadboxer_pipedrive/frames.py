@@ -314,12 +314,11 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
     return frame[LEAD_COLUMNS]
 
 
-class LeadRows:
-    """A window's leads, framed (``leads_frame``) a page at a time as they are read, so the lead records
-    are not all held as Python dicts while the window's events are read."""
+class _Pages:
+    """Records framed a page (``page_rows``) at a time as they come, each page's Python objects let go
+    once framed; ``frame()`` hands every row so far, in order."""
 
-    def __init__(self, segment_id: int | str | None, page_rows: int = 5_000) -> None:
-        self.segment_id = segment_id
+    def __init__(self, page_rows: int) -> None:
         self.page_rows = page_rows
         self._pages: list[pd.DataFrame] = []
         self._framed = 0
@@ -328,23 +327,44 @@ class LeadRows:
     def __len__(self) -> int:
         return self._framed + len(self._records)
 
-    def append(self, lead: Any) -> None:
-        self._records.append(lead)
+    def _frame_records(self) -> pd.DataFrame:
+        """The pending records as a frame (all of them: also called with none)."""
+        raise NotImplementedError
+
+    def _clear_records(self) -> None:
+        self._records = []
+
+    def _frame_if_full(self) -> None:
         if len(self._records) >= self.page_rows:
             self._frame_pending()
 
     def _frame_pending(self) -> None:
         if self._records:
-            self._pages.append(leads_frame(self._records, self.segment_id))
+            self._pages.append(self._frame_records())
             self._framed += len(self._records)
-            self._records = []
+            self._clear_records()
 
     def frame(self) -> pd.DataFrame:
-        """Every lead appended so far, in order (``LEAD_COLUMNS``)."""
         self._frame_pending()
-        if len(self._pages) > 1:
+        if len(self._pages) > 1:  # Arrow columns are concatenated as chunks, without copying
             self._pages = [pd.concat(self._pages, ignore_index=True)]
-        return self._pages[0] if self._pages else leads_frame([], self.segment_id)
+        return self._pages[0] if self._pages else self._frame_records()
+
+
+class LeadRows(_Pages):
+    """A window's leads, framed (``leads_frame``) a page at a time as they are read, so the lead records
+    are not all held as Python dicts while the window's events are read."""
+
+    def __init__(self, segment_id: int | str | None, page_rows: int = 5_000) -> None:
+        super().__init__(page_rows)
+        self.segment_id = segment_id
+
+    def append(self, lead: Any) -> None:
+        self._records.append(lead)
+        self._frame_if_full()
+
+    def _frame_records(self) -> pd.DataFrame:
+        return leads_frame(self._records, self.segment_id)
 
 
 # Raw events are framed this many at a time (see ``EventRows``).
@@ -374,7 +394,7 @@ def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
     return pd.DataFrame(columns, index=raw.index)[EVENT_ROW_COLUMNS]
 
 
-class EventRows:
+class EventRows(_Pages):
     """A window's events, framed page by page as they are read.
 
     ``add`` takes the records of one session (or any batch); every ``page_rows`` records are turned into
@@ -382,35 +402,21 @@ class EventRows:
     in memory as a million dicts (which alone take several times the frame's size)."""
 
     def __init__(self, page_rows: int = EVENT_PAGE_ROWS) -> None:
-        self.page_rows = page_rows
-        self._pages: list[pd.DataFrame] = []
-        self._framed = 0
-        self._records: list[Any] = []
+        super().__init__(page_rows)
         self._lead_ids: list[Any] = []
         self._channels: list[Any] = []
-
-    def __len__(self) -> int:
-        return self._framed + len(self._records)
 
     def add(self, records: list[Any], lead_id: Any = None, channel: Any = None) -> None:
         self._records.extend(records)
         self._lead_ids.extend([lead_id] * len(records))
         self._channels.extend([channel] * len(records))
-        if len(self._records) >= self.page_rows:
-            self._frame_pending()
+        self._frame_if_full()
 
-    def _frame_pending(self) -> None:
-        if self._records:
-            self._pages.append(event_rows(self._records, self._lead_ids, self._channels))
-            self._framed += len(self._records)
-            self._records, self._lead_ids, self._channels = [], [], []
+    def _frame_records(self) -> pd.DataFrame:
+        return event_rows(self._records, self._lead_ids, self._channels)
 
-    def frame(self) -> pd.DataFrame:
-        """Every event added so far, in order (``EVENT_ROW_COLUMNS``)."""
-        self._frame_pending()
-        if len(self._pages) > 1:  # Arrow columns are concatenated as chunks, without copying
-            self._pages = [pd.concat(self._pages, ignore_index=True)]
-        return self._pages[0] if self._pages else event_rows([])
+    def _clear_records(self) -> None:
+        self._records, self._lead_ids, self._channels = [], [], []
 
 
 def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Series:
@@ -464,9 +470,10 @@ def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFram
         if column in ("use_id", "in_segment"):
             continue
         columns[column] = spread(lead_facts[column], position, rows.index)
+    found = position >= 0
     in_segment = lead_facts["in_segment"].to_numpy(dtype=bool)
-    columns["in_segment"] = pd.Series(position >= 0, index=rows.index) & pd.Series(
-        in_segment[np.where(position >= 0, position, 0)] if len(in_segment) else False, index=rows.index)
+    columns["in_segment"] = pd.Series(found & in_segment[np.where(found, position, 0)] if len(in_segment) else found,
+                                      index=rows.index)
     return pd.DataFrame(columns, index=rows.index)[EVENT_COLUMNS]
 
 

@@ -118,10 +118,9 @@ def validate_events(events: pd.DataFrame, window_start_ms: int, window_end_ms: i
     pairs = frame[list(LEAD_LEVEL_COLUMNS)]
     pair_of_row = pairs.groupby(list(LEAD_LEVEL_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
     distinct = pairs.iloc[np.unique(pair_of_row, return_index=True)[1]].reset_index(drop=True)
-    # GE compares numbers and reads text as Python objects; give it plain floats and object columns.
+    # GE compares plain floats (not nullable Int64), and its regular expression reads Python strings.
     batches = [
-        (frame[["event_id"]].assign(event_id=frame["event_id"],
-                                    event_time_ms=frame["event_time_ms"].astype("float64")), event_level, None),
+        (frame[["event_id"]].assign(event_time_ms=frame["event_time_ms"].astype("float64")), event_level, None),
         (distinct.assign(email=distinct["email"].astype("object")), lead_level, pair_of_row),
     ]
     return _validate(frame, batches, [reason for _, reason in expectations], id_column="event_id",
