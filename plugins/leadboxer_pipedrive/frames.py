@@ -435,13 +435,15 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     frame = frame.copy(deep=False)
     for column in categorical:
-        frame[column] = _category_values(frame[column])
+        frame[column] = plain_values(frame[column])
     return frame
 
 
-def _category_values(column: pd.Series) -> pd.Series:
-    """A categorical column's values in its categories' dtype; text categories are taken in Arrow (not
-    through a Python object per row)."""
+def plain_values(column: pd.Series) -> pd.Series:
+    """A categorical column's values in its categories' dtype (text categories are taken in Arrow, not
+    through a Python object per row); any other column as it is."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column
     dtype = column.cat.categories.dtype
     if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
         return column.astype(dtype)

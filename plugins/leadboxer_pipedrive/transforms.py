@@ -27,7 +27,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from leadboxer_pipedrive.frames import plain, spread
+from leadboxer_pipedrive.frames import plain, plain_values, spread
 
 # Pipedrive rejects longer subjects, names and titles (sandbox assumption: 255 characters).
 MAX_TEXT = 255
@@ -252,9 +252,8 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
     notes = []
     for start in range(0, len(frame), NOTE_CHUNK_ROWS):
         rows = slice(start, start + NOTE_CHUNK_ROWS)
-        note = plain(pieces[0].iloc[rows].to_frame()).iloc[:, 0].astype("string")
-        for piece in pieces[1:]:
-            note = note + plain(piece.iloc[rows].to_frame()).iloc[:, 0].astype("string")
+        page, context, card = (plain_values(piece.iloc[rows]).astype("string") for piece in pieces)
+        note = page + context + card
         # The event id doubles as a marker to find this activity again in Pipedrive.
         notes.append(note + "<p><small>LeadBoxer event " + html_escape(frame["event_id"].iloc[rows]) + "</small></p>")
     return pd.concat(notes) if notes else pd.Series([], index=frame.index, dtype="string")
@@ -280,17 +279,18 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
         out[column] = frame[column]
     # Columns that repeat a lead's (or a page's) value stay categorical: each distinct value once.
     out["dataset_id"] = pd.Series(pd.Categorical(frame["dataset_id"]), index=frame.index)
-    out["email"] = plain(frame[["email"]])["email"]  # grouped and sorted by the loader: plain text
-    lead_fact = functools.partial(per_distinct, frame, categorical=True)
-    out["phone"] = lead_fact(["phone"], lambda rows: clip(_single_line(rows["phone"].astype("string"))))
-    out["org_domain"] = lead_fact(["org_domain"], lambda rows: host_names(rows["org_domain"]))
-    out["org_linkedin"] = lead_fact(["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
-    out["person_name"] = lead_fact(["full_name", "first_name", "last_name", "email"], person_names)
-    out["org_key"] = lead_fact(["org_domain", "org_name"], organization_keys)
-    out["org_name"] = lead_fact(["org_domain", "org_name"], organization_names_if_keyed)
-    out["org_address"] = lead_fact(["org_city", "org_country"], organization_addresses)
-    out["subject"] = lead_fact(["event_type", "title", "campaign", "url"], activity_subjects)
-    out["type"] = pd.Series(pd.Categorical([activity_type] * len(frame)), index=frame.index)
+    out["email"] = plain_values(frame["email"])  # grouped and sorted by the loader: plain text
+    categorical_per_distinct = functools.partial(per_distinct, frame, categorical=True)
+    out["phone"] = categorical_per_distinct(["phone"], lambda rows: clip(_single_line(rows["phone"].astype("string"))))
+    out["org_domain"] = categorical_per_distinct(["org_domain"], lambda rows: host_names(rows["org_domain"]))
+    out["org_linkedin"] = categorical_per_distinct(["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
+    out["person_name"] = categorical_per_distinct(["full_name", "first_name", "last_name", "email"], person_names)
+    out["org_key"] = categorical_per_distinct(["org_domain", "org_name"], organization_keys)
+    out["org_name"] = categorical_per_distinct(["org_domain", "org_name"], organization_names_if_keyed)
+    out["org_address"] = categorical_per_distinct(["org_city", "org_country"], organization_addresses)
+    out["subject"] = categorical_per_distinct(["event_type", "title", "campaign", "url"], activity_subjects)
+    out["type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [activity_type]),
+                            index=frame.index)
     # Due date and time in UTC, formatted once per distinct minute.
     minutes = pd.DataFrame({"minute": frame["event_time_ms"].astype("int64") // 60_000})
     out["due_date"] = per_distinct(minutes, ["minute"], lambda rows: _utc_minutes(rows["minute"], "%Y-%m-%d"),
