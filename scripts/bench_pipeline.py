@@ -149,28 +149,24 @@ def measure(kind: str, path: Path) -> dict:
     _context()  # great-expectations' one-off set-up is not part of the figure
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, end = datetime.fromtimestamp(DAY_MS / 1000, UTC), datetime.fromtimestamp(DAY_MS / 1000 + 86400, UTC)
-    stages = {}
-    peaks = {}  # peak RSS so far after each stage: where the peak was reached
-
-    def peak_mb() -> float:
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
+    stages, peaks = {}, {}  # seconds of each stage; peak RSS so far after it (where the peak was reached)
     started = time.perf_counter()
+
+    def finished(stage: str) -> None:
+        stages[stage] = time.perf_counter() - started - sum(stages.values())
+        peaks[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
     window = fetch_window(PayloadHook(path), DATASET, SEGMENT, start, end)
-    stages["fetch_window (json.loads, leads and events framed)"] = time.perf_counter() - started
-    peaks["fetch_window (json.loads, leads and events framed)"] = peak_mb()
+    finished("fetch_window (json.loads, leads and events framed)")
     events = events_frame(window.events, window.leads, DATASET)
     del window
-    stages["events_frame (joined to leads)"] = time.perf_counter() - started - sum(stages.values())
-    peaks["events_frame (joined to leads)"] = peak_mb()
+    finished("events_frame (joined to leads)")
     outcome = validate_events(events, DAY_MS, DAY_MS + 24 * HOUR_MS)
     extracted = len(events)
     del events  # as the validate task hands on only the valid rows
-    stages["validate_events"] = time.perf_counter() - started - sum(stages.values())
-    peaks["validate_events"] = peak_mb()
+    finished("validate_events")
     activities = activity_payloads(outcome.valid, "task")
-    stages["activity_payloads"] = time.perf_counter() - started - sum(stages.values())
-    peaks["activity_payloads"] = peak_mb()
+    finished("activity_payloads")
     total = time.perf_counter() - started
     return {"seconds": total, "stages": {k: round(v, 2) for k, v in stages.items()}, "peak_rss_mb_after": peaks,
             "events": extracted, "valid": len(outcome.valid), "rejected": len(outcome.rejected),

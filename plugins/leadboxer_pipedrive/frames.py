@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import take
 
 # LeadBoxer lead field -> our column.
 LEAD_FIELDS = {
@@ -157,11 +158,10 @@ def _arrow_strings(values: pd.Series) -> pa.Array | pa.ChunkedArray | None:
         return None
 
 
-def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _as_text(values: pd.Series, strings: pa.Array | pa.ChunkedArray | None) -> tuple[pd.Series, pd.Series]:
     """``values`` as nullable strings, vectorised: strings as they are, integers and integral floats as
     their digits; plus the mask of the values left to ``_scalar_text`` (bytes, other floats, booleans,
-    other scalars). Containers and missing values are missing."""
-    strings = _arrow_strings(values)
+    other scalars). Containers and missing values are missing. ``strings``: ``_arrow_strings(values)``."""
     if strings is not None:
         return (pd.Series(pd.arrays.ArrowStringArray(strings), index=values.index),
                 pd.Series(False, index=values.index))
@@ -199,7 +199,7 @@ def text_column(values: pd.Series) -> pd.Series:
         trimmed = pc.utf8_trim(strings, characters=_TRIM)
         return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pc.equal(trimmed, ""), _NO_TEXT, trimmed)),
                          index=values.index)
-    text, rest = _as_text(values)
+    text, rest = _as_text(values, strings)
     unusual = _non_ascii(text)
     if unusual.any():  # NFC only where it can change something
         text[unusual] = text[unusual].astype("object").str.normalize("NFC").astype("string")
@@ -269,7 +269,7 @@ def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
     docstring; validation decides whether they are well formed). Vectorised; addresses with non-ASCII
     characters go through ``str.lower``/NFKC exactly as the rules say."""
-    text, rest = _as_text(values)
+    text, rest = _as_text(values, _arrow_strings(values))
     unusual = _non_ascii(text)
     if unusual.any():
         odd = text[unusual].astype("object")
@@ -282,22 +282,23 @@ def normalise_email(values: pd.Series) -> pd.Series:
     return text.mask((text == "").fillna(False))
 
 
-def _raw_columns(records: list[dict[str, Any]], names: list[str]) -> pd.DataFrame:
-    """Those fields of every record as raw values, missing ones NaN. ``dtype=object``: a numeric id
-    column with gaps is never up-cast to floats (which would turn ``42`` into ``"42.0"``)."""
+def _raw_columns(records: list[Any], names: list[str]) -> pd.DataFrame:
+    """Those fields of every record as raw values, missing ones NaN; a record that is not an object is
+    a row of missing values (kept, so validation rejects it with a reason). ``dtype=object``: a numeric
+    id column with gaps is never up-cast to floats (which would turn ``42`` into ``"42.0"``)."""
+    records = [record if isinstance(record, dict) else {} for record in records]
     return pd.DataFrame(records, columns=names, index=pd.RangeIndex(len(records)), dtype=object)
 
 
 def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd.DataFrame:
     """One row per lead, our columns, with ``in_segment`` saying whether LeadBoxer lists the segment."""
-    leads = [lead if isinstance(lead, dict) else {} for lead in leads]
     raw = _raw_columns(leads, [*LEAD_FIELDS, "segments"])
     frame = pd.DataFrame({column: text_column(raw[source]) for source, column in LEAD_FIELDS.items()},
                          index=raw.index)
     frame["email"] = normalise_email(frame["email_raw"])
     ids = segment_ids(raw["segments"])
     # Each lead's ids as a tuple: ``ids`` is ordered by lead row, so each lead's ids are one run of it.
-    segment_lists: list[tuple[str, ...]] = [()] * len(leads)
+    segment_lists: list[tuple[str, ...]] = [()] * len(raw)
     if len(ids):
         rows = ids.index.to_numpy()
         breaks = np.flatnonzero(np.diff(rows)) + 1
@@ -381,7 +382,6 @@ def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
     its own ``use_id``); its channel is its session's (``channels``, else the record's
     ``_session_channel``). A record that is not an object is kept as a row without an id, so validation
     rejects it with a reason instead of it vanishing."""
-    records = [record if isinstance(record, dict) else {} for record in records]
     raw = _raw_columns(records, [*EVENT_FIELDS, "_lead_id", "_session_channel"])
     columns = {column: text_column(raw[source]) for source, column in EVENT_FIELDS.items()}
     if lead_ids is not None:  # given: the record's own ``_lead_id`` only where it is None
@@ -424,7 +424,7 @@ def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Serie
     stored once and every row holds a small code. Events repeat their lead's facts (and a site's pages)
     many times over, so this keeps a million-event frame a fraction of its size as plain text."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    taken = np.where(position >= 0, codes[np.where(position >= 0, position, 0)] if len(codes) else -1, -1)
+    taken = take(codes, position, allow_fill=True, fill_value=-1)
     return pd.Series(pd.Categorical.from_codes(taken, categories=pd.Index(uniques)), index=index, name=values.name)
 
 
@@ -472,10 +472,8 @@ def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFram
         if column in ("use_id", "in_segment"):
             continue
         columns[column] = spread(lead_facts[column], position, rows.index)
-    found = position >= 0
-    in_segment = lead_facts["in_segment"].to_numpy(dtype=bool)
-    columns["in_segment"] = pd.Series(found & in_segment[np.where(found, position, 0)] if len(in_segment) else found,
-                                      index=rows.index)
+    columns["in_segment"] = pd.Series(take(lead_facts["in_segment"].to_numpy(dtype=bool), position, allow_fill=True,
+                                           fill_value=False), index=rows.index)
     return pd.DataFrame(columns, index=rows.index)[EVENT_COLUMNS]
 
 

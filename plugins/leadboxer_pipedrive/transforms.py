@@ -175,11 +175,6 @@ def organization_names(frame: pd.DataFrame) -> pd.Series:
     return clip(name.mask(name == ""))
 
 
-def organization_names_if_keyed(frame: pd.DataFrame) -> pd.Series:
-    """The organization name, only where the organization has a key (``organization_keys``)."""
-    return organization_names(frame).where(organization_keys(frame).notna())
-
-
 def organization_addresses(frame: pd.DataFrame) -> pd.Series:
     """``city, country`` (either alone when the other is unknown), single line, clipped."""
     address = (frame["org_city"].fillna("") + ", " + frame["org_country"].fillna("")).astype("string")
@@ -286,7 +281,7 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     out["org_linkedin"] = categorical_per_distinct(["org_linkedin"], lambda rows: safe_url(rows["org_linkedin"]))
     out["person_name"] = categorical_per_distinct(["full_name", "first_name", "last_name", "email"], person_names)
     out["org_key"] = categorical_per_distinct(["org_domain", "org_name"], organization_keys)
-    out["org_name"] = categorical_per_distinct(["org_domain", "org_name"], organization_names_if_keyed)
+    out["org_name"] = categorical_per_distinct(["org_name"], organization_names).where(out["org_key"].notna())
     out["org_address"] = categorical_per_distinct(["org_city", "org_country"], organization_addresses)
     out["subject"] = categorical_per_distinct(["event_type", "title", "campaign", "url"], activity_subjects)
     out["type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [activity_type]),
