@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 def test_fault_matrix_keeps_every_invariant(tmp_path, capsys):
     code = chaos.main(["--leads", "300", "--hours", "3", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "task killed mid-load" in out and "INVARIANTS HOLD" in out
+    print(out)  # shown whole under "Captured stdout" when an assertion below fails
+    assert "task killed mid-load" in out and "INVARIANTS HOLD" in out, out
     assert code == 0, out
     figures = {name.strip(): value.strip() for name, value in
                (line.rsplit("  ", 1) for line in out.splitlines() if "  " in line and not line.startswith(" "))}
