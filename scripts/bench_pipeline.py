@@ -1,16 +1,16 @@
 """Figure 3: extract-parse + validate + transform of 1,000,000 events from 50,000 leads, against a bare
 ``json.loads`` of the same payload, and the peak memory of doing it.
 
-``python -m scripts.bench_pipeline`` writes the payload once, as LeadBoxer hands it over: one JSON
-document per lead (JSON lines: the lead record, its session, and that session's page of events), then
-runs each measurement in a fresh subprocess, each reporting its seconds and its peak RSS
-(``resource.getrusage``):
+``python -m scripts.bench_pipeline`` writes the payload once, as LeadBoxer hands it over: its answers,
+one JSON document per line, in the order the extract asks for them (a page of 500 leads, then each
+lead's sessions page and its session's events page), then runs each measurement in a fresh
+subprocess, each reporting its seconds and its peak RSS (``resource.getrusage``):
 
-* ``--measure loads``: ``json.loads`` of every document, one after the other (the bare parse);
-* ``--measure pipeline``: the real ``extract.fetch_window`` reading the same documents through
-  ``PayloadHook`` (in the place of ``LeadBoxerHook``: the same iterators, no HTTP), so the events are
-  filtered to the window and framed page by page as in the extract task; then ``frames.leads_frame`` +
-  ``frames.events_frame``, ``validation.validate_events`` and ``transforms.activity_payloads``.
+* ``--measure loads``: ``json.loads`` of every answer, one after the other (the bare parse);
+* ``--measure pipeline``: the real ``extract.fetch_window`` through ``payload_hook`` (``LeadBoxerHook``
+  with the file in the place of HTTP: its own paging and decoding), so the events are read from their
+  pages, framed and filtered to the window as in the extract task; then ``frames.events_frame``,
+  ``validation.validate_events`` and ``transforms.activity_payloads``.
 
 Prints one JSON object on its last line.
 """
@@ -41,14 +41,26 @@ FIRST = ["Jan", "Sanne", "Pieter", "Emma", "Lucas", "Julia", "Søren", "Zoë", "
 LAST = ["de Vries", "Jansen", "Müller", "Smith", "García", "O'Brien", "Nielsen", "Chen", "Rossi", "Dubois"]
 
 
+# Leads per page of LeadBoxer's lead list (the hook's default page size).
+LEADS_PER_PAGE = 500
+
+
+def _answer(body: dict) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[str, int]:
     """Deterministic payload: ~3% of leads without email, ~0.5% of events outside the window (the extract
-    leaves them out), ~0.2% repeated event ids (what validation sets aside), the rest valid. Written a
-    lead at a time."""
+    leaves them out), ~0.2% repeated event ids (what validation sets aside), the rest valid.
+
+    Written as LeadBoxer's answers, one per line, in the order the extract asks for them: a page of
+    ``LEADS_PER_PAGE`` leads, then for each of them its sessions page and its session's events page."""
     rng = random.Random(seed)
     event_count = 0
     per_lead = events // leads
     out = open(path, "w", encoding="utf-8")
+    lead_page: list[dict] = []
+    answers: list[str] = []  # the sessions and events pages of the leads in ``lead_page``
     for n in range(leads):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         org = n % 9000
@@ -96,31 +108,36 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
         event_count += len(event_rows)
         session = {"session_id": session_id, "session_unix_timestamp": session_ms, "duration": per_lead * 61,
                    "channel": channel}
-        out.write(json.dumps({"lead": lead, "sessions": [session], "events": {session_id: event_rows}},
-                             ensure_ascii=False, separators=(",", ":")) + "\n")
+        lead_page.append(lead)
+        answers += [_answer({"data": [session], "nextToken": None}), _answer({"data": event_rows, "nextToken": None})]
+        if len(lead_page) == LEADS_PER_PAGE or n == leads - 1:
+            more = n < leads - 1
+            out.write(_answer({"data": lead_page, "nextToken": f"page-after-{n}" if more else None,
+                               "rows": len(lead_page)}))
+            out.writelines(answers)
+            lead_page, answers = [], []
     out.close()
     return {"leads": leads, "events": event_count, "bytes": path.stat().st_size}
 
 
-class PayloadHook:
-    """What ``LeadBoxerHook`` yields to ``extract.fetch_window``, read from the payload file: each lead's
-    document is parsed when the lead is reached, as the API's pages would be."""
+def payload_hook(path: Path):
+    """A ``LeadBoxerHook`` with the payload file in the place of HTTP: each request gets the next recorded
+    answer, so the hook's own paging and decoding run (leads and sessions decoded, events pages handed on
+    undecoded)."""
+    from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lead: dict = {}
+    class PayloadHook(LeadBoxerHook):
+        page_size = LEADS_PER_PAGE
 
-    def iter_leads_seen_since(self, dataset_id, segment_id, since):
-        with open(self.path, "rb") as documents:
-            for document in documents:
-                self._lead = json.loads(document)
-                yield self._lead["lead"]
+        def __init__(self) -> None:
+            super().__init__()
+            self._answers = open(path, "rb")  # noqa: SIM115 - read to the end by the extract
 
-    def iter_sessions(self, dataset_id, lead_id):
-        return iter(self._lead["sessions"])
+        def request(self, method, path, *, params=None, raw=False, **kwargs):
+            answer = next(self._answers)
+            return answer if raw else json.loads(answer)
 
-    def iter_events(self, dataset_id, session_id):
-        return iter(self._lead["events"][session_id])
+    return PayloadHook()
 
 
 def measure(kind: str, path: Path) -> dict:
@@ -146,7 +163,8 @@ def measure(kind: str, path: Path) -> dict:
     from leadboxer_pipedrive.transforms import activity_payloads
     from leadboxer_pipedrive.validation import _context, validate_events
 
-    _context()  # great-expectations' one-off set-up is not part of the figure
+    _context()  # great-expectations' one-off set-up is not part of the figure (nor importing the hook)
+    hook = payload_hook(path)
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, end = datetime.fromtimestamp(DAY_MS / 1000, UTC), datetime.fromtimestamp(DAY_MS / 1000 + 86400, UTC)
     stages, peaks = {}, {}  # seconds of each stage; peak RSS so far after it (where the peak was reached)
@@ -156,8 +174,8 @@ def measure(kind: str, path: Path) -> dict:
         stages[stage] = time.perf_counter() - started - sum(stages.values())
         peaks[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    window = fetch_window(PayloadHook(path), DATASET, SEGMENT, start, end)
-    finished("fetch_window (json.loads, leads and events framed)")
+    window = fetch_window(hook, DATASET, SEGMENT, start, end)
+    finished("fetch_window (answers read, leads and events framed)")
     events = events_frame(window.events, window.leads, DATASET)
     del window
     finished("events_frame (joined to leads)")

@@ -5,8 +5,9 @@ day"; sessions that cannot overlap the window are skipped; events are kept when 
 inside the window or cannot be read (validation then sets those aside with a reason, so nothing
 vanishes unexplained).
 
-Leads and events are framed as they are read (``frames.LeadRows``, ``frames.EventRows``), a page at a
-time: a busy hour's million events are never held as Python dicts all at once.
+Leads are framed as they are read (``frames.LeadRows``), a page at a time; events are read from the
+undecoded pages LeadBoxer answers straight into Arrow columns (``frames.EventRows.add_page``): a busy
+hour's million events never become Python dicts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms, window_test
+from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms
 
 
 @dataclass
@@ -49,9 +50,8 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     seen inside it, or else when one of its sessions overlaps it; no events are read.
     """
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    keeps = window_test(start_ms, end_ms)
     leads = LeadRows(segment_id)
-    events = EventRows()
+    events = EventRows(window=(start_ms, end_ms))
     sessions_read = 0
     active_leads = 0  # leads with an id counted against max_leads
     for lead in hook.iter_leads_seen_since(dataset_id, segment_id, start):
@@ -69,8 +69,8 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
             if max_leads and active_leads >= max_leads:
                 break
             continue
-        lead_events: list[tuple[list[Any], Any]] = []  # (events, channel) of each session
-        active = False
+        rows_before = events.flush() if max_leads else 0
+        active = pages_read = False
         for session in hook.iter_sessions(dataset_id, str(lead_id)):
             sessions_read += 1
             if not isinstance(session, dict):
@@ -85,17 +85,21 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
             if not with_events:
                 active = True
                 break
-            # Events that are not objects are kept (framed without an id) so validation rejects them
-            # with a reason: nothing vanishes.
-            kept = [event for event in hook.iter_events(dataset_id, str(session.get("session_id")))
-                    if not isinstance(event, dict) or keeps(event.get("eventUnixTimestamp"))]
-            if kept:
-                lead_events.append((kept, session.get("channel")))
-        if lead_events or active:
+            # Pages are framed in batches; events outside the window are left out then. Events that are
+            # not objects are kept (framed without an id) so validation rejects them with a reason.
+            for page in hook.iter_event_pages(dataset_id, str(session.get("session_id"))):
+                events.add_page(page, lead_id, session.get("channel"))
+                pages_read = True
+        if active:
             leads.append(lead)
-            for session_events, channel in lead_events:
-                events.add(session_events, lead_id, channel)
             active_leads += 1
-            if max_leads and active_leads >= max_leads:
-                break
-    return WindowExtract(leads=leads.frame(), events=events.frame(), sessions_read=sessions_read)
+        elif pages_read:
+            # The lead stays if any of its events is in the window: known once its pages are framed.
+            leads.append(lead, if_it_has_events=True)
+            if max_leads and events.flush() > rows_before:
+                active_leads += 1
+        if max_leads and active_leads >= max_leads:
+            break
+    event_rows = events.frame()
+    return WindowExtract(leads=leads.frame(event_rows["use_id"].dropna().unique()), events=event_rows,
+                         sessions_read=sessions_read)

@@ -35,6 +35,7 @@ Normalisation rules (hostile input is read, never trusted):
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from typing import Any
@@ -43,6 +44,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 from pandas.api.extensions import take
 
 # LeadBoxer lead field -> our column.
@@ -189,13 +191,30 @@ def _non_ascii(text: pd.Series) -> np.ndarray:
     return (~text.str.isascii()).fillna(False).to_numpy(dtype=bool)
 
 
+def _without_lone_surrogates(values: pd.Series) -> pd.Series:
+    """Text with a lone surrogate (JSON's ``"\\ud800"``), which UTF-8 cannot hold, reads U+FFFD there."""
+    def repaired(value: Any) -> Any:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace") if isinstance(value, str) else value
+    return values.astype("object").map(repaired, na_action="ignore")
+
+
 def text_column(values: pd.Series) -> pd.Series:
     """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
     and blanks become missing. Vectorised (pandas string methods); only values that are neither text
     nor numbers (bytes, booleans...) are read one by one."""
+    try:
+        return _text_column(values)
+    except UnicodeEncodeError:
+        return _text_column(_without_lone_surrogates(values))
+
+
+def _text_column(values: pd.Series) -> pd.Series:
     strings = _arrow_strings(values)
-    if strings is not None and not pc.any(pc.invert(pc.string_is_ascii(strings))).as_py():
-        # Plain ASCII text (nearly every column): trimmed, and blanks made missing, in Arrow directly.
+    if strings is not None:
+        # Text and missing values only (nearly every column): NFC (where anything is not ASCII), trimmed,
+        # and blanks made missing, in Arrow directly. Arrow's UTF-8 kernels refuse text that is not UTF-8.
+        if pc.any(pc.invert(pc.string_is_ascii(strings))).as_py():
+            strings = pc.utf8_normalize(strings, form="NFC")
         trimmed = pc.utf8_trim(strings, characters=_TRIM)
         return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pc.equal(trimmed, ""), _NO_TEXT, trimmed)),
                          index=values.index)
@@ -214,7 +233,7 @@ def parse_epoch_ms(values: pd.Series) -> pd.Series:
     missing when unreadable or outside [2000, 2100)."""
     as_text = text_column(values)
     strings = as_text.array.__arrow_array__()
-    if pc.all(pc.match_substring_regex(strings, r"^[0-9]{1,15}$")).as_py() is not False:
+    if pc.all(pc.and_(pc.ascii_is_decimal(strings), pc.less_equal(pc.binary_length(strings), 15))).as_py() is not False:
         # The usual column, digits only: read as integers in Arrow (the same rules, exact below 1e15).
         whole = pd.Series(pd.arrays.ArrowExtensionArray(pc.cast(strings, pa.int64())), index=values.index)
         whole = whole.astype("Int64")
@@ -247,28 +266,17 @@ def epoch_ms(value: Any) -> int | None:
     return number if MIN_PLAUSIBLE_MS <= number < MAX_PLAUSIBLE_MS else None
 
 
-def window_test(start_ms: int, end_ms: int):
-    """A test of one raw event timestamp: inside ``[start_ms, end_ms)``, or unreadable (validation then
-    rejects the event with a reason)? What LeadBoxer sends, epoch milliseconds as a string of digits as
-    wide as the bounds (and without a leading zero), is found inside by comparing text: no number is
-    made per event. Anything else is read by ``epoch_ms``."""
-    low, high = str(start_ms), str(end_ms)
-    width = len(low) if len(low) == len(high) else -1
-
-    def keeps(raw: Any) -> bool:
-        if (type(raw) is str and len(raw) == width and raw[0] != "0" and raw.isdigit() and raw.isascii()
-                and low <= raw < high):
-            return True
-        ms = epoch_ms(raw)  # outside, or not such a string: implausible values are unreadable, so kept
-        return ms is None or start_ms <= ms < end_ms
-
-    return keeps
-
-
 def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
     docstring; validation decides whether they are well formed). Vectorised; addresses with non-ASCII
     characters go through ``str.lower``/NFKC exactly as the rules say."""
+    try:
+        return _normalised_emails(values)
+    except UnicodeEncodeError:
+        return _normalised_emails(_without_lone_surrogates(values))
+
+
+def _normalised_emails(values: pd.Series) -> pd.Series:
     text, rest = _as_text(values, _arrow_strings(values))
     unusual = _non_ascii(text)
     if unusual.any():
@@ -342,7 +350,7 @@ class _Pages:
     def _frame_pending(self) -> None:
         if self._records:
             self._pages.append(self._frame_records())
-            self._framed += len(self._records)
+            self._framed += len(self._pages[-1])
             self._clear_records()
 
     def frame(self) -> pd.DataFrame:
@@ -359,19 +367,39 @@ class LeadRows(_Pages):
     def __init__(self, segment_id: int | str | None, page_rows: int = 5_000) -> None:
         super().__init__(page_rows)
         self.segment_id = segment_id
+        self._needs_events: list[bool] = []
 
-    def append(self, lead: Any) -> None:
+    def append(self, lead: Any, *, if_it_has_events: bool = False) -> None:
+        """``if_it_has_events``: the lead stays only if ``frame(lead_ids_with_events)`` names it (its
+        events are read as undecoded pages: whether any is in the window is known once they are framed)."""
         self._records.append(lead)
+        self._needs_events.append(if_it_has_events)
         self._frame_if_full()
+
+    def frame(self, lead_ids_with_events: Any = None) -> pd.DataFrame:
+        frame = super().frame()
+        if lead_ids_with_events is None or not any(self._needs_events):
+            return frame
+        with_events = frame["use_id"].isin(lead_ids_with_events).to_numpy(dtype=bool)
+        keep = ~np.array(self._needs_events, dtype=bool) | with_events
+        return frame if keep.all() else frame[keep].reset_index(drop=True)
 
     def _frame_records(self) -> pd.DataFrame:
         return leads_frame(self._records, self.segment_id)
 
 
-# Raw events are framed this many at a time (see ``EventRows``).
+# Raw events are framed this many at a time, and undecoded event pages this many bytes at a time (see
+# ``EventRows``).
 EVENT_PAGE_ROWS = 20_000
+EVENT_PAGE_BYTES = 16 << 20
 # Columns of events framed from their records, before they are joined to their leads' facts.
 EVENT_ROW_COLUMNS = [*EVENT_FIELDS.values(), "session_channel", "use_id", "event_time_ms"]
+# The fields read from an event record (``_lead_id`` and ``_session_channel``: where a record says itself).
+EVENT_RECORD_FIELDS = [*EVENT_FIELDS, "_lead_id", "_session_channel"]
+# An event page as Arrow reads it: each field as text. Arrow's reader is strict: another type for a field
+# (a number, an object), an event that is not an object, a repeated key or a broken string make it refuse
+# the pages, which are then decoded the exact way (``json.loads``): both read the same rows.
+_EVENT_PAGE_SCHEMA = pa.schema([("data", pa.list_(pa.struct([(field, pa.string()) for field in EVENT_RECORD_FIELDS])))])
 
 
 def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
@@ -382,41 +410,175 @@ def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
     its own ``use_id``); its channel is its session's (``channels``, else the record's
     ``_session_channel``). A record that is not an object is kept as a row without an id, so validation
     rejects it with a reason instead of it vanishing."""
-    raw = _raw_columns(records, [*EVENT_FIELDS, "_lead_id", "_session_channel"])
+    raw = _raw_columns(records, EVENT_RECORD_FIELDS)
+    # Given values, else the record's own.
+    lead_id = raw["_lead_id"] if lead_ids is None else pd.Series(lead_ids, dtype=object).fillna(raw["_lead_id"])
+    channel = (raw["_session_channel"] if channels is None
+               else pd.Series(channels, dtype=object).fillna(raw["_session_channel"]))
+    return _event_columns(raw, lead_id, channel)
+
+
+def event_page_rows(pages: list[bytes], lead_ids: list[Any], channels: list[Any],
+                    window: tuple[int, int] | None = None) -> pd.DataFrame:
+    """``event_rows`` of every event in ``pages``, the undecoded bodies LeadBoxer answers for a session's
+    events (``{"data": [event, ...], ...}``); each page's events belong to its lead (``lead_ids``) and
+    session channel (``channels``). With ``window``, only ``in_window`` events.
+
+    The pages are read by Arrow's JSON reader straight into columns: no Python object per event. Pages
+    it refuses (see ``_EVENT_PAGE_SCHEMA``) are decoded with ``json.loads`` and framed as records."""
+    if not all(page and not page.isspace() for page in pages):  # an empty answer has no events
+        kept = [n for n, page in enumerate(pages) if page and not page.isspace()]
+        pages, lead_ids, channels = [pages[n] for n in kept], [lead_ids[n] for n in kept], [channels[n] for n in kept]
+    data = _read_event_pages(pages) if pages else None
+    if data is not None:
+        try:
+            return _arrow_event_rows(data, lead_ids, channels, window)
+        except (pa.ArrowException, UnicodeDecodeError):
+            pass  # text that is not UTF-8 (Arrow's reader lets it through, its text kernels do not)
+    records: list[Any] = []
+    record_lead_ids: list[Any] = []
+    record_channels: list[Any] = []
+    for page, lead_id, channel in zip(pages, lead_ids, channels):
+        events = decoded_event_page(page)
+        records.extend(events)
+        record_lead_ids.extend([lead_id] * len(events))
+        record_channels.extend([channel] * len(events))
+    rows = event_rows(records, record_lead_ids, record_channels)
+    return rows if window is None else rows[in_window(rows["event_time_ms"], window)].reset_index(drop=True)
+
+
+def in_window(event_time_ms: pd.Series, window: tuple[int, int]) -> np.ndarray:
+    """Which events to keep for ``window`` (``[start_ms, end_ms)``): those inside it, and those whose time
+    cannot be read (validation rejects them with a reason: nothing vanishes unexplained)."""
+    start_ms, end_ms = window
+    return (event_time_ms.isna() | ((event_time_ms >= start_ms) & (event_time_ms < end_ms))).to_numpy(dtype=bool)
+
+
+def _arrow_event_rows(data: pa.ChunkedArray, lead_ids: list[Any], channels: list[Any],
+                      window: tuple[int, int] | None) -> pd.DataFrame:
+    events = pc.list_flatten(data)  # an event that is null stays: a row of missing values
+    page_of_event = np.repeat(np.arange(len(lead_ids)), pc.fill_null(pc.list_value_length(data), 0).to_numpy())
+    if window is not None:  # left out before framing: one filter of the events, not one per column
+        raw_time = pd.Series(pd.arrays.ArrowStringArray(pc.struct_field(events, "eventUnixTimestamp")))
+        inside = in_window(parse_epoch_ms(raw_time), window)
+        if not inside.all():
+            events, page_of_event = pc.filter(events, pa.array(inside)), page_of_event[inside]
+    raw = pd.DataFrame({field: pd.arrays.ArrowStringArray(pc.struct_field(events, field))
+                        for field in EVENT_RECORD_FIELDS})
+    return _event_columns(raw, _page_values(lead_ids, page_of_event, raw["_lead_id"]),
+                          _page_values(channels, page_of_event, raw["_session_channel"]))
+
+
+def _page_values(values: list[Any], page_of_event: np.ndarray, own: pd.Series) -> pd.Series:
+    """Each event's value from its page (``values``: one per page) as text, or its own (``own``) where the
+    page's is None. Each page's value is read once, then taken for its events in Arrow."""
+    per_page = pd.Series(values, dtype=object)
+    taken = text_column(per_page).array.__arrow_array__().take(pa.array(page_of_event, type=pa.int64()))
+    text = pd.Series(pd.arrays.ArrowStringArray(taken), index=own.index)
+    page_has_none = per_page.isna().to_numpy()
+    if not page_has_none.any():
+        return text
+    return text.where(~page_has_none[page_of_event], text_column(own))
+
+
+def _read_event_pages(pages: list[bytes]) -> pa.ChunkedArray | None:
+    """The ``data`` list of each page, read by Arrow; None when Arrow refuses any page."""
+    options = pa_json.ParseOptions(explicit_schema=_EVENT_PAGE_SCHEMA, unexpected_field_behavior="ignore",
+                                   newlines_in_values=True)  # pretty-printed pages too (as fast)
+    try:
+        # Blocks are read in parallel; a page must fit in one.
+        block_size = max(1 << 20, 2 * max(map(len, pages)))
+        table = pa_json.read_json(pa.BufferReader(b"\n".join(pages)), parse_options=options,
+                                  read_options=pa_json.ReadOptions(block_size=block_size))
+    except pa.ArrowInvalid:
+        return None
+    return table.column("data") if table.num_rows == len(pages) else None
+
+
+def decoded_event_page(page: bytes) -> list[Any]:
+    """The events of one undecoded page, decoded as the hook decodes any answer (an empty one has none)."""
+    if not page or page.isspace():
+        return []
+    try:
+        body = json.loads(page)
+    except UnicodeDecodeError:  # as ``requests`` reads a body that is not UTF-8
+        body = json.loads(page.decode("utf-8", errors="replace"))
+    if body is None:
+        return []
+    if not isinstance(body, dict) or not isinstance(body.get("data") or [], list):
+        raise ValueError(f"LeadBoxer answered an events page that is not {{\"data\": [...]}}: {page[:200]!r}")
+    return body.get("data") or []
+
+
+def _event_columns(raw: pd.DataFrame, lead_id: pd.Series, channel: pd.Series) -> pd.DataFrame:
+    """``event_rows`` of the raw fields ``raw`` (columns ``EVENT_FIELDS``), each event's lead id and
+    session channel (raw values or text)."""
     columns = {column: text_column(raw[source]) for source, column in EVENT_FIELDS.items()}
-    if lead_ids is not None:  # given: the record's own ``_lead_id`` only where it is None
-        raw["_lead_id"] = pd.Series(lead_ids, index=raw.index, dtype=object).fillna(raw["_lead_id"])
-    if channels is not None:
-        raw["_session_channel"] = pd.Series(channels, index=raw.index, dtype=object).fillna(raw["_session_channel"])
-    columns["session_channel"] = text_column(raw["_session_channel"])
-    columns["use_id"] = text_column(raw["_lead_id"]).fillna(columns["event_use_id"])
+    columns["session_channel"] = text_column(channel)
+    columns["use_id"] = text_column(lead_id).fillna(columns["event_use_id"])
     columns["event_time_ms"] = parse_epoch_ms(columns["event_time_raw"])
     return pd.DataFrame(columns, index=raw.index)[EVENT_ROW_COLUMNS]
 
 
 class EventRows(_Pages):
-    """A window's events, framed page by page as they are read.
+    """A window's events, framed as they are read: from records (``add``) or undecoded pages
+    (``add_page``), in the order given.
 
-    ``add`` takes the records of one session (or any batch); every ``page_rows`` records are turned into
-    Arrow-backed columns (``event_rows``) and the Python objects are let go, so a busy hour is never held
-    in memory as a million dicts (which alone take several times the frame's size)."""
+    Every ``page_rows`` records, or ``page_bytes`` of pages, are turned into Arrow-backed columns and let
+    go, so a busy hour is never held in memory as a million dicts (which alone take several times the
+    frame's size). With ``window`` (``(start_ms, end_ms)``) only the events inside it, or whose time
+    cannot be read (validation rejects those with a reason), are kept."""
 
-    def __init__(self, page_rows: int = EVENT_PAGE_ROWS) -> None:
+    def __init__(self, page_rows: int = EVENT_PAGE_ROWS, page_bytes: int = EVENT_PAGE_BYTES,
+                 window: tuple[int, int] | None = None) -> None:
         super().__init__(page_rows)
+        self.page_bytes = page_bytes
+        self.window = window
         self._lead_ids: list[Any] = []
         self._channels: list[Any] = []
+        self._pending_pages: list[bytes] = []
+        self._pending_bytes = 0
 
     def add(self, records: list[Any], lead_id: Any = None, channel: Any = None) -> None:
+        if self._pending_pages:
+            self._frame_pending()
         self._records.extend(records)
         self._lead_ids.extend([lead_id] * len(records))
         self._channels.extend([channel] * len(records))
         self._frame_if_full()
 
+    def add_page(self, page: bytes, lead_id: Any, channel: Any = None) -> None:
+        """One undecoded page of a session's events (see ``event_page_rows``)."""
+        if self._records:
+            self._frame_pending()
+        self._pending_pages.append(page)
+        self._lead_ids.append(lead_id)
+        self._channels.append(channel)
+        self._pending_bytes += len(page)
+        if self._pending_bytes >= self.page_bytes:
+            self._frame_pending()
+
+    def _frame_pending(self) -> None:
+        if self._pending_pages:
+            self._pages.append(event_page_rows(self._pending_pages, self._lead_ids, self._channels, self.window))
+            self._framed += len(self._pages[-1])
+            self._clear_records()
+        super()._frame_pending()
+
+    def flush(self) -> int:
+        """Frame what is pending; the number of rows framed so far."""
+        self._frame_pending()
+        return self._framed
+
     def _frame_records(self) -> pd.DataFrame:
-        return event_rows(self._records, self._lead_ids, self._channels)
+        rows = event_rows(self._records, self._lead_ids, self._channels)
+        if self.window is None:
+            return rows
+        return rows[in_window(rows["event_time_ms"], self.window)].reset_index(drop=True)
 
     def _clear_records(self) -> None:
         self._records, self._lead_ids, self._channels = [], [], []
+        self._pending_pages, self._pending_bytes = [], 0
 
 
 def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Series:

@@ -324,8 +324,9 @@ def test_sessions_and_events_that_are_not_objects_do_not_crash_the_extract():
         def iter_sessions(self, *args):
             return iter([None, 7, {"session_id": "s", "session_unix_timestamp": inside}])
 
-        def iter_events(self, *args):
-            return iter(["garbage", None, {"event_id": "e", "eventUnixTimestamp": inside}])
+        def iter_event_pages(self, *args):
+            page = {"data": ["garbage", None, {"event_id": "e", "eventUnixTimestamp": inside}]}
+            return iter([json.dumps(page).encode()])
 
     window = fetch_window(Hook(), "ds", 1, start, RUN_END)
     # Sessions that are not objects have no id to read events with; events that are not objects

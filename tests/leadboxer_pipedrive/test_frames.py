@@ -1,15 +1,21 @@
+import json
+
 import pandas as pd
+import pytest
 
 from leadboxer_pipedrive.frames import (
     EventRows,
     LeadRows,
+    _read_event_pages,
+    decoded_event_page,
     epoch_ms,
+    event_page_rows,
+    event_rows,
     events_frame,
     leads_frame,
     normalise_email,
     parse_epoch_ms,
     text_column,
-    window_test,
 )
 
 
@@ -114,15 +120,80 @@ def test_leads_framed_page_by_page_equal_leads_framed_at_once():
     assert LeadRows(1).frame().columns.tolist() == leads_frame([], 1).columns.tolist()
 
 
-def test_window_test_keeps_what_epoch_ms_reads_inside_the_window_or_cannot_read():
+def _page(events, **extra) -> bytes:
+    return json.dumps({"data": events, "nextToken": None, **extra}).encode()
+
+
+# Events as LeadBoxer sends them, and every kind of value Arrow's strict reader refuses.
+PLAIN_EVENTS = [{"event_id": f"e{n}", "use_id": "own", "eventUnixTimestamp": str(1_795_150_800_000 + n * 600_000),
+                 "title": f" Pagé {n} \u200b", "original_url": "https://x.io/?a=1&b=\u00e9", "campaign": None,
+                 "properties": {"nested": [1, {"deep": None}]}} for n in range(8)]
+REFUSED_BY_ARROW = [{"event_id": 42}, {"event_id": "e", "title": 7.0}, {"event_id": "e", "title": True},
+                    {"event_id": "e", "title": {"an": "object"}}, {"event_id": "e", "title": ["a list"]},
+                    "not an object", 7]
+
+
+def test_event_pages_read_by_arrow_equal_the_same_events_decoded():
+    pages = [_page(PLAIN_EVENTS[:3]), _page([]), _page(None), b"", _page([*PLAIN_EVENTS[3:6], None]),
+             json.dumps({"data": PLAIN_EVENTS[6:]}, indent=2).encode(), _page([PLAIN_EVENTS[0]], total=9)]
+    lead_ids = [f"l{n}" if n != 4 else None for n in range(len(pages))]
+    channels = ["email", None, "direct", "x", None, "paid", 3]
+    assert _read_event_pages([page for page in pages if page]) is not None  # Arrow took them (the empty one has none)
+    decoded = [(e, lead, channel) for page, lead, channel in zip(pages, lead_ids, channels)
+               for e in decoded_event_page(page)]
+    expected = event_rows([e for e, _, _ in decoded], [lead for _, lead, _ in decoded], [c for _, _, c in decoded])
+    pd.testing.assert_frame_equal(event_page_rows(pages, lead_ids, channels), expected)
+    assert len(expected) == 10 and pd.isna(expected.loc[6, "event_id"])  # the null event is a row
+    assert expected["use_id"].tolist()[2:4] == ["l0", "own"]  # the page's lead, else the event's own
+
+
+def test_event_pages_arrow_refuses_are_decoded_the_exact_way():
+    for refused in [*REFUSED_BY_ARROW, {"event_id": "e", "title": "\ud800"}]:
+        pages = [_page(PLAIN_EVENTS[:2]), _page([refused, PLAIN_EVENTS[2]])]
+        assert _read_event_pages(pages) is None, refused
+        expected = event_rows([*PLAIN_EVENTS[:3][:2], refused, PLAIN_EVENTS[2]], ["a", "a", "b", "b"], ["c"] * 4)
+        pd.testing.assert_frame_equal(event_page_rows(pages, ["a", "b"], ["c", "c"]), expected)
+    repeated_key = b'{"data": [{"event_id": "x", "event_id": "y"}]}'
+    assert _read_event_pages([repeated_key]) is None
+    assert event_page_rows([repeated_key], ["a"], [None])["event_id"].tolist() == ["y"]  # as json.loads reads it
+    # Not UTF-8: Arrow's reader takes it, its text kernels do not; read as requests reads such a body.
+    for field in ("event_id", "title", "utm_term", "_lead_id"):
+        invalid_utf8 = b'{"data": [{"%s": "caf\xe9 \xff"}, {"event_id": "e2"}]}' % field.encode()
+        frame = event_page_rows([invalid_utf8], [None], [None])
+        column = {"_lead_id": "use_id"}.get(field, field)
+        assert frame[column].tolist()[0] == "caf\ufffd \ufffd" and frame["event_id"].tolist()[1] == "e2", field
+    lone_surrogate = event_page_rows([_page([{"event_id": "e", "title": "a\ud800"}])], ["a"], [None])
+    assert lone_surrogate["title"].tolist() == ["a\ufffd"]  # UTF-8 cannot hold it
+
+
+def test_an_events_page_of_another_shape_is_a_clear_error():
+    for page in (b"[1, 2]", b'{"data": {"event_id": "e"}}', b"not json"):
+        with pytest.raises(ValueError):
+            event_page_rows([page], ["a"], [None])
+
+
+def test_event_rows_keep_the_window_and_what_cannot_be_read_whichever_way_they_are_framed():
     start, end = 1_795_150_800_000, 1_795_154_400_000
-    values = [str(start), str(end - 1), str(end), str(start - 1), "0" + str(start)[1:], "1795150800", start,
-              str(start + 1) + " ", "١٧٩٥١٥٠٨٠٠٠٠١", "2026-11-20T05:30:00Z", "garbage", None, True, 10**30,
-              "179515080000a", str(start)[:-1], "9" * 13]
-    keeps = window_test(start, end)
-    expected = [epoch_ms(v) is None or start <= epoch_ms(v) < end for v in values]
-    assert [keeps(v) for v in values] == expected
-    assert expected[:4] == [True, True, False, False]
+    times = [str(start), str(end - 1), str(end), str(start - 1), "1795150800", "garbage", None, "0" + str(start)[1:],
+             "2026-11-20T05:30:00Z", 10**30]
+    events = [{"event_id": f"e{n}", "eventUnixTimestamp": t} for n, t in enumerate(times)]
+    inside = [n for n, t in enumerate(times) if (ms := epoch_ms(t)) is None or start <= ms < end]
+    assert inside == [0, 1, 4, 5, 6, 7, 8, 9]  # 7: 0795150800000 ms is 1995, implausible, unreadable
+    from_records = EventRows(page_rows=3, window=(start, end))
+    from_pages = EventRows(page_bytes=50, window=(start, end))
+    for n in range(0, len(events), 2):
+        from_records.add(events[n:n + 2], "l", "c")
+        from_pages.add_page(_page(events[n:n + 2]), "l", "c")
+    assert from_records.flush() == from_pages.flush() == len(inside)
+    pd.testing.assert_frame_equal(from_pages.frame(), from_records.frame())
+    assert from_records.frame()["event_id"].tolist() == [f"e{n}" for n in inside]
+
+
+def test_leads_that_need_events_stay_only_with_events():
+    collected = LeadRows(1, page_rows=2)
+    for n, lead in enumerate([{"use_id": "a"}, {"use_id": "b"}, {"use_id": 0}, {"use_id": "c"}]):
+        collected.append(lead, if_it_has_events=n in (1, 3))
+    assert collected.frame(pd.Series(["c", "x"]))["use_id"].tolist() == ["a", "0", "c"]
 
 
 def test_parse_epoch_ms_reads_digit_columns_as_other_columns():

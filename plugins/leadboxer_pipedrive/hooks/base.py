@@ -113,8 +113,9 @@ class JsonApiHook(BaseHook):
     not_processed_statuses: frozenset[int] = frozenset({429, 503})
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json_body: Any = None, idempotent: bool = True) -> Any:
-        """Send one call, retrying transient failures; return the decoded JSON body.
+                json_body: Any = None, idempotent: bool = True, raw: bool = False) -> Any:
+        """Send one call, retrying transient failures; return the decoded JSON body (with ``raw``, the
+        body's bytes, undecoded: for pages read straight into Arrow columns).
 
         ``idempotent=False`` (creates): a timeout, dropped connection or 500/502/504 leaves it unknown
         whether the record was created, so it raises :class:`AmbiguousWriteError` instead of resending.
@@ -126,10 +127,10 @@ class JsonApiHook(BaseHook):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._send_once, method, path, params, json_body, idempotent)
+        return retrying(self._send_once, method, path, params, json_body, idempotent, raw)
 
     def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
-                   idempotent: bool = True) -> Any:
+                   idempotent: bool = True, raw: bool = False) -> Any:
         session = self.get_conn()
         self.before_request(method, path)
         try:
@@ -146,7 +147,7 @@ class JsonApiHook(BaseHook):
         self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
         self.after_response(method, path, response)
         if response.status_code < 400:
-            return self._decode(method, path, response)
+            return response.content if raw else self._decode(method, path, response)
         error = self.error_for(method, path, response, self._error_detail(response))
         if not idempotent and isinstance(error, TransientApiError) and \
                 response.status_code not in self.not_processed_statuses:

@@ -1,6 +1,7 @@
 """LeadBoxerHook against the LeadBoxer sandbox: nextToken pagination, retries, fail-fast auth errors and
 secrecy of the API key."""
 
+import json
 import logging
 import math
 from datetime import UTC, datetime
@@ -66,6 +67,9 @@ def test_sessions_and_events_are_paged_too(leadboxer_sandbox, leadboxer_conn):
     session = max(lead["sessions"], key=lambda s: len(s["events"]))
     events = list(hook.iter_events(DEFAULT_SITE, session["session_id"]))
     assert [e["event_id"] for e in events] == [e["event_id"] for e in session["events"]]
+    pages = list(hook.iter_event_pages(DEFAULT_SITE, session["session_id"]))  # undecoded, the same pages
+    assert len(pages) >= len(events) and all(isinstance(page, bytes) for page in pages)
+    assert [e["event_id"] for page in pages for e in json.loads(page)["data"]] == [e["event_id"] for e in events]
     assert DEFAULT_SEGMENT_ID in {s["segmentId"] for s in hook.list_segments(DEFAULT_SITE)}
 
 
@@ -74,6 +78,26 @@ def test_a_repeated_token_does_not_loop_forever(leadboxer_conn, monkeypatch):
     pages = iter([{"data": [1], "nextToken": "t"}, {"data": [2], "nextToken": "t"}, {"data": [3]}])
     monkeypatch.setattr(hook, "request", lambda *args, **kwargs: next(pages))
     assert list(hook.paginate("/v1/leads", {"site": "s"})) == [1, 2]
+
+
+def test_undecoded_pages_follow_the_top_level_token_only(leadboxer_conn, monkeypatch):
+    hook = fast_hook(leadboxer_conn())
+    pages = [json.dumps({"data": [{"properties": {"nextToken": "not-this-one"}}], "nextToken": "t2"}).encode(),
+             json.dumps({"data": [{"properties": {"nextToken": "nor-this"}}], "nextToken": None}).encode(),
+             b'{"data": [], "nextToken": "never asked for"}']
+    asked = []
+
+    def answer(method, path, *, params, raw):
+        asked.append(params.get("nextToken"))
+        assert raw
+        return pages[len(asked) - 1]
+    monkeypatch.setattr(hook, "request", answer)
+    assert list(hook.iter_event_pages("s", "session")) == pages[:2]
+    assert asked == [None, "t2"]
+    # A last page is not decoded at all (this one could not be): only a non-null token makes it so.
+    assert hook._next_token_of_raw("/p", b'{"data": [{"nextToken" : null}], "nextToken" :\n null, "x": [') is None
+    with pytest.raises(TransientApiError):
+        hook._next_token_of_raw("/p", b'{"data": [], "nextToken": "t", "x": [')
 
 
 def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
