@@ -29,6 +29,7 @@ from leadboxer_pipedrive.loading.common import (
 from leadboxer_pipedrive.loading.resolver import (
     Person,
     PipedriveResolver,
+    in_flight_seconds,
     organization_domain_field_code,
     since_iso,
 )
@@ -56,7 +57,8 @@ class ActivityLoader:
         self.ledger = ledger
         self.settings = settings
         self.claims = claims or ClaimManager(ledger, ClaimOwner(settings.dag_id, settings.run_id,
-                                                                settings.task_id, settings.try_number))
+                                                                settings.task_id, settings.try_number),
+                                                     settle_seconds=in_flight_seconds(pipedrive))
 
     def load(self, activities: pd.DataFrame) -> LoadResult:
         """Push this window's rows, and retry rows Pipedrive refused in earlier runs."""

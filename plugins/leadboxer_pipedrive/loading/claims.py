@@ -6,7 +6,9 @@ once the new id is in the ledger. A claim that outlives its owner (task killed b
 the ledger write) is a create that *may* have happened: whoever takes it over must reconcile, i.e. look
 in Pipedrive for what the first try created, before creating again. A claim is taken over at once by a
 later try of the same task, or by anyone once its process is known dead (same machine) or it is older
-than ``stale_after`` (other machines); otherwise other runs wait for it.
+than ``stale_after`` (other machines); otherwise other runs wait for it. A takeover waits
+``settle_seconds`` before the taker reconciles: a create the holder sent just before it died may still
+be running on the server, and must be found, not made again.
 """
 
 from __future__ import annotations
@@ -64,13 +66,16 @@ class ClaimTimeout(TransientApiError):
 
 
 class ClaimManager:
-    """Takes and releases claims. ``stale_after`` seconds: when a claim counts as abandoned."""
+    """Takes and releases claims. ``stale_after`` seconds: when a claim counts as abandoned;
+    ``settle_seconds``: how long a request of a holder that died may still be landing (see the module)."""
 
     def __init__(self, ledger, owner: ClaimOwner, *, stale_after: float = 300.0, wait_timeout: float = 120.0,
-                 poll_interval: float = 0.1, clock=time.time, sleep=time.sleep) -> None:
+                 poll_interval: float = 0.1, settle_seconds: float = 0.0, clock=time.time,
+                 sleep=time.sleep) -> None:
         self.ledger = ledger
         self.owner = owner
         self.stale_after = stale_after
+        self.settle_seconds = settle_seconds
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self._clock = clock
@@ -118,6 +123,7 @@ class ClaimManager:
                      or _holder_process_is_gone(holder))
             if earlier_try_of_this_task or stale:
                 if self.ledger.take_over_claim(key, me, holder, self._now_ms()):
+                    self._sleep(self.settle_seconds)  # the holder's last create may still be landing
                     return int(held["claimed_ms"])
                 continue  # someone else took it over first
             if self._clock() > deadline:

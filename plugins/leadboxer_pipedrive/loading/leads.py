@@ -13,7 +13,12 @@ import pandas as pd
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, pending_retries, refuse_rows
-from leadboxer_pipedrive.loading.resolver import PipedriveResolver, is_present, organization_domain_field_code
+from leadboxer_pipedrive.loading.resolver import (
+    PipedriveResolver,
+    in_flight_seconds,
+    is_present,
+    organization_domain_field_code,
+)
 
 # LeadBoxer facts a user may map onto Pipedrive (deal) custom fields, by field name.
 MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel", "visits", "country")
@@ -33,7 +38,8 @@ class LeadLoader:
                  label_names: Sequence[str] = (), custom_fields: Mapping[str, str] | None = None,
                  owner_id: int | None = None, claims: ClaimManager | None = None) -> None:
         self.claims = claims or ClaimManager(ledger, ClaimOwner(settings.dag_id, settings.run_id,
-                                                                settings.task_id, settings.try_number))
+                                                                settings.task_id, settings.try_number),
+                                                     settle_seconds=in_flight_seconds(pipedrive))
         self.pipedrive = pipedrive
         self.ledger = ledger
         self.settings = settings

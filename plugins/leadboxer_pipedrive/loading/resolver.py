@@ -73,6 +73,18 @@ def create_or_reconcile(create: Callable[[], dict[str, Any]], find: Callable[[in
 
 # Waits (in grace periods) before each look for a create that may still be running on the server.
 RECONCILE_WAIT_FACTORS = (1, 2, 4)
+
+
+def grace_seconds(pipedrive) -> float:
+    """The first wait before looking for a create whose outcome is unknown: the client's timeout (at most 10 s)."""
+    return min(float(getattr(pipedrive, "timeout", 10.0)), 10.0)
+
+
+def in_flight_seconds(pipedrive) -> float:
+    """How long after it was sent a create may still land in Pipedrive, by the same reckoning as
+    ``create_or_reconcile``'s last look (the client's wait, then every grace period): what a takeover of
+    a dead holder's claim waits before reconciling (``ClaimManager.settle_seconds``)."""
+    return grace_seconds(pipedrive) * (1 + sum(RECONCILE_WAIT_FACTORS))
 # Answers that come from the server once it has finished with the request.
 SERVER_FINISHED_STATUSES = frozenset({500})
 
@@ -127,7 +139,7 @@ class PipedriveResolver:
         self._people: dict[str, dict[str, Any]] = {}
         self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
-        self.grace_seconds = min(float(getattr(pipedrive, "timeout", 10.0)), 10.0)
+        self.grace_seconds = grace_seconds(pipedrive)
 
     def create_or_reconcile(self, create, find) -> dict[str, Any]:
         return create_or_reconcile(create, find, self.result, self.grace_seconds)

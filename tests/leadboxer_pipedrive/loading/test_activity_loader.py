@@ -4,6 +4,7 @@ stale ids and failing lookups; digest mode; the token floor."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -82,8 +83,41 @@ def test_killed_between_create_and_ledger_write_reconciles_on_retry(
         ActivityLoader(hook(pipedrive_conn), crashed, settings(pipeline_id=2, workers=1)).load(frame)
     assert len(pipedrive_sandbox.state()["activities"]) == 1  # created, but not in the ledger
 
-    result = ActivityLoader(hook(pipedrive_conn), ledger, settings(try_number=2, pipeline_id=2)).load(frame)
+    retry = hook(pipedrive_conn, timeout=1.0)  # its takeover waits in_flight_seconds: 8 s
+    result = ActivityLoader(retry, ledger, settings(try_number=2, pipeline_id=2)).load(frame)
     assert result.pushed == 6 and result.counts["reconciled_activities"] == 1
+    assert_exactly_once(pipedrive_sandbox.state(), frame)
+
+
+def test_a_create_still_landing_when_its_task_died_is_found_by_the_takeover_not_made_again(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn, monkeypatch):
+    """The killed try's last create reaches Pipedrive after the retry has taken over its claim: the
+    retry waits for it to land (ClaimManager.settle_seconds) before it reconciles."""
+    frame = activity_frame(LEADS[:1], 1)
+    crashed = LedgerHook(ledger_conn)
+    monkeypatch.setattr(crashed, "release_claim", lambda *a, **k: None)
+    pipedrive = hook(pipedrive_conn, timeout=1.0)
+    pipedrive_sandbox.add_fault({"kind": "slow", "delay": 3.0, "count": 1, "path": "^/api/v2/activities$",
+                                 "method": "POST"})
+    in_flight = []
+
+    class Killed(BaseException):
+        """Stands for SIGKILL with the create on its way: the task is gone, its request is not."""
+
+    def die_while_sending(payload):
+        in_flight.append(threading.Thread(target=hook(pipedrive_conn, timeout=10.0).create_activity, args=(payload,)))
+        in_flight[-1].start()
+        time.sleep(0.3)  # sent
+        raise Killed()
+    monkeypatch.setattr(pipedrive, "create_activity", die_while_sending)
+    with pytest.raises(Killed):
+        ActivityLoader(pipedrive, crashed, settings(pipeline_id=2, workers=1)).load(frame)
+    assert pipedrive_sandbox.state()["activities"] == []  # not yet: the create is still running
+
+    retry = hook(pipedrive_conn, timeout=1.0)  # lands within 8 s (in_flight_seconds) of the takeover
+    result = ActivityLoader(retry, LedgerHook(ledger_conn), settings(try_number=2, pipeline_id=2)).load(frame)
+    in_flight[0].join()
+    assert result.pushed == 1 and result.counts["reconciled_activities"] == 1
     assert_exactly_once(pipedrive_sandbox.state(), frame)
 
 

@@ -47,6 +47,16 @@ def test_a_retry_of_the_same_task_takes_over_at_once_and_learns_when(ledger):
         assert takeover == claimed_at
 
 
+def test_a_takeover_lets_the_holders_last_request_land_before_the_taker_reconciles(ledger):
+    clock = Clock()
+    first = manager(ledger, clock)
+    first._acquire("k", first.owner.for_thread())
+    with manager(ledger, clock, try_number=2, settle_seconds=8.0).claim("k") as takeover:
+        assert takeover is not None and clock.now == 1_000_008.0
+    with manager(ledger, clock, try_number=3, settle_seconds=8.0).claim("k") as fresh:
+        assert fresh is None and clock.now == 1_000_008.0  # a fresh claim does not wait
+
+
 def test_another_run_waits_then_times_out_while_the_holder_is_alive(ledger):
     clock = Clock()
     holder = manager(ledger, clock, run="r1")
