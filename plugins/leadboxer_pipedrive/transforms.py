@@ -26,6 +26,8 @@ import functools
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadboxer_pipedrive.frames import plain, plain_values, spread
 
@@ -247,11 +249,19 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
     notes = []
     for start in range(0, len(frame), NOTE_CHUNK_ROWS):
         rows = slice(start, start + NOTE_CHUNK_ROWS)
-        page, context, card = (plain_values(piece.iloc[rows]).astype("string") for piece in pieces)
-        note = page + context + card
-        # The event id doubles as a marker to find this activity again in Pipedrive.
-        notes.append(note + "<p><small>LeadBoxer event " + html_escape(frame["event_id"].iloc[rows]) + "</small></p>")
+        page, context, card = (_arrow_text(plain_values(piece.iloc[rows])) for piece in pieces)
+        # The event id doubles as a marker to find this activity again in Pipedrive. One join writes
+        # each note once (adding the pieces one by one would write it out five times).
+        text = functools.partial(pa.scalar, type=page.type)
+        note = pc.binary_join_element_wise(page, context, card, text("<p><small>LeadBoxer event "),
+                                           _arrow_text(html_escape(frame["event_id"].iloc[rows])),
+                                           text("</small></p>"), text(""))
+        notes.append(pd.Series(pd.arrays.ArrowStringArray(note), index=frame.index[rows]))
     return pd.concat(notes) if notes else pd.Series([], index=frame.index, dtype="string")
+
+
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    return values.astype("string").array.__arrow_array__()
 
 
 def activity_subjects(rows: pd.DataFrame) -> pd.Series:
