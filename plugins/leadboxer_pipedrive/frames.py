@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -392,6 +393,8 @@ class LeadRows(_Pages):
 # ``EventRows``).
 EVENT_PAGE_ROWS = 20_000
 EVENT_PAGE_BYTES = 16 << 20
+# Batches of pages framed, or waiting to be, while more are fetched.
+FRAMING_AHEAD = 2
 # Columns of events framed from their records, before they are joined to their leads' facts.
 EVENT_ROW_COLUMNS = [*EVENT_FIELDS.values(), "session_channel", "use_id", "event_time_ms"]
 # The fields read from an event record (``_lead_id`` and ``_session_channel``: where a record says itself).
@@ -526,8 +529,10 @@ class EventRows(_Pages):
 
     Every ``page_rows`` records, or ``page_bytes`` of pages, are turned into Arrow-backed columns and let
     go, so a busy hour is never held in memory as a million dicts (which alone take several times the
-    frame's size). With ``window`` (``(start_ms, end_ms)``) only the events inside it, or whose time
-    cannot be read (validation rejects those with a reason), are kept."""
+    frame's size). Pages are framed on a worker thread while the next ones are fetched (Arrow works
+    without Python's lock; over HTTP the fetching is mostly waiting), at most ``FRAMING_AHEAD`` batches
+    at a time. With ``window`` (``(start_ms, end_ms)``) only the events inside it, or whose time cannot
+    be read (validation rejects those with a reason), are kept."""
 
     def __init__(self, page_rows: int = EVENT_PAGE_ROWS, page_bytes: int = EVENT_PAGE_BYTES,
                  window: tuple[int, int] | None = None) -> None:
@@ -538,6 +543,7 @@ class EventRows(_Pages):
         self._channels: list[Any] = []
         self._pending_pages: list[bytes] = []
         self._pending_bytes = 0
+        self._framing: ThreadPoolExecutor | None = None
 
     def add(self, records: list[Any], lead_id: Any = None, channel: Any = None) -> None:
         if self._pending_pages:
@@ -560,15 +566,33 @@ class EventRows(_Pages):
 
     def _frame_pending(self) -> None:
         if self._pending_pages:
-            self._pages.append(event_page_rows(self._pending_pages, self._lead_ids, self._channels, self.window))
-            self._framed += len(self._pages[-1])
+            batch = (self._pending_pages, self._lead_ids, self._channels, self.window)
             self._clear_records()
+            framing = [page for page in self._pages if isinstance(page, Future) and not page.done()]
+            if len(framing) >= FRAMING_AHEAD:  # bounded: unframed pages are not piled up
+                framing[0].result()
+            if self._framing is None:
+                self._framing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-events")
+            self._pages.append(self._framing.submit(event_page_rows, *batch))
         super()._frame_pending()
+
+    def _framed_pages(self) -> None:
+        """Wait for the worker: every batch framed (its errors raised here)."""
+        self._pages = [page.result() if isinstance(page, Future) else page for page in self._pages]
+        self._framed = sum(map(len, self._pages))
 
     def flush(self) -> int:
         """Frame what is pending; the number of rows framed so far."""
         self._frame_pending()
+        self._framed_pages()
         return self._framed
+
+    def frame(self) -> pd.DataFrame:
+        self.flush()
+        if self._framing is not None:
+            self._framing.shutdown()
+            self._framing = None
+        return super().frame()
 
     def _frame_records(self) -> pd.DataFrame:
         rows = event_rows(self._records, self._lead_ids, self._channels)

@@ -170,6 +170,11 @@ def test_an_events_page_of_another_shape_is_a_clear_error():
     for page in (b"[1, 2]", b'{"data": {"event_id": "e"}}', b"not json"):
         with pytest.raises(ValueError):
             event_page_rows([page], ["a"], [None])
+    collected = EventRows(page_bytes=1)  # framed on the worker thread: the error still reaches the extract
+    collected.add_page(_page(PLAIN_EVENTS[:1]), "a")
+    collected.add_page(b"[1, 2]", "a")
+    with pytest.raises(ValueError, match="not"):
+        collected.frame()
 
 
 def test_event_rows_keep_the_window_and_what_cannot_be_read_whichever_way_they_are_framed():
