@@ -614,6 +614,20 @@ def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Serie
     return pd.Series(pd.Categorical.from_codes(taken, categories=pd.Index(uniques)), index=index, name=values.name)
 
 
+def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``frame[keep]``, renumbered from 0. Arrow columns are filtered in Arrow, chunk by chunk (pandas
+    takes them by row number, which first copies each column's chunks into one)."""
+    mask = pa.array(keep, type=pa.bool_())
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+            columns[name] = pd.arrays.ArrowStringArray(pc.filter(column.array.__arrow_array__(), mask))
+        else:
+            columns[name] = column[keep].array
+    return pd.DataFrame(columns, index=pd.RangeIndex(int(np.count_nonzero(keep))))
+
+
 def plain(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its categorical columns turned back into their values' own dtype."""
     categorical = [column for column in frame if isinstance(frame[column].dtype, pd.CategoricalDtype)]

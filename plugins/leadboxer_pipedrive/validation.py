@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leadboxer_pipedrive.frames import rows_where
+
 # A deliberately plain check of the normalised address (see the module docstring). ``[^\W_]`` is a
 # Unicode letter or digit; ``\Z`` (not ``$``) so a trailing newline cannot slip through.
 _ATEXT = r"[^\s\x00-\x1f\x7f-\x9f@<>\"(),;:\[\]\\.]"
@@ -235,7 +237,7 @@ def _validate(frame: pd.DataFrame, batches: list[tuple[pd.DataFrame, list[tuple[
         hit = mask[is_rejected]
         if hit.any():
             reasons[hit] = (reasons[hit] + "; " + reason).to_numpy()
-    valid = frame[~is_rejected].reset_index(drop=True)
+    valid = rows_where(frame, ~is_rejected)
     rejected = _rejected_frame(bad[id_column].tolist(), bad["use_id"].tolist(),
                                reasons.str.slice(2).tolist(), id_column)
     counts = {reason: int(mask.sum()) for reason, mask in failures if mask.any()}

@@ -15,6 +15,7 @@ from leadboxer_pipedrive.frames import (
     leads_frame,
     normalise_email,
     parse_epoch_ms,
+    rows_where,
     text_column,
 )
 
@@ -207,3 +208,16 @@ def test_parse_epoch_ms_reads_digit_columns_as_other_columns():
     slow = parse_epoch_ms(pd.Series([*digits, "garbage"], dtype="object")).iloc[:-1]  # the general path
     pd.testing.assert_series_equal(fast, slow)
     assert fast.tolist()[:2] == [1783024863769, 1783024863000] and fast.iloc[2:5].isna().all()
+
+
+def test_rows_where_equals_boolean_indexing_for_every_kind_of_column():
+    import numpy as np
+    import pyarrow as pa
+
+    text = pd.arrays.ArrowStringArray(pa.chunked_array([["a", None, "c"], ["d", "e"]]))  # as pages concatenate
+    frame = pd.DataFrame({"text": text, "category": pd.Categorical(["x", "y", None, "x", "y"]),
+                          "number": pd.array([1, None, 3, 4, 5], dtype="Int64"), "flag": [True, False] * 2 + [True],
+                          "tuples": pd.Series([(1,), (), (2, 3), (), (4,)], dtype=object)}, index=[5, 6, 7, 8, 9])
+    keep = np.array([True, False, True, True, False])
+    pd.testing.assert_frame_equal(rows_where(frame, keep), frame[keep].reset_index(drop=True))
+    assert rows_where(frame, np.zeros(5, dtype=bool)).empty
