@@ -13,6 +13,9 @@ from leadboxer_pipedrive.hooks.base import JsonApiHook
 
 # After a ``"nextToken"`` that may hold a next page's token: a colon and anything but null.
 _NON_NULL_VALUE = re.compile(rb'\s*+:\s*+(?!null)')  # possessive: no backtracking to before "null"
+# A page that ends with ``, "nextToken": null}`` (as LeadBoxer's do) says so at its top level: the
+# brace closes the page, and the comma (or opening brace) before the key is no escaped quote's.
+_ENDS_WITH_NULL_TOKEN = re.compile(rb'[{,]\s*"nextToken"\s*:\s*null\s*}\s*\Z')
 
 
 class LeadBoxerHook(JsonApiHook):
@@ -82,8 +85,8 @@ class LeadBoxerHook(JsonApiHook):
     def _next_token_of_raw(self, path: str, body: bytes) -> Any:
         """The ``nextToken`` of an undecoded page. A page that mentions no non-null ``nextToken`` at all
         (the last page: most sessions have one) is not decoded; any other is, to read its own."""
-        if not body:
-            return None
+        if not body or _ENDS_WITH_NULL_TOKEN.search(body, max(0, len(body) - 64)):
+            return None  # the last member of the outermost object: its own token, and null
         at = body.find(b'"nextToken"')  # a plain search first: a regular expression is much slower
         while at != -1 and not _NON_NULL_VALUE.match(body, at + len(b'"nextToken"')):
             at = body.find(b'"nextToken"', at + 1)

@@ -94,10 +94,14 @@ def test_undecoded_pages_follow_the_top_level_token_only(leadboxer_conn, monkeyp
     monkeypatch.setattr(hook, "request", answer)
     assert list(hook.iter_event_pages("s", "session")) == pages[:2]
     assert asked == [None, "t2"]
-    # A last page is not decoded at all (this one could not be): only a non-null token makes it so.
+    # A last page is not decoded at all (these could not be): only a non-null token makes it so.
+    unreadable_but_last = b'{"data": [{"x": "\\"nextToken\\": \\"t\\""}, [, "nextToken": null }\n'
+    assert hook._next_token_of_raw("/p", unreadable_but_last) is None
     assert hook._next_token_of_raw("/p", b'{"data": [{"nextToken" : null}], "nextToken" :\n null, "x": [') is None
     with pytest.raises(TransientApiError):
         hook._next_token_of_raw("/p", b'{"data": [], "nextToken": "t", "x": [')
+    tail_of_a_key = b'{"nextToken": "t2", "data": [], "x\\"nextToken": null}'  # its key is not nextToken
+    assert hook._next_token_of_raw("/p", tail_of_a_key) == "t2"
 
 
 def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
