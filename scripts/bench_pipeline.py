@@ -171,7 +171,7 @@ def measure(kind: str, path: Path) -> dict:
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start, end = datetime.fromtimestamp(DAY_MS / 1000, UTC), datetime.fromtimestamp(DAY_MS / 1000 + 86400, UTC)
     stages, peaks = {}, {}  # seconds of each stage; peak RSS so far after it (where the peak was reached)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     def finished(stage: str) -> None:
         stages[stage] = time.perf_counter() - started - sum(stages.values())
@@ -189,7 +189,9 @@ def measure(kind: str, path: Path) -> dict:
     activities = activity_payloads(outcome.valid, "task")
     finished("activity_payloads")
     total = time.perf_counter() - started
-    return {"seconds": total, "stages": {k: round(v, 2) for k, v in stages.items()}, "peak_rss_mb_after": peaks,
+    # CPU time of all threads: the extract frames pages and the transform writes notes on a second one.
+    return {"seconds": total, "cpu_seconds": round(time.process_time() - cpu_started, 2),
+            "stages": {k: round(v, 2) for k, v in stages.items()}, "peak_rss_mb_after": peaks,
             "events": extracted, "valid": len(outcome.valid), "rejected": len(outcome.rejected),
             "activities": len(activities), "by_reason": outcome.statistics.get("by_reason"),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -228,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     if not kept:
         path.unlink()
         path.parent.rmdir()
-    figures = {**sizes, "generate_seconds": round(generated, 1), "loads_seconds": results["loads"]["seconds"],
+    answers = -(-args.leads // LEADS_PER_PAGE) + 2 * args.leads  # lead pages, then two pages per lead
+    figures = {**sizes, "answers": answers, "generate_seconds": round(generated, 1),
+               "loads_seconds": results["loads"]["seconds"],
                "pipeline_seconds": results["pipeline"]["seconds"],
                "ratio": results["pipeline"]["seconds"] / results["loads"]["seconds"],
                "pipeline_peak_rss_mb": results["pipeline"]["peak_rss_mb"],

@@ -310,9 +310,10 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
     segment_lists: list[tuple[str, ...]] = [()] * len(raw)
     if len(ids):
         rows = ids.index.to_numpy()
-        breaks = np.flatnonzero(np.diff(rows)) + 1
-        for row, run in zip(rows[np.r_[0, breaks]], np.split(ids.to_numpy(dtype=object), breaks)):
-            segment_lists[row] = tuple(run)
+        starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+        values = ids.to_numpy(dtype=object).tolist()
+        for row, start, end in zip(rows[starts].tolist(), starts.tolist(), [*starts[1:].tolist(), len(values)]):
+            segment_lists[row] = tuple(values[start:end])
     frame["segment_ids"] = pd.Series(segment_lists, index=frame.index, dtype="object")
     wanted = segment_id_text(segment_id) if segment_id not in (None, "") else None
     if wanted is None:
@@ -461,15 +462,16 @@ def _arrow_event_rows(data: pa.ChunkedArray, lead_ids: list[Any], channels: list
                       window: tuple[int, int] | None) -> pd.DataFrame:
     events = pc.list_flatten(data)  # an event that is null stays: a row of missing values
     page_of_event = np.repeat(np.arange(len(lead_ids)), pc.fill_null(pc.list_value_length(data), 0).to_numpy())
+    event_time_ms = parse_epoch_ms(pd.Series(pd.arrays.ArrowStringArray(pc.struct_field(events, "eventUnixTimestamp"))))
     if window is not None:  # left out before framing: one filter of the events, not one per column
-        raw_time = pd.Series(pd.arrays.ArrowStringArray(pc.struct_field(events, "eventUnixTimestamp")))
-        inside = in_window(parse_epoch_ms(raw_time), window)
+        inside = in_window(event_time_ms, window)
         if not inside.all():
             events, page_of_event = pc.filter(events, pa.array(inside)), page_of_event[inside]
+            event_time_ms = event_time_ms[inside].reset_index(drop=True)
     raw = pd.DataFrame({field: pd.arrays.ArrowStringArray(pc.struct_field(events, field))
                         for field in EVENT_RECORD_FIELDS})
     return _event_columns(raw, _page_values(lead_ids, page_of_event, raw["_lead_id"]),
-                          _page_values(channels, page_of_event, raw["_session_channel"]))
+                          _page_values(channels, page_of_event, raw["_session_channel"]), event_time_ms)
 
 
 def _page_values(values: list[Any], page_of_event: np.ndarray, own: pd.Series) -> pd.Series:
@@ -513,13 +515,15 @@ def decoded_event_page(page: bytes) -> list[Any]:
     return body.get("data") or []
 
 
-def _event_columns(raw: pd.DataFrame, lead_id: pd.Series, channel: pd.Series) -> pd.DataFrame:
+def _event_columns(raw: pd.DataFrame, lead_id: pd.Series, channel: pd.Series,
+                   event_time_ms: pd.Series | None = None) -> pd.DataFrame:
     """``event_rows`` of the raw fields ``raw`` (columns ``EVENT_FIELDS``), each event's lead id and
-    session channel (raw values or text)."""
+    session channel (raw values or text); ``event_time_ms``: the times, when already read."""
     columns = {column: text_column(raw[source]) for source, column in EVENT_FIELDS.items()}
     columns["session_channel"] = text_column(channel)
     columns["use_id"] = text_column(lead_id).fillna(columns["event_use_id"])
-    columns["event_time_ms"] = parse_epoch_ms(columns["event_time_raw"])
+    columns["event_time_ms"] = (parse_epoch_ms(columns["event_time_raw"]) if event_time_ms is None
+                                else event_time_ms.set_axis(raw.index))
     return pd.DataFrame(columns, index=raw.index)[EVENT_ROW_COLUMNS]
 
 

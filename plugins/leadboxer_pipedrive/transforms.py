@@ -23,6 +23,7 @@ What hostile text becomes (the frames are already normalised, see ``frames``):
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -280,6 +281,16 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     """One activity row per valid event. Lead facts, pages and subjects are each worked out once per
     distinct value (``per_distinct``)."""
     frame = valid_events.reset_index(drop=True)
+    # The notes (mostly Arrow work, which runs without Python's lock) are written on a second thread
+    # while the other columns are worked out here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="activity-notes") as pool:
+        notes = pool.submit(activity_note, frame)
+        out = _activity_columns(frame, activity_type)
+        out["note"] = notes.result().astype("string")
+    return out[ACTIVITY_COLUMNS]
+
+
+def _activity_columns(frame: pd.DataFrame, activity_type: str) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for column in ("event_id", "use_id", "event_time_ms"):
         out[column] = frame[column]
@@ -304,8 +315,7 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     out["due_time"] = per_distinct(minutes, ["minute"], lambda rows: _utc_minutes(rows["minute"], "%H:%M"),
                                    categorical=True)
     out["done"] = True
-    out["note"] = activity_note(frame).astype("string")
-    return out[ACTIVITY_COLUMNS]
+    return out
 
 
 # A digest note lists events in full up to this many; the rest by their markers only.
