@@ -217,8 +217,10 @@ def _text_column(values: pd.Series) -> pd.Series:
         if pc.any(pc.invert(pc.string_is_ascii(strings))).as_py():
             strings = pc.utf8_normalize(strings, form="NFC")
         trimmed = pc.utf8_trim(strings, characters=_TRIM)
-        return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(pc.equal(trimmed, ""), _NO_TEXT, trimmed)),
-                         index=values.index)
+        blank = pc.equal(pc.binary_length(trimmed), 0)
+        if pc.any(blank).as_py():  # only then: it writes the column out again
+            trimmed = pc.if_else(blank, _NO_TEXT, trimmed)
+        return pd.Series(pd.arrays.ArrowStringArray(trimmed), index=values.index)
     text, rest = _as_text(values, strings)
     unusual = _non_ascii(text)
     if unusual.any():  # NFC only where it can change something
