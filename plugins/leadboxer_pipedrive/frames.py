@@ -327,19 +327,6 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
     return frame[LEAD_COLUMNS]
 
 
-def contiguous(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each Arrow column in one piece: pages (and Arrow's JSON reader's blocks) leave them in
-    hundreds of chunks, and pandas takes rows from a chunked column many times slower."""
-    for name in frame.columns:
-        column = frame[name]
-        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
-            chunks = column.array.__arrow_array__()
-            if chunks.num_chunks > 1:
-                frame[name] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([chunks.combine_chunks()])),
-                                        index=frame.index)
-    return frame
-
-
 class _Pages:
     """Records framed a page (``page_rows``) at a time as they come, each page's Python objects let go
     once framed; ``frame()`` hands every row so far, in order."""
@@ -372,8 +359,8 @@ class _Pages:
 
     def frame(self) -> pd.DataFrame:
         self._frame_pending()
-        if len(self._pages) > 1:
-            self._pages = [contiguous(pd.concat(self._pages, ignore_index=True))]
+        if len(self._pages) > 1:  # Arrow columns are concatenated as chunks, without copying
+            self._pages = [pd.concat(self._pages, ignore_index=True)]
         return self._pages[0] if self._pages else self._frame_records()
 
 
