@@ -74,6 +74,9 @@ def create_or_reconcile(create: Callable[[], dict[str, Any]], find: Callable[[in
 # Waits (in grace periods) before each look for a create that may still be running on the server.
 RECONCILE_WAIT_FACTORS = (1, 2, 4)
 
+# Answers that come from the server once it has finished with the request.
+SERVER_FINISHED_STATUSES = frozenset({500})
+
 
 def grace_seconds(pipedrive) -> float:
     """The first wait before looking for a create whose outcome is unknown: the client's timeout (at most 10 s)."""
@@ -85,8 +88,6 @@ def in_flight_seconds(pipedrive) -> float:
     ``create_or_reconcile``'s last look (the client's wait, then every grace period): what a takeover of
     a dead holder's claim waits before reconciling (``ClaimManager.settle_seconds``)."""
     return grace_seconds(pipedrive) * (1 + sum(RECONCILE_WAIT_FACTORS))
-# Answers that come from the server once it has finished with the request.
-SERVER_FINISHED_STATUSES = frozenset({500})
 
 
 def _organization_field_fact(field_name: str) -> str:
