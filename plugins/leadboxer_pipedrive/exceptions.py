@@ -6,7 +6,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class ApiError(AirflowException):
-    """A call to LeadBoxer or Pipedrive failed."""
+    """A call to LeadBoxer or Pipedrive failed. ``write_may_have_happened``: a create whose outcome is
+    unknown preceded it, so the record may exist (claims are kept for the next holder to reconcile)."""
+
+    write_may_have_happened = False
 
     def __init__(self, service: str, method: str, path: str, status: int | None, detail: str):
         self.service = service
@@ -29,6 +32,8 @@ class TransientApiError(ApiError):
 class AmbiguousWriteError(ApiError):
     """A create whose outcome is unknown (timeout, dropped connection, 500/502/504): it may or may not
     have happened. Never retried blindly: the caller looks for the record first (reconcile)."""
+
+    write_may_have_happened = True
 
 
 class ApiRequestError(ApiError):

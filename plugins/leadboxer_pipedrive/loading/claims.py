@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from leadboxer_pipedrive.exceptions import AmbiguousWriteError, ApiError, TransientApiError
+from leadboxer_pipedrive.exceptions import ApiError, TransientApiError
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,12 @@ class ClaimManager:
         takeover = self._acquire(key, me)
         try:
             yield takeover
-        except AmbiguousWriteError:
-            raise  # a create may have happened: keep the claim, whoever takes it next reconciles first
-        except (ApiError, ClaimTimeout):
-            # Pipedrive answered "no" or "not now" (or never got the request): nothing was written.
-            self.ledger.release_claim(key, me)
+        except ApiError as exc:
+            # Pipedrive answered "no" or "not now" (or never got the request): nothing was written, so
+            # release. Keep it after a create whose outcome is unknown, or when it was taken over (the
+            # reconcile may not have run to the end): whoever takes it next reconciles.
+            if not exc.write_may_have_happened and takeover is None:
+                self.ledger.release_claim(key, me)
             raise
         except BaseException:
             # Anything else (a crash between a create and its ledger write, a ledger failure): the state

@@ -18,7 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.exceptions import AmbiguousWriteError, SyncConfigurationError
+from leadboxer_pipedrive.exceptions import (
+    AmbiguousWriteError,
+    ApiAuthError,
+    ApiError,
+    BudgetExhaustedError,
+    SyncConfigurationError,
+)
 from leadboxer_pipedrive.loading.claims import ClaimManager
 
 # Custom field types Pipedrive's organization search can match (and that hold a domain as text).
@@ -63,12 +69,23 @@ def create_or_reconcile(create: Callable[[], dict[str, Any]], find: Callable[[in
     except AmbiguousWriteError as exc:
         result.count("ambiguous_writes_reconciled")
         waits = (0,) if exc.status in SERVER_FINISHED_STATUSES else RECONCILE_WAIT_FACTORS
-        for factor in waits:
-            time.sleep(grace_seconds * factor)
-            found = find(started)
-            if found is not None:
-                return found
-        return create()
+        try:
+            for factor in waits:
+                time.sleep(grace_seconds * factor)
+                found = find(started)
+                if found is not None:
+                    return found
+            return create()
+        except ApiError as later:
+            # The first create may still land: whatever fails now (a look, the second create) leaves the
+            # record's existence unknown, so the claim must stay for the next holder to reconcile; a
+            # refusal or a transient error is reported as the ambiguous write it follows.
+            if later.write_may_have_happened or isinstance(later, (ApiAuthError, BudgetExhaustedError)):
+                later.write_may_have_happened = True
+                raise
+            raise AmbiguousWriteError(later.service, later.method, later.path, later.status,
+                                      f"{later.detail} (after a create whose outcome is unknown: "
+                                      f"{exc.method} {exc.path})") from later
 
 
 # Waits (in grace periods) before each look for a create that may still be running on the server.

@@ -86,3 +86,26 @@ def test_a_claim_of_a_dead_process_on_this_machine_is_taken_over_at_once(ledger)
     ledger.insert_claim("k", owner, int(clock.now * 1000))
     with manager(ledger, clock, run="r2", wait_timeout=5, stale_after=300).claim("k") as takeover:
         assert takeover is not None and clock.now == 1_000_000.0  # no waiting
+
+
+def test_a_claim_is_released_only_when_nothing_may_have_been_written(ledger):
+    from leadboxer_pipedrive.exceptions import AmbiguousWriteError, TransientApiError
+
+    clock = Clock()
+    busy = TransientApiError("Pipedrive", "POST", "/api/v2/persons", 503, "busy")
+    with pytest.raises(TransientApiError), manager(ledger, clock).claim("released"):
+        raise busy
+    assert ledger.get_claim("released") is None
+    with pytest.raises(AmbiguousWriteError), manager(ledger, clock).claim("kept"):
+        raise AmbiguousWriteError("Pipedrive", "POST", "/api/v2/persons", None, "no answer")
+    assert ledger.get_claim("kept") is not None
+    first = manager(ledger, clock)
+    first._acquire("taken over", first.owner.for_thread())  # then the process dies
+    with pytest.raises(TransientApiError), manager(ledger, clock, try_number=2).claim("taken over") as takeover:
+        assert takeover is not None
+        raise busy  # the reconcile's look failed: the next holder must reconcile again
+    assert ledger.get_claim("taken over") is not None
+    busy.write_may_have_happened = True  # after a create whose outcome is unknown
+    with pytest.raises(TransientApiError), manager(ledger, clock).claim("kept too"):
+        raise busy
+    assert ledger.get_claim("kept too") is not None

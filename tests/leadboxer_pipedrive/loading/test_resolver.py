@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadboxer_pipedrive.exceptions import AmbiguousWriteError
+from leadboxer_pipedrive.exceptions import AmbiguousWriteError, ApiAuthError, ApiRequestError, TransientApiError
 from leadboxer_pipedrive.loading import resolver
 from leadboxer_pipedrive.loading.common import LoadResult
 
@@ -54,3 +54,33 @@ def test_after_a_500_the_server_is_done_so_one_look_decides(sleeps):
     looks = []
     assert resolver.create_or_reconcile(create, lambda since: looks.append(since), LoadResult(), 5.0) == {"id": 99}
     assert len(looks) == 1 and sleeps == [0] and len(calls) == 2
+
+
+def test_whatever_fails_after_a_create_of_unknown_outcome_leaves_it_unknown(sleeps):
+    """A failed look, or a refused second create, must not release the claim: the first create may still
+    land, so the next holder has to reconcile. Errors that end the task keep their kind, marked."""
+    def failing_look(since):
+        raise TransientApiError("Pipedrive", "GET", "/api/v2/activities", 503, "busy")
+    create, calls = creates(lost_answer())
+    with pytest.raises(AmbiguousWriteError, match="busy.*outcome is unknown") as raised:
+        resolver.create_or_reconcile(create, failing_look, LoadResult(), grace_seconds=1.0)
+    assert raised.value.write_may_have_happened and len(calls) == 1
+
+    refused = ApiRequestError("Pipedrive", "POST", "/api/v2/activities", 400, "bad deal")
+    create, calls = creates(lost_answer(), refused)
+    with pytest.raises(AmbiguousWriteError, match="bad deal"):
+        resolver.create_or_reconcile(create, lambda since: None, LoadResult(), grace_seconds=1.0)
+
+    revoked = ApiAuthError("Pipedrive", "POST", "/api/v2/activities", 401, "revoked")
+    create, calls = creates(lost_answer(), revoked)
+    with pytest.raises(ApiAuthError) as raised:
+        resolver.create_or_reconcile(create, lambda since: None, LoadResult(), grace_seconds=1.0)
+    assert raised.value.write_may_have_happened
+
+
+def test_a_plain_refusal_is_not_a_write_that_may_have_happened(sleeps):
+    refused = ApiRequestError("Pipedrive", "POST", "/api/v2/activities", 400, "bad deal")
+    create, _ = creates(refused)
+    with pytest.raises(ApiRequestError) as raised:
+        resolver.create_or_reconcile(create, lambda since: None, LoadResult(), grace_seconds=1.0)
+    assert not raised.value.write_may_have_happened
