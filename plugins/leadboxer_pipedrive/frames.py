@@ -35,6 +35,7 @@ Normalisation rules (hostile input is read, never trusted):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import unicodedata
@@ -192,24 +193,26 @@ def _non_ascii(text: pd.Series) -> np.ndarray:
     return (~text.str.isascii()).fillna(False).to_numpy(dtype=bool)
 
 
-def _without_lone_surrogates(values: pd.Series) -> pd.Series:
-    """Text with a lone surrogate (JSON's ``"\\ud800"``), which UTF-8 cannot hold, reads U+FFFD there."""
+def _lone_surrogates_read_as_replacement(read):
+    """``read`` (values → text), where text with a lone surrogate (JSON's ``"\\ud800"``), which UTF-8
+    cannot hold, reads U+FFFD there instead of failing."""
     def repaired(value: Any) -> Any:
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace") if isinstance(value, str) else value
-    return values.astype("object").map(repaired, na_action="ignore")
+
+    @functools.wraps(read)
+    def reading(values: pd.Series) -> pd.Series:
+        try:
+            return read(values)
+        except UnicodeEncodeError:
+            return read(values.astype("object").map(repaired, na_action="ignore"))
+    return reading
 
 
+@_lone_surrogates_read_as_replacement
 def text_column(values: pd.Series) -> pd.Series:
     """Any values → nullable strings (NFC, trimmed of whitespace and invisible characters); containers
     and blanks become missing. Vectorised (pandas string methods); only values that are neither text
     nor numbers (bytes, booleans...) are read one by one."""
-    try:
-        return _text_column(values)
-    except UnicodeEncodeError:
-        return _text_column(_without_lone_surrogates(values))
-
-
-def _text_column(values: pd.Series) -> pd.Series:
     strings = _arrow_strings(values)
     if strings is not None:
         # Text and missing values only (nearly every column): NFC (where anything is not ASCII), trimmed,
@@ -269,17 +272,11 @@ def epoch_ms(value: Any) -> int | None:
     return number if MIN_PLAUSIBLE_MS <= number < MAX_PLAUSIBLE_MS else None
 
 
+@_lone_surrogates_read_as_replacement
 def normalise_email(values: pd.Series) -> pd.Series:
     """NFKC, invisible characters removed, trimmed, lower-cased email addresses (see the module
     docstring; validation decides whether they are well formed). Vectorised; addresses with non-ASCII
     characters go through ``str.lower``/NFKC exactly as the rules say."""
-    try:
-        return _normalised_emails(values)
-    except UnicodeEncodeError:
-        return _normalised_emails(_without_lone_surrogates(values))
-
-
-def _normalised_emails(values: pd.Series) -> pd.Series:
     text, rest = _as_text(values, _arrow_strings(values))
     unusual = _non_ascii(text)
     if unusual.any():
@@ -386,7 +383,7 @@ class LeadRows(_Pages):
             return frame
         with_events = frame["use_id"].isin(lead_ids_with_events).to_numpy(dtype=bool)
         keep = ~np.array(self._needs_events, dtype=bool) | with_events
-        return frame if keep.all() else frame[keep].reset_index(drop=True)
+        return frame if keep.all() else rows_where(frame, keep)
 
     def _frame_records(self) -> pd.DataFrame:
         return leads_frame(self._records, self.segment_id)
@@ -449,8 +446,7 @@ def event_page_rows(pages: list[bytes], lead_ids: list[Any], channels: list[Any]
         records.extend(events)
         record_lead_ids.extend([lead_id] * len(events))
         record_channels.extend([channel] * len(events))
-    rows = event_rows(records, record_lead_ids, record_channels)
-    return rows if window is None else rows[in_window(rows["event_time_ms"], window)].reset_index(drop=True)
+    return _rows_in_window(event_rows(records, record_lead_ids, record_channels), window)
 
 
 def in_window(event_time_ms: pd.Series, window: tuple[int, int]) -> np.ndarray:
@@ -458,6 +454,14 @@ def in_window(event_time_ms: pd.Series, window: tuple[int, int]) -> np.ndarray:
     cannot be read (validation rejects them with a reason: nothing vanishes unexplained)."""
     start_ms, end_ms = window
     return (event_time_ms.isna() | ((event_time_ms >= start_ms) & (event_time_ms < end_ms))).to_numpy(dtype=bool)
+
+
+def _rows_in_window(rows: pd.DataFrame, window: tuple[int, int] | None) -> pd.DataFrame:
+    """The framed ``rows`` ``in_window`` (all of them without a window)."""
+    if window is None:
+        return rows
+    inside = in_window(rows["event_time_ms"], window)
+    return rows if inside.all() else rows_where(rows, inside)
 
 
 def _arrow_event_rows(data: pa.ChunkedArray, lead_ids: list[Any], channels: list[Any],
@@ -601,14 +605,23 @@ class EventRows(_Pages):
         return super().frame()
 
     def _frame_records(self) -> pd.DataFrame:
-        rows = event_rows(self._records, self._lead_ids, self._channels)
-        if self.window is None:
-            return rows
-        return rows[in_window(rows["event_time_ms"], self.window)].reset_index(drop=True)
+        return _rows_in_window(event_rows(self._records, self._lead_ids, self._channels), self.window)
 
     def _clear_records(self) -> None:
         self._records, self._lead_ids, self._channels = [], [], []
         self._pending_pages, self._pending_bytes = [], 0
+
+
+def distinct_codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code for its combination of ``columns`` (missing counts as a value), numbered in order
+    of first appearance, and the first row of each code, in code order (found without sorting)."""
+    if len(columns) == 1:
+        codes = np.asarray(pd.factorize(frame[columns[0]], use_na_sentinel=False)[0])
+    else:
+        codes = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+    first_rows = np.full(int(codes.max()) + 1 if len(codes) else 0, len(codes))
+    np.minimum.at(first_rows, codes, np.arange(len(codes)))
+    return codes, first_rows
 
 
 def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Series:

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from leadboxer_pipedrive.frames import plain, plain_values, spread
+from leadboxer_pipedrive.frames import distinct_codes, plain, plain_values, spread
 
 # Pipedrive rejects longer subjects, names and titles (sandbox assumption: 255 characters).
 MAX_TEXT = 255
@@ -196,15 +196,9 @@ def per_distinct(frame: pd.DataFrame, columns: list[str], function, categorical:
     the string work runs on thousands of values instead of a million; the result is the same.
     ``function`` gets plain (not categorical) columns; with ``categorical`` the result is a categorical
     column (``frames.spread``), each distinct value stored once."""
-    if len(columns) == 1:
-        codes, _ = pd.factorize(frame[columns[0]], use_na_sentinel=False)
-    else:
-        codes = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
-    codes = np.asarray(codes)
+    codes, first_rows = distinct_codes(frame, columns)
     if len(codes) == 0:
         return function(plain(frame[columns]))
-    first_rows = np.full(codes.max() + 1, len(codes))  # one row per code, in code order (no sort)
-    np.minimum.at(first_rows, codes, np.arange(len(codes)))
     distinct = plain(frame[columns].iloc[first_rows].reset_index(drop=True))
     result = function(distinct)
     if categorical:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadboxer_pipedrive.frames import rows_where
+from leadboxer_pipedrive.frames import distinct_codes, rows_where
 
 # A deliberately plain check of the normalised address (see the module docstring). ``[^\W_]`` is a
 # Unicode letter or digit; ``\Z`` (not ``$``) so a trailing newline cannot slip through.
@@ -118,8 +118,8 @@ def validate_events(events: pd.DataFrame, window_start_ms: int, window_end_ms: i
     lead_level = [(e, r) for e, r in expectations if e.column in LEAD_LEVEL_COLUMNS]
     event_level = [(e, r) for e, r in expectations if e.column not in LEAD_LEVEL_COLUMNS]
     pairs = frame[list(LEAD_LEVEL_COLUMNS)]
-    pair_of_row = pairs.groupby(list(LEAD_LEVEL_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
-    distinct = pairs.iloc[np.unique(pair_of_row, return_index=True)[1]].reset_index(drop=True)
+    pair_of_row, first_rows = distinct_codes(pairs, list(LEAD_LEVEL_COLUMNS))
+    distinct = pairs.iloc[first_rows].reset_index(drop=True)
     # GE compares plain floats (not nullable Int64), and its regular expression reads Python strings.
     batches = [
         (frame[["event_id"]].assign(event_time_ms=frame["event_time_ms"].astype("float64")), event_level, None),
