@@ -101,5 +101,5 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
         if max_leads and active_leads >= max_leads:
             break
     event_rows = events.frame()
-    return WindowExtract(leads=leads.frame(event_rows["use_id"].dropna().unique()), events=event_rows,
+    return WindowExtract(leads=leads.frame(event_rows["use_id"]), events=event_rows,
                          sessions_read=sessions_read)

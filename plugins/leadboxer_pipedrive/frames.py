@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from pandas.api.extensions import take
+from pandas.api.types import union_categoricals
 
 # LeadBoxer lead field -> our column.
 LEAD_FIELDS = {
@@ -234,6 +235,37 @@ def text_column(values: pd.Series) -> pd.Series:
     return text.mask((text == "").fillna(False))
 
 
+def categorical_text_column(values: pd.Series | pa.Array | pa.ChunkedArray) -> pd.Series:
+    """``text_column(values)`` as a categorical column, for values that repeat (a site's pages, a
+    session's id...): each distinct value is stored once and every row holds a small code. Arrow strings
+    are dictionary-encoded first, so each distinct raw value is cleaned once, not once per row."""
+    if isinstance(values, pd.Series):
+        return _categorical(text_column(values))
+    encoded = pc.dictionary_encode(values)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return _categorical(text_column(pd.Series([], dtype="string")))
+    # A chunked array is encoded against one dictionary, shared by its chunks.
+    raw_codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy() for chunk in chunks])
+    cleaned = text_column(pd.Series(pd.arrays.ArrowStringArray(chunks[0].dictionary)))
+    recode, categories = pd.factorize(cleaned)  # raw values cleaned alike share a category; blanks: -1
+    codes = np.append(recode, -1)[raw_codes]  # a missing raw value (-1) reads the appended -1
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))
+
+
+def _categorical(text: pd.Series) -> pd.Series:
+    """Text as a categorical column, categories in order of first appearance."""
+    codes, categories = pd.factorize(text)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(categories)), index=text.index)
+
+
+def first_present(first: pd.Series, second: pd.Series) -> pd.Series:
+    """``first`` where it has a value, else ``second``: two categorical text columns, as one."""
+    if not first.isna().any():
+        return first
+    return _categorical(plain_values(first).fillna(plain_values(second)))
+
+
 def parse_epoch_ms(values: pd.Series) -> pd.Series:
     """Epoch milliseconds (``Int64``) from numbers, numeric strings, seconds or ISO-8601 strings;
     missing when unreadable or outside [2000, 2100)."""
@@ -356,9 +388,24 @@ class _Pages:
 
     def frame(self) -> pd.DataFrame:
         self._frame_pending()
-        if len(self._pages) > 1:  # Arrow columns are concatenated as chunks, without copying
-            self._pages = [pd.concat(self._pages, ignore_index=True)]
+        if len(self._pages) > 1:
+            self._pages = [concat_rows(self._pages)]
         return self._pages[0] if self._pages else self._frame_records()
+
+
+def concat_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of ``frames`` (same columns) one after the other, renumbered from 0. Arrow columns are
+    concatenated as chunks, without copying; categorical ones get the union of their categories
+    (``pd.concat`` would make text of categoricals whose categories differ)."""
+    frames = [frame for frame in frames if len(frame)] or frames[:1]
+    columns = {}
+    for name in frames[0].columns:
+        parts = [frame[name] for frame in frames]
+        if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+            columns[name] = union_categoricals(parts)
+        else:
+            columns[name] = pd.concat(parts, ignore_index=True).array
+    return pd.DataFrame(columns, index=pd.RangeIndex(sum(map(len, frames))))
 
 
 class LeadRows(_Pages):
@@ -371,17 +418,20 @@ class LeadRows(_Pages):
         self._needs_events: list[bool] = []
 
     def append(self, lead: Any, *, if_it_has_events: bool = False) -> None:
-        """``if_it_has_events``: the lead stays only if ``frame(lead_ids_with_events)`` names it (its
-        events are read as undecoded pages: whether any is in the window is known once they are framed)."""
+        """``if_it_has_events``: the lead stays only if ``frame(event_lead_ids)`` names it (its events
+        are read as undecoded pages: whether any is in the window is known once they are framed)."""
         self._records.append(lead)
         self._needs_events.append(if_it_has_events)
         self._frame_if_full()
 
-    def frame(self, lead_ids_with_events: Any = None) -> pd.DataFrame:
+    def frame(self, event_lead_ids: pd.Series | None = None) -> pd.DataFrame:
+        """Every lead so far; with ``event_lead_ids`` (the framed events' ``use_id`` column), those
+        appended ``if_it_has_events`` only if an event names them."""
         frame = super().frame()
-        if lead_ids_with_events is None or not any(self._needs_events):
+        if event_lead_ids is None or not any(self._needs_events):
             return frame
-        with_events = frame["use_id"].isin(lead_ids_with_events).to_numpy(dtype=bool)
+        lead_ids = pa.array(frame["use_id"].astype("string").array)
+        with_events = pc.is_in(lead_ids, value_set=distinct_present(event_lead_ids)).to_numpy(zero_copy_only=False)
         keep = ~np.array(self._needs_events, dtype=bool) | with_events
         return frame if keep.all() else rows_where(frame, keep)
 
@@ -399,6 +449,10 @@ FRAMING_AHEAD = 2
 EVENT_ROW_COLUMNS = [*EVENT_FIELDS.values(), "session_channel", "use_id", "event_time_ms"]
 # The fields read from an event record (``_lead_id`` and ``_session_channel``: where a record says itself).
 EVENT_RECORD_FIELDS = [*EVENT_FIELDS, "_lead_id", "_session_channel"]
+# Event fields whose values repeat from event to event (a site's pages and titles, kinds, referrers,
+# campaigns, a session's id, a lead's id): framed as categorical columns (``categorical_text_column``),
+# each distinct value cleaned and stored once. Each event's id and time are its own.
+_REPEATED_EVENT_FIELDS = frozenset(EVENT_RECORD_FIELDS) - {"event_id", "eventUnixTimestamp"}
 # An event page as Arrow reads it: each field as text. Arrow's reader is strict: another type for a field
 # (a number, an object), an event that is not an object, a repeated key or a broken string make it refuse
 # the pages, which are then decoded the exact way (``json.loads``): both read the same rows.
@@ -418,7 +472,9 @@ def event_rows(records: list[Any], lead_ids: list[Any] | None = None,
     lead_id = raw["_lead_id"] if lead_ids is None else pd.Series(lead_ids, dtype=object).fillna(raw["_lead_id"])
     channel = (raw["_session_channel"] if channels is None
                else pd.Series(channels, dtype=object).fillna(raw["_session_channel"]))
-    return _event_columns(raw, lead_id, channel)
+    columns = {column: (categorical_text_column if source in _REPEATED_EVENT_FIELDS else text_column)(raw[source])
+               for source, column in EVENT_FIELDS.items()}
+    return _event_columns(columns, categorical_text_column(lead_id), categorical_text_column(channel))
 
 
 def event_page_rows(pages: list[bytes], lead_ids: list[Any], channels: list[Any],
@@ -469,27 +525,37 @@ def _arrow_event_rows(data: pa.ChunkedArray, lead_ids: list[Any], channels: list
     events = pc.list_flatten(data)  # an event that is null stays: a row of missing values
     page_of_event = np.repeat(np.arange(len(lead_ids)), pc.fill_null(pc.list_value_length(data), 0).to_numpy())
     event_time_ms = parse_epoch_ms(pd.Series(pd.arrays.ArrowStringArray(pc.struct_field(events, "eventUnixTimestamp"))))
-    if window is not None:  # left out before framing: one filter of the events, not one per column
-        inside = in_window(event_time_ms, window)
-        if not inside.all():
-            events, page_of_event = pc.filter(events, pa.array(inside)), page_of_event[inside]
-            event_time_ms = event_time_ms[inside].reset_index(drop=True)
-    raw = pd.DataFrame({field: pd.arrays.ArrowStringArray(pc.struct_field(events, field))
-                        for field in EVENT_RECORD_FIELDS})
-    return _event_columns(raw, _page_values(lead_ids, page_of_event, raw["_lead_id"]),
-                          _page_values(channels, page_of_event, raw["_session_channel"]), event_time_ms)
+    keep = in_window(event_time_ms, window) if window is not None else None
+    if keep is not None and keep.all():
+        keep = None
+    if keep is not None:  # left out before framing: only the unique fields and the codes are filtered
+        page_of_event = page_of_event[keep]
+        event_time_ms = event_time_ms[keep].reset_index(drop=True)
+        kept = pa.array(keep)
+
+    def field(name: str) -> pd.Series:
+        values = pc.struct_field(events, name)
+        if name in _REPEATED_EVENT_FIELDS:
+            column = categorical_text_column(values)
+            return column if keep is None else pd.Series(column.array[keep])
+        return text_column(pd.Series(pd.arrays.ArrowStringArray(values if keep is None else pc.filter(values, kept))))
+
+    columns = {column: field(source) for source, column in EVENT_FIELDS.items()}
+    return _event_columns(columns, _page_values(lead_ids, page_of_event, lambda: field("_lead_id")),
+                          _page_values(channels, page_of_event, lambda: field("_session_channel")), event_time_ms)
 
 
-def _page_values(values: list[Any], page_of_event: np.ndarray, own: pd.Series) -> pd.Series:
-    """Each event's value from its page (``values``: one per page) as text, or its own (``own``) where the
-    page's is None. Each page's value is read once, then taken for its events in Arrow."""
-    per_page = pd.Series(values, dtype=object)
-    taken = text_column(per_page).array.__arrow_array__().take(pa.array(page_of_event, type=pa.int64()))
-    text = pd.Series(pd.arrays.ArrowStringArray(taken), index=own.index)
-    page_has_none = per_page.isna().to_numpy()
+def _page_values(values: list[Any], page_of_event: np.ndarray, own) -> pd.Series:
+    """Each event's value from its page (``values``: one per page) as categorical text, or its own
+    (``own()``: the record's field, read only when needed) where the page's is None. Each page's value
+    is read once; its events hold its code."""
+    per_page = categorical_text_column(pd.Series(values, dtype=object))
+    taken = pd.Series(pd.Categorical.from_codes(per_page.cat.codes.to_numpy()[page_of_event],
+                                                dtype=per_page.dtype))
+    page_has_none = pd.isna(pd.Series(values, dtype=object)).to_numpy()
     if not page_has_none.any():
-        return text
-    return text.where(~page_has_none[page_of_event], text_column(own))
+        return taken
+    return first_present(taken.where(~page_has_none[page_of_event]), own())
 
 
 def _read_event_pages(pages: list[bytes]) -> pa.ChunkedArray | None:
@@ -521,16 +587,17 @@ def decoded_event_page(page: bytes) -> list[Any]:
     return body.get("data") or []
 
 
-def _event_columns(raw: pd.DataFrame, lead_id: pd.Series, channel: pd.Series,
+def _event_columns(columns: dict[str, pd.Series], lead_id: pd.Series, channel: pd.Series,
                    event_time_ms: pd.Series | None = None) -> pd.DataFrame:
-    """``event_rows`` of the raw fields ``raw`` (columns ``EVENT_FIELDS``), each event's lead id and
-    session channel (raw values or text); ``event_time_ms``: the times, when already read."""
-    columns = {column: text_column(raw[source]) for source, column in EVENT_FIELDS.items()}
-    columns["session_channel"] = text_column(channel)
-    columns["use_id"] = text_column(lead_id).fillna(columns["event_use_id"])
+    """``event_rows`` of the cleaned fields ``columns`` (by our names, ``EVENT_FIELDS``' values; the
+    repeated ones categorical), each event's lead id and session channel (categorical text);
+    ``event_time_ms``: the times, when already read."""
+    index = columns["event_id"].index
+    columns = {**columns, "session_channel": channel.set_axis(index),
+               "use_id": first_present(lead_id.set_axis(index), columns["event_use_id"])}
     columns["event_time_ms"] = (parse_epoch_ms(columns["event_time_raw"]) if event_time_ms is None
-                                else event_time_ms.set_axis(raw.index))
-    return pd.DataFrame(columns, index=raw.index)[EVENT_ROW_COLUMNS]
+                                else event_time_ms.set_axis(index))
+    return pd.DataFrame(columns, index=index)[EVENT_ROW_COLUMNS]
 
 
 class EventRows(_Pages):
@@ -612,6 +679,15 @@ class EventRows(_Pages):
         self._pending_pages, self._pending_bytes = [], 0
 
 
+def distinct_present(column: pd.Series) -> pa.Array:
+    """The distinct values present in a text column (categorical or not), as Arrow strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(column.cat.categories)))
+        return pa.array(column.cat.categories.array.take(used), type=pa.string())
+    return pa.array(column.dropna().astype("string").unique(), type=pa.string())
+
+
 def distinct_codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each row's code for its combination of ``columns`` (missing counts as a value), numbered in order
     of first appearance, and the first row of each code, in code order (found without sorting)."""
@@ -622,6 +698,15 @@ def distinct_codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     first_rows = np.full(int(codes.max()) + 1 if len(codes) else 0, len(codes))
     np.minimum.at(first_rows, codes, np.arange(len(codes)))
     return codes, first_rows
+
+
+def positions_in(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """``index.get_indexer(values)`` (-1: not in ``index``); a categorical column is looked up once per
+    category, not once per row."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return index.get_indexer(values)
+    per_category = index.get_indexer(values.cat.categories)
+    return take(per_category, values.cat.codes.to_numpy(), allow_fill=True, fill_value=-1)
 
 
 def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Series:
@@ -684,7 +769,7 @@ def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFram
         rows = collected.frame()
     # Each event takes the facts of the first row of its lead (repeated lead rows are validation's business).
     lead_facts = leads.dropna(subset=["use_id"]).drop_duplicates("use_id", keep="first")
-    position = pd.Index(lead_facts["use_id"]).get_indexer(rows["use_id"])  # -1: no such lead
+    position = positions_in(pd.Index(lead_facts["use_id"]), rows["use_id"])  # -1: no such lead
     columns = {column: rows[column] for column in EVENT_ROW_COLUMNS if column != "event_use_id"}
     columns["dataset_id"] = pd.Series(dataset_id, index=rows.index, dtype="str")
     for column in EVENT_LEAD_FACTS:

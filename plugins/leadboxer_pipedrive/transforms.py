@@ -287,7 +287,7 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
 def _activity_columns(frame: pd.DataFrame, activity_type: str) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for column in ("event_id", "use_id", "event_time_ms"):
-        out[column] = frame[column]
+        out[column] = plain_values(frame[column])  # the loader groups and looks up by them: plain values
     # Columns that repeat a lead's (or a page's) value stay categorical: each distinct value once.
     out["dataset_id"] = pd.Series(pd.Categorical(frame["dataset_id"]), index=frame.index)
     out["email"] = plain_values(frame["email"])  # grouped and sorted by the loader: plain text
