@@ -23,12 +23,11 @@ What hostile text becomes (the frames are already normalised, see ``frames``):
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import html
+import re
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from leadboxer_pipedrive.frames import distinct_codes, plain, plain_values, spread
 
@@ -62,7 +61,7 @@ EVENT_KIND_LABELS = {
 ACTIVITY_COLUMNS = [
     "event_id", "use_id", "dataset_id", "event_time_ms", "email", "person_name", "phone",
     "org_key", "org_name", "org_domain", "org_address", "org_linkedin",
-    "subject", "type", "due_date", "due_time", "done", "note",
+    "subject", "type", "due_date", "due_time", "done", "note", "leadcard_url",
 ]
 
 
@@ -206,25 +205,26 @@ def per_distinct(frame: pd.DataFrame, columns: list[str], function, categorical:
     return pd.Series(result.array.take(codes), index=frame.index, name=result.name)
 
 
-# Notes are spelled out this many rows at a time (see ``activity_note``).
-NOTE_CHUNK_ROWS = 100_000
+# What an activity's note is made of (besides the lead card, ``leadcard_url``).
+NOTE_SOURCE_COLUMNS = ["url", "title", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+                       "utm_content", "campaign"]
 
 
 def activity_note(frame: pd.DataFrame) -> pd.Series:
-    """The activity's HTML note: page, referrer, UTM values, campaign, lead card, event id."""
+    """The HTML note of each event's activity: its page, referrer, UTM values and campaign; as a
+    categorical column, worked out once per distinct page and context (a site has few). The lead-card
+    line and the event's marker are added when the activity is sent (``activity_fields``): written out
+    here, a million events' notes would take hundreds of MB that the loader needs one at a time."""
     def line(label: str, values: pd.Series) -> pd.Series:
         escaped = html_escape(clip(_strip_control(values), MAX_NOTE_VALUE))
         return ("<p><b>" + label + ":</b> " + escaped + "</p>").fillna("")
 
-    def page_line(rows: pd.DataFrame) -> pd.Series:
+    def page_and_context(rows: pd.DataFrame) -> pd.Series:
         url = rows["url"]
-        link = safe_url(url)
-        page = ('<p><b>Page:</b> <a href="' + html_escape(link) + '">'
+        page = ('<p><b>Page:</b> <a href="' + html_escape(safe_url(url)) + '">'
                 + html_escape(clip(_strip_control(rows["title"].fillna(url)), MAX_NOTE_VALUE)) + "</a></p>")
-        return page.fillna(line("Page", rows["title"].fillna(url)))
-
-    def context_lines(rows: pd.DataFrame) -> pd.Series:
-        return (line("Referrer", rows["referrer"])
+        return (page.fillna(line("Page", rows["title"].fillna(url)))
+                + line("Referrer", rows["referrer"])
                 + line("UTM source", rows["utm_source"])
                 + line("UTM medium", rows["utm_medium"])
                 + line("UTM campaign", rows["utm_campaign"])
@@ -232,32 +232,29 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
                 + line("UTM content", rows["utm_content"])
                 + line("Email campaign", rows["campaign"]))
 
-    def card_line(rows: pd.DataFrame) -> pd.Series:
-        card = safe_url(rows["leadcard_url"])
-        return ('<p><a href="' + html_escape(card) + '">Open the lead card in LeadBoxer</a></p>').fillna("")
-
-    # Each piece once per distinct input (categorical); the notes are spelled out a chunk of rows at a
-    # time, so the pieces of a million notes are never all written out at once.
-    pieces = [per_distinct(frame, ["url", "title"], page_line, categorical=True),
-              per_distinct(frame, ["referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-                                   "utm_content", "campaign"], context_lines, categorical=True),
-              per_distinct(frame, ["leadcard_url"], card_line, categorical=True)]
-    notes = []
-    for start in range(0, len(frame), NOTE_CHUNK_ROWS):
-        rows = slice(start, start + NOTE_CHUNK_ROWS)
-        page, context, card = (_arrow_text(plain_values(piece.iloc[rows])) for piece in pieces)
-        # The event id doubles as a marker to find this activity again in Pipedrive. One join writes
-        # each note once (adding the pieces one by one would write it out five times).
-        text = functools.partial(pa.scalar, type=page.type)
-        note = pc.binary_join_element_wise(page, context, card, text("<p><small>LeadBoxer event "),
-                                           _arrow_text(html_escape(frame["event_id"].iloc[rows])),
-                                           text("</small></p>"), text(""))
-        notes.append(pd.Series(pd.arrays.ArrowStringArray(note), index=frame.index[rows]))
-    return pd.concat(notes) if notes else pd.Series([], index=frame.index, dtype="string")
+    return per_distinct(frame, NOTE_SOURCE_COLUMNS, page_and_context, categorical=True).rename("note")
 
 
-def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
-    return values.astype("string").array.__arrow_array__()
+def lead_card_line(url: str | None) -> str:
+    """The note line linking the lead's LeadBoxer card (``url``: a ``safe_url``; none: no line)."""
+    if url is None or pd.isna(url):
+        return ""
+    return f'<p><a href="{html.escape(str(url))}">Open the lead card in LeadBoxer</a></p>'
+
+
+# Every note sent ends with its event's marker: how the loader finds an activity again in Pipedrive
+# (after a killed try or a create whose answer was lost) and knows which event it holds.
+_MARKER_RE = re.compile(r"LeadBoxer event ([^<\s]+)")
+
+
+def event_marker(event_id: str) -> str:
+    """The note line naming ``event_id`` (read back by ``event_ids_in_note``)."""
+    return f"<p><small>LeadBoxer event {html.escape(str(event_id))}</small></p>"
+
+
+def event_ids_in_note(note: str | None) -> list[str]:
+    """The event ids whose markers a note holds."""
+    return [html.unescape(match) for match in _MARKER_RE.findall(note or "")]
 
 
 def activity_subjects(rows: pd.DataFrame) -> pd.Series:
@@ -275,12 +272,8 @@ def activity_payloads(valid_events: pd.DataFrame, activity_type: str) -> pd.Data
     """One activity row per valid event. Lead facts, pages and subjects are each worked out once per
     distinct value (``per_distinct``)."""
     frame = valid_events.reset_index(drop=True)
-    # The notes (mostly Arrow work, which runs without Python's lock) are written on a second thread
-    # while the other columns are worked out here.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="activity-notes") as pool:
-        notes = pool.submit(activity_note, frame)
-        out = _activity_columns(frame, activity_type)
-        out["note"] = notes.result().astype("string")
+    out = _activity_columns(frame, activity_type)
+    out["note"] = activity_note(frame)
     return out[ACTIVITY_COLUMNS]
 
 
@@ -299,6 +292,7 @@ def _activity_columns(frame: pd.DataFrame, activity_type: str) -> pd.DataFrame:
     out["org_key"] = categorical_per_distinct(["org_domain", "org_name"], organization_keys)
     out["org_name"] = categorical_per_distinct(["org_name"], organization_names).where(out["org_key"].notna())
     out["org_address"] = categorical_per_distinct(["org_city", "org_country"], organization_addresses)
+    out["leadcard_url"] = categorical_per_distinct(["leadcard_url"], lambda rows: safe_url(rows["leadcard_url"]))
     out["subject"] = categorical_per_distinct(["event_type", "title", "campaign", "url"], activity_subjects)
     out["type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [activity_type]),
                             index=frame.index)
@@ -316,9 +310,26 @@ def _activity_columns(frame: pd.DataFrame, activity_type: str) -> pd.DataFrame:
 DIGEST_FULL_EVENTS = 50
 
 
+def activity_fields(unit: pd.DataFrame) -> pd.Series:
+    """What one activity says: subject, type, due date and time, done, and its note ending with the
+    marker of each event it holds. ``unit``: one activity row, or several rows of one lead (digest mode,
+    ``digest_activity``)."""
+    if len(unit) > 1:
+        return digest_activity(unit)
+    row = unit.iloc[0]
+    note = _text(row["note"]) + lead_card_line(row["leadcard_url"]) + event_marker(row["event_id"])
+    return pd.Series({"subject": row["subject"], "type": row["type"], "due_date": row["due_date"],
+                      "due_time": row["due_time"], "done": bool(row["done"]), "note": note})
+
+
+def _text(value) -> str:
+    return "" if pd.isna(value) else str(value)
+
+
 def digest_activity(events: pd.DataFrame) -> pd.Series:
     """One activity for several activity rows of one lead (digest mode): subject, due time of the first
-    event, and a note holding every event (each with its "LeadBoxer event <id>" marker)."""
+    event, and a note holding every event (each with its "LeadBoxer event <id>" marker), then the lead's
+    card."""
     rows = events.sort_values(["event_time_ms", "event_id"], kind="stable")
     first = rows.iloc[0]
     titles = list(dict.fromkeys(s.split(" – ", 1)[1] for s in rows["subject"] if " – " in s))[:3]
@@ -326,10 +337,11 @@ def digest_activity(events: pd.DataFrame) -> pd.Series:
     full = rows.iloc[:DIGEST_FULL_EVENTS]
     subjects = html_escape(full["subject"].astype("string"))  # escaped once, as a column
     parts = [f"<p><b>{len(rows)} LeadBoxer events</b></p>"]
-    parts += [f"<p><b>{escaped}</b> ({r.due_date} {r.due_time} UTC)</p>{r.note}"
+    parts += [f"<p><b>{escaped}</b> ({r.due_date} {r.due_time} UTC)</p>{_text(r.note)}{event_marker(r.event_id)}"
               for escaped, r in zip(subjects, full.itertuples(index=False))]
-    parts += [f"<p><small>LeadBoxer event {e}</small></p>"
-              for e in html_escape(rows["event_id"].iloc[DIGEST_FULL_EVENTS:].astype("string"))]
+    parts += [event_marker(event_id) for event_id in rows["event_id"].iloc[DIGEST_FULL_EVENTS:]]
+    if card := lead_card_line(first["leadcard_url"]):  # one lead: its card once
+        parts.append(card)
     return pd.Series({
         "subject": clip(pd.Series([subject], dtype="string")).iloc[0],
         "type": first["type"],

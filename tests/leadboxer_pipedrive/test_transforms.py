@@ -1,7 +1,14 @@
 import pandas as pd
 
 from leadboxer_pipedrive.frames import events_frame, leads_frame, plain
-from leadboxer_pipedrive.transforms import MAX_TEXT, activity_payloads, organization_keys
+from leadboxer_pipedrive.transforms import (
+    MAX_TEXT,
+    activity_fields,
+    activity_payloads,
+    event_ids_in_note,
+    event_marker,
+    organization_keys,
+)
 
 EVENT_MS = 1_795_151_400_000  # 2026-11-20T05:10:00Z
 
@@ -22,15 +29,45 @@ def test_pageview_becomes_a_done_activity_due_at_the_event_time_in_utc():
     assert row["person_name"] == "Jane Doe"
     assert '<a href="https://ex.com/pricing">Pricing</a>' in row["note"]
     assert "<b>UTM campaign:</b> spring" in row["note"] and "<b>Referrer:</b> https://google.com/" in row["note"]
-    assert "LeadBoxer event e1" in row["note"]
+    assert "LeadBoxer event" not in row["note"]  # the event's marker is added when it is sent
+
+
+def test_a_sent_note_adds_the_lead_card_and_ends_with_its_event_marker_which_reads_back_the_event_id():
+    frame = build({"leadcard_url": "https://app.leadboxer.com/?q=l&site=ds"},
+                  {"event_type": "pageview", "title": "Pricing"})
+    frame["event_id"] = 'e1<&"\'>'  # ids are text from LeadBoxer: escaped in the HTML, read back as sent
+    note = activity_fields(frame)["note"]
+    assert note == (frame["note"].iloc[0]
+                    + '<p><a href="https://app.leadboxer.com/?q=l&amp;site=ds">Open the lead card in LeadBoxer</a></p>'
+                    + event_marker(frame["event_id"].iloc[0]))
+    assert "<&" not in note
+    assert event_ids_in_note(note) == [frame["event_id"].iloc[0]]
+
+
+def test_notes_are_categorical_one_per_page_and_the_lead_card_one_per_lead():
+    leads = leads_frame([{"use_id": "l", "segments": [1], "email": "jane@acme.com", "leadcard_url": "https://lb.io/l"},
+                         {"use_id": "m", "segments": [1], "email": "max@acme.com", "leadcard_url": "https://lb.io/m"}],
+                        1)
+    page = {"eventUnixTimestamp": str(EVENT_MS), "title": "Pricing", "original_url": "https://ex.com/pricing"}
+    events = events_frame([{"event_id": "e1", "_lead_id": "l", **page}, {"event_id": "e2", "_lead_id": "l", **page},
+                           {"event_id": "e3", "_lead_id": "m", **page},
+                           {"event_id": "e4", "_lead_id": "l", **page, "title": "Demo"}], leads, "ds")
+    payloads = activity_payloads(events, "task")
+    assert isinstance(payloads["note"].dtype, pd.CategoricalDtype)
+    assert payloads["note"].tolist()[:3] == [payloads["note"].iloc[0]] * 3 and payloads["note"].nunique() == 2
+    assert payloads["leadcard_url"].tolist() == ["https://lb.io/l", "https://lb.io/l", "https://lb.io/m", "https://lb.io/l"]
+    sent = [activity_fields(payloads.iloc[[n]])["note"] for n in range(4)]
+    assert len(set(sent)) == 4 and "https://lb.io/m" in sent[2] and "Demo" in sent[3]
 
 
 def test_note_escapes_html_and_refuses_script_urls():
-    row = build({"leadcard_url": "javascript:alert(1)"},
-                {"event_type": "form_submit", "title": "<script>alert('x')</script>",
-                 "original_url": "javascript:alert(2)"}).iloc[0]
-    assert "<script>" not in row["note"] and "&lt;script&gt;" in row["note"]
-    assert 'href="javascript' not in row["note"]
+    frame = build({"leadcard_url": "javascript:alert(1)"},
+                  {"event_type": "form_submit", "title": "<script>alert('x')</script>",
+                   "original_url": "javascript:alert(2)"})
+    assert pd.isna(frame["leadcard_url"].iloc[0])
+    for note in (frame["note"].iloc[0], activity_fields(frame)["note"]):  # as staged, and as sent
+        assert "<script>" not in note and "&lt;script&gt;" in note
+        assert 'href="javascript' not in note and "lead card" not in note
 
 
 def test_long_texts_are_clipped_to_what_pipedrive_accepts():
@@ -105,9 +142,8 @@ def test_custom_title_template_fills_every_row():
 
 
 def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch):
-    """activity_payloads computes lead facts, pages and subjects once per distinct value, and spells the
-    notes out a chunk of rows at a time; on the hostile corpus (plus repeats of it) that must equal
-    applying each function to every row at once."""
+    """activity_payloads computes lead facts, pages, subjects and notes once per distinct value; on the
+    hostile corpus (plus repeats of it) that must equal applying each function to every row at once."""
     import json
     from pathlib import Path
 
@@ -121,9 +157,7 @@ def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch
     events = events_frame(raw_events * 3, leads, "ds")  # every lead, page and subject repeated
     events = events[events["event_time_ms"].notna()]
     assert len(events) > 300
-    monkeypatch.setattr(transforms, "NOTE_CHUNK_ROWS", 7)  # notes spelled out over many chunks...
     per_distinct = activity_payloads(events, "task")
-    monkeypatch.setattr(transforms, "NOTE_CHUNK_ROWS", len(events))  # ...and in one
     monkeypatch.setattr(transforms, "per_distinct",
                         lambda frame, columns, function, categorical=False: function(plain(frame[columns])))
     per_row = activity_payloads(events, "task")

@@ -9,9 +9,7 @@ activities that task may have created (found by the event-id marker in their not
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,17 +31,11 @@ from leadboxer_pipedrive.loading.resolver import (
     organization_domain_field_code,
     since_iso,
 )
-from leadboxer_pipedrive.transforms import digest_activity
+from leadboxer_pipedrive.transforms import activity_fields, event_ids_in_note
 
 log = logging.getLogger(__name__)
 
-# The marker the transform writes into every note: "LeadBoxer event <id>".
-_MARKER_RE = re.compile(r"LeadBoxer event ([^<\s]+)")
 ACTIVITY_MODES = ("per_event", "digest")
-
-
-def event_ids_in_note(note: str | None) -> list[str]:
-    return [html.unescape(match) for match in _MARKER_RE.findall(note or "")]
 
 
 class ActivityLoader:
@@ -236,7 +228,7 @@ class ActivityLoader:
 
 def activity_payload(unit: pd.DataFrame, person: Person, deal_id: int | None) -> dict[str, Any]:
     """The v2 activity body for one event, or one digest of a lead's events."""
-    fields = unit.iloc[0] if len(unit) == 1 else digest_activity(unit)
+    fields = activity_fields(unit)
     payload: dict[str, Any] = {
         "subject": fields["subject"],
         "type": fields["type"],
