@@ -560,8 +560,10 @@ def _page_values(values: list[Any], page_of_event: np.ndarray, own) -> pd.Series
 
 def _read_event_pages(pages: list[bytes]) -> pa.ChunkedArray | None:
     """The ``data`` list of each page, read by Arrow; None when Arrow refuses any page."""
+    # Pages on one line each (as LeadBoxer sends them) are split into blocks at newlines, which is faster
+    # than finding where each page ends by parsing, as pretty-printed pages need.
     options = pa_json.ParseOptions(explicit_schema=_EVENT_PAGE_SCHEMA, unexpected_field_behavior="ignore",
-                                   newlines_in_values=True)  # pretty-printed pages too (as fast)
+                                   newlines_in_values=any(b"\n" in page for page in pages))
     try:
         # Blocks are read in parallel; a page must fit in one.
         block_size = max(1 << 20, 2 * max(map(len, pages)))

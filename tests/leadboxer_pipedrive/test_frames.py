@@ -148,6 +148,18 @@ def test_event_pages_read_by_arrow_equal_the_same_events_decoded():
     assert expected["use_id"].tolist()[2:4] == ["l0", "own"]  # the page's lead, else the event's own
 
 
+def test_one_line_pages_are_read_by_arrow_whatever_their_length():
+    # Without a newline in any page, Arrow splits the pages at newlines: a page longer than its usual
+    # block must still be read whole.
+    pages = [_page(PLAIN_EVENTS[:3]), _page([{**PLAIN_EVENTS[3], "title": "long " * (1 << 19)}, PLAIN_EVENTS[4]]),
+             _page(PLAIN_EVENTS[5:])]
+    assert not any(b"\n" in page for page in pages) and _read_event_pages(pages) is not None
+    decoded = [(e, f"l{n}") for n, page in enumerate(pages) for e in decoded_event_page(page)]
+    expected = event_rows([e for e, _ in decoded], [lead for _, lead in decoded], ["email"] * len(decoded))
+    pd.testing.assert_frame_equal(event_page_rows(pages, ["l0", "l1", "l2"], ["email"] * 3), expected)
+    assert expected["title"].str.len().max() > 2 << 20
+
+
 def test_event_pages_arrow_refuses_are_decoded_the_exact_way():
     for refused in [*REFUSED_BY_ARROW, {"event_id": "e", "title": "\ud800"}]:
         pages = [_page(PLAIN_EVENTS[:2]), _page([refused, PLAIN_EVENTS[2]])]
