@@ -692,14 +692,36 @@ def distinct_present(column: pd.Series) -> pa.Array:
 
 def distinct_codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each row's code for its combination of ``columns`` (missing counts as a value), numbered in order
-    of first appearance, and the first row of each code, in code order (found without sorting)."""
+    of first appearance, and the first row of each code, in code order (found without sorting).
+
+    Several columns are worked out on integer codes (a categorical column's own, any other column's
+    ``pd.factorize``), combined into one integer per row (re-numbered whenever the combinations could
+    outgrow 64 bits), which is then factorised."""
     if len(columns) == 1:
         codes = np.asarray(pd.factorize(frame[columns[0]], use_na_sentinel=False)[0])
     else:
-        codes = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
-    first_rows = np.full(int(codes.max()) + 1 if len(codes) else 0, len(codes))
-    np.minimum.at(first_rows, codes, np.arange(len(codes)))
-    return codes, first_rows
+        key, size = np.zeros(len(frame), dtype=np.int64), 1
+        for column in columns:
+            column_codes, count = _value_codes(frame[column])
+            if size * count >= 1 << 62:  # re-number the combinations seen so far: at most one per row
+                key, uniques = pd.factorize(key)
+                size = len(uniques)
+            key, size = key * count + column_codes, size * count
+        codes = np.asarray(pd.factorize(key)[0])
+    # Codes are numbered in order of first appearance: a row is a code's first where it exceeds every
+    # code before it.
+    seen = np.maximum.accumulate(codes) if len(codes) else codes
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] > seen[:-1]
+    return codes, np.flatnonzero(first)
+
+
+def _value_codes(column: pd.Series) -> tuple[np.ndarray, int]:
+    """Each row's value as an integer in ``[0, count)``, missing values included (as one value)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy().astype(np.int64) + 1, len(column.cat.categories) + 1
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.int64), max(len(uniques), 1)
 
 
 def positions_in(index: pd.Index, values: pd.Series) -> np.ndarray:

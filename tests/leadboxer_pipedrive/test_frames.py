@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -8,6 +9,7 @@ from leadboxer_pipedrive.frames import (
     LeadRows,
     _read_event_pages,
     decoded_event_page,
+    distinct_codes,
     epoch_ms,
     event_page_rows,
     event_rows,
@@ -223,7 +225,6 @@ def test_parse_epoch_ms_reads_digit_columns_as_other_columns():
 
 
 def test_rows_where_equals_boolean_indexing_for_every_kind_of_column():
-    import numpy as np
     import pyarrow as pa
 
     text = pd.arrays.ArrowStringArray(pa.chunked_array([["a", None, "c"], ["d", "e"]]))  # as pages concatenate
@@ -233,3 +234,21 @@ def test_rows_where_equals_boolean_indexing_for_every_kind_of_column():
     keep = np.array([True, False, True, True, False])
     pd.testing.assert_frame_equal(rows_where(frame, keep), frame[keep].reset_index(drop=True))
     assert rows_where(frame, np.zeros(5, dtype=bool)).empty
+
+
+def test_distinct_codes_number_combinations_in_order_of_first_appearance_missing_values_included():
+    rng = np.random.default_rng(7)
+    many = [str(n) for n in rng.integers(0, 70_000, 3_000)]  # six such columns outgrow 64 bits: re-numbered
+    frame = pd.DataFrame({
+        **{f"lead_{n}": pd.Categorical(np.roll(many, n)) for n in range(6)},
+        "text": pd.Series(["a", None, "b", "a", None] * 600, dtype="string"),
+        "flag": [True, False, False] * 1_000,
+        "number": pd.array([1, None, 1, 2, 3, None] * 500, dtype="Int64"),
+    })
+    frame.loc[5, "lead_2"] = None
+    for columns in (list(frame.columns), ["text", "flag"], ["lead_0", "number"], ["text"]):
+        expected = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+        codes, first_rows = distinct_codes(frame, columns)
+        assert np.array_equal(codes, expected), columns
+        assert np.array_equal(first_rows, [np.flatnonzero(expected == code)[0] for code in range(expected.max() + 1)])
+    assert [len(part) for part in distinct_codes(frame.iloc[:0], ["text", "flag"])] == [0, 0]
