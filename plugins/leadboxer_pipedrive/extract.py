@@ -5,21 +5,23 @@ day"; sessions that cannot overlap the window are skipped; events are kept when 
 inside the window or cannot be read (validation then sets those aside with a reason, so nothing
 vanishes unexplained).
 
-Leads are framed as they are read (``frames.LeadRows``), a page at a time; events are read from the
-undecoded pages LeadBoxer answers straight into Arrow columns (``frames.EventRows.add_page``): a busy
-hour's million events never become Python dicts.
+Leads and events are read from the undecoded pages LeadBoxer answers straight into Arrow columns
+(``frames.lead_page``, ``frames.EventRows.add_page``) and framed a batch at a time as they are read
+(``frames.LeadRows``, ``frames.EventRows``): a busy hour's leads and million events never become Python
+dicts (pages Arrow's strict reader refuses are decoded and framed the exact way).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.frames import EventRows, LeadRows, epoch_ms
+from leadboxer_pipedrive.frames import EventRows, LeadPage, LeadRows, epoch_ms, lead_page
 
 
 @dataclass
@@ -54,17 +56,15 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     events = EventRows(window=(start_ms, end_ms))
     sessions_read = 0
     active_leads = 0  # leads with an id counted against max_leads
-    for lead in hook.iter_leads_seen_since(dataset_id, segment_id, start):
-        # "Last seen" is eventEsTimestamp (as LeadBoxer's time filter reads it), else lastEvent.
-        last_seen = epoch_ms(lead.get("eventEsTimestamp", lead.get("lastEvent")))
+    for page, row, lead_id, last_seen in _leads_of(hook.read_lead_pages_seen_since(dataset_id, segment_id, start,
+                                                                                     lead_page)):
         if last_seen is not None and last_seen < start_ms:
             continue
-        lead_id = lead.get("use_id")
         if not lead_id:
-            leads.append(lead)  # kept so validation can report it; it has no events to read
+            leads.add(page, row)  # kept so validation can report it; it has no events to read
             continue
         if not with_events and last_seen is not None and last_seen < end_ms:
-            leads.append(lead)  # last seen inside the window: active, no need to read sessions
+            leads.add(page, row)  # last seen inside the window: active, no need to read sessions
             active_leads += 1
             if max_leads and active_leads >= max_leads:
                 break
@@ -87,15 +87,15 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
                 break
             # Pages are framed in batches; events outside the window are left out then. Events that are
             # not objects are kept (framed without an id) so validation rejects them with a reason.
-            for page in hook.iter_event_pages(dataset_id, str(session.get("session_id"))):
-                events.add_page(page, lead_id, session.get("channel"))
+            for events_page in hook.iter_event_pages(dataset_id, str(session.get("session_id"))):
+                events.add_page(events_page, lead_id, session.get("channel"))
                 pages_read = True
         if active:
-            leads.append(lead)
+            leads.add(page, row)
             active_leads += 1
         elif pages_read:
             # The lead stays if any of its events is in the window: known once its pages are framed.
-            leads.append(lead, if_it_has_events=True)
+            leads.add(page, row, if_it_has_events=True)
             if max_leads and events.flush() > rows_before:
                 active_leads += 1
         if max_leads and active_leads >= max_leads:
@@ -103,3 +103,11 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     event_rows = events.frame()
     return WindowExtract(leads=leads.frame(event_rows["use_id"]), events=event_rows,
                          sessions_read=sessions_read)
+
+
+def _leads_of(pages: Iterator[LeadPage]) -> Iterator[tuple[LeadPage, int, Any, int | None]]:
+    """Each lead of each page as it comes: its page, its row there, its id as sent and when it was last
+    seen (``eventEsTimestamp``, as LeadBoxer's time filter reads it, else ``lastEvent``)."""
+    for page in pages:
+        for row, (lead_id, last_seen) in enumerate(zip(page.lead_ids, page.last_seen_ms)):
+            yield page, row, lead_id, last_seen

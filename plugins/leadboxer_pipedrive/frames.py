@@ -40,6 +40,7 @@ import json
 import math
 import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -333,12 +334,18 @@ def _raw_columns(records: list[Any], names: list[str]) -> pd.DataFrame:
 def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd.DataFrame:
     """One row per lead, our columns, with ``in_segment`` saying whether LeadBoxer lists the segment."""
     raw = _raw_columns(leads, [*LEAD_FIELDS, "segments"])
-    frame = pd.DataFrame({column: text_column(raw[source]) for source, column in LEAD_FIELDS.items()},
-                         index=raw.index)
+    texts = {column: text_column(raw[source]) for source, column in LEAD_FIELDS.items()}
+    return _lead_columns(texts, segment_ids(raw["segments"]), segment_id, raw.index)
+
+
+def _lead_columns(texts: dict[str, pd.Series], ids: pd.Series, segment_id: int | str | None,
+                  index: pd.Index) -> pd.DataFrame:
+    """``leads_frame`` of the leads' cleaned text fields (by our names) and their segment ids
+    (``segment_ids``: text, one row per id, indexed by the lead's row)."""
+    frame = pd.DataFrame(texts, index=index)
     frame["email"] = normalise_email(frame["email_raw"])
-    ids = segment_ids(raw["segments"])
     # Each lead's ids as a tuple: ``ids`` is ordered by lead row, so each lead's ids are one run of it.
-    segment_lists: list[tuple[str, ...]] = [()] * len(raw)
+    segment_lists: list[tuple[str, ...]] = [()] * len(index)
     if len(ids):
         rows = ids.index.to_numpy()
         starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
@@ -354,6 +361,102 @@ def leads_frame(leads: list[dict[str, Any]], segment_id: int | str | None) -> pd
         frame["in_segment"] = hits.reindex(frame.index, fill_value=False).astype(bool)
     # Leads without an id, and repeated ones, stay: validation rejects them with a reason.
     return frame[LEAD_COLUMNS]
+
+
+# A page of LeadBoxer's lead list as Arrow reads it: the fields we use, text as text and LeadBoxer's
+# numbers (visits, ``lastEvent``, segment ids) as numbers. Arrow's reader is strict: any other kind of
+# value (a number where text is expected, an object, a segment id as text...) makes it refuse the page,
+# which is then decoded the exact way (``json.loads``): both read the same leads.
+_LEAD_NUMBER_FIELDS = ("total_number_visits", "lastEvent")
+_LEAD_PAGE_SCHEMA = pa.schema([
+    ("data", pa.list_(pa.struct(
+        [(field, pa.string()) for field in LEAD_FIELDS if field not in _LEAD_NUMBER_FIELDS]
+        + [(field, pa.int64()) for field in _LEAD_NUMBER_FIELDS]
+        + [("eventEsTimestamp", pa.string()), ("segments", pa.list_(pa.int64()))]))),
+    ("nextToken", pa.string())])
+
+
+@dataclass
+class LeadPage:
+    """One page of LeadBoxer's lead list, as ``lead_page`` reads it: each lead's id as sent and when it
+    was last seen (what the extract decides by), and the leads themselves, read by Arrow (``data``) or,
+    where Arrow refused the page, decoded (``records``)."""
+
+    lead_ids: list[Any]
+    last_seen_ms: list[int | None]
+    next_token: Any
+    data: pa.StructArray | None = None
+    records: list[Any] | None = None
+
+
+def lead_page(body: bytes | None) -> LeadPage:
+    """An undecoded page of LeadBoxer's lead list (``{"data": [lead, ...], "nextToken": ...}``), read
+    by Arrow's JSON reader where it can be (no Python dict per lead), else decoded with ``json.loads``."""
+    data, next_token = _read_lead_page(body)
+    if data is not None:
+        times = zip(*(pc.struct_field(data, field).to_pylist() for field in ("eventEsTimestamp", "lastEvent")))
+        return LeadPage(pc.struct_field(data, "use_id").to_pylist(), [_last_seen_ms(*seen) for seen in times],
+                        next_token, data=data)
+    decoded = _decoded_page(body, "a page of leads")
+    records = decoded.get("data") or []
+    leads = [lead if isinstance(lead, dict) else {} for lead in records]  # not an object: no id, never seen
+    return LeadPage([lead.get("use_id") for lead in leads],
+                    [_last_seen_ms(lead.get("eventEsTimestamp"), lead.get("lastEvent")) for lead in leads],
+                    decoded.get("nextToken"), records=records)
+
+
+def _last_seen_ms(event_es_timestamp: Any, last_event: Any) -> int | None:
+    """When a lead was last seen: its ``eventEsTimestamp`` (as LeadBoxer's time filter reads it), else
+    its ``lastEvent``."""
+    return epoch_ms(last_event if event_es_timestamp is None else event_es_timestamp)
+
+
+def _read_lead_page(body: bytes | None) -> tuple[pa.StructArray | None, Any]:
+    """A lead page's leads and next token as Arrow reads them; no leads when Arrow refuses the page."""
+    if not body or body.isspace():
+        return None, None
+    options = pa_json.ParseOptions(explicit_schema=_LEAD_PAGE_SCHEMA, unexpected_field_behavior="ignore",
+                                   newlines_in_values=b"\n" in body)
+    try:
+        table = pa_json.read_json(pa.BufferReader(body), parse_options=options,
+                                  read_options=pa_json.ReadOptions(block_size=max(1 << 20, 2 * len(body))))
+        if table.num_rows != 1:
+            return None, None
+        data = pc.list_flatten(table.column("data")).combine_chunks()
+        data.validate(full=True)  # Arrow's reader lets text that is not UTF-8 through; this does not
+        return data, table.column("nextToken")[0].as_py()
+    except (pa.ArrowException, UnicodeDecodeError):
+        return None, None
+
+
+def _decoded_page(body: bytes | None, what: str) -> dict[str, Any]:
+    """One undecoded page decoded as the hook decodes any answer (an empty one has nothing)."""
+    if not body or body.isspace():
+        return {}
+    try:
+        decoded = json.loads(body)
+    except UnicodeDecodeError:  # as ``requests`` reads a body that is not UTF-8
+        decoded = json.loads(body.decode("utf-8", errors="replace"))
+    if decoded is None:
+        return {}
+    if not isinstance(decoded, dict) or not isinstance(decoded.get("data") or [], list):
+        raise ValueError(f"LeadBoxer answered {what} that is not {{\"data\": [...]}}: {body[:200]!r}")
+    return decoded
+
+
+def arrow_leads_frame(data: pa.StructArray | pa.ChunkedArray, segment_id: int | str | None) -> pd.DataFrame:
+    """``leads_frame`` of leads read by Arrow (``lead_page``): the same columns, vectorised."""
+    index = pd.RangeIndex(len(data))
+    texts = {}
+    for source, column in LEAD_FIELDS.items():
+        values = pc.struct_field(data, source)
+        if source in _LEAD_NUMBER_FIELDS:
+            values = pc.cast(values, pa.string())  # a number's text is its digits
+        texts[column] = text_column(pd.Series(pd.arrays.ArrowStringArray(values), index=index))
+    segments = pc.struct_field(data, "segments")
+    ids = pd.Series(pd.arrays.ArrowStringArray(pc.cast(pc.list_flatten(segments), pa.string())),
+                    index=pd.Index(pc.list_parent_indices(segments).to_numpy(zero_copy_only=False)))
+    return _lead_columns(texts, ids.dropna(), segment_id, index)
 
 
 class _Pages:
@@ -409,24 +512,52 @@ def concat_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 class LeadRows(_Pages):
-    """A window's leads, framed (``leads_frame``) a page at a time as they are read, so the lead records
-    are not all held as Python dicts while the window's events are read."""
+    """A window's leads, framed a page (``page_rows``) at a time as they are read: decoded records
+    (``append``) by ``leads_frame``, leads of pages Arrow read (``add``) by ``arrow_leads_frame``."""
 
     def __init__(self, segment_id: int | str | None, page_rows: int = 5_000) -> None:
         super().__init__(page_rows)
         self.segment_id = segment_id
         self._needs_events: list[bool] = []
+        self._arrow_rows: list[tuple[pa.StructArray, list[int]]] = []  # not framed yet: (page data, rows)
+        self._arrow_count = 0
 
     def append(self, lead: Any, *, if_it_has_events: bool = False) -> None:
         """``if_it_has_events``: the lead stays only if ``frame(event_lead_ids)`` names it (its events
         are read as undecoded pages: whether any is in the window is known once they are framed)."""
+        if self._arrow_rows:
+            self._frame_pending()  # rows stay in the order given
         self._records.append(lead)
         self._needs_events.append(if_it_has_events)
         self._frame_if_full()
 
+    def add(self, page: LeadPage, row: int, *, if_it_has_events: bool = False) -> None:
+        """Lead ``row`` of ``page`` (``lead_page``), as ``append`` adds a record."""
+        if page.records is not None:
+            self.append(page.records[row], if_it_has_events=if_it_has_events)
+            return
+        if self._records:
+            self._frame_pending()
+        if not self._arrow_rows or self._arrow_rows[-1][0] is not page.data:
+            self._arrow_rows.append((page.data, []))
+        self._arrow_rows[-1][1].append(row)
+        self._needs_events.append(if_it_has_events)
+        self._arrow_count += 1
+        if self._arrow_count >= self.page_rows:
+            self._frame_pending()
+
+    def _frame_pending(self) -> None:
+        if self._arrow_rows:
+            data = pa.concat_arrays([data.take(pa.array(rows, type=pa.int64())) for data, rows in self._arrow_rows])
+            self._pages.append(arrow_leads_frame(data, self.segment_id))
+            self._framed += len(data)
+            self._arrow_rows, self._arrow_count = [], 0
+        super()._frame_pending()
+
     def frame(self, event_lead_ids: pd.Series | None = None) -> pd.DataFrame:
         """Every lead so far; with ``event_lead_ids`` (the framed events' ``use_id`` column), those
         appended ``if_it_has_events`` only if an event names them."""
+        self._frame_pending()
         frame = super().frame()
         if event_lead_ids is None or not any(self._needs_events):
             return frame
@@ -576,17 +707,7 @@ def _read_event_pages(pages: list[bytes]) -> pa.ChunkedArray | None:
 
 def decoded_event_page(page: bytes) -> list[Any]:
     """The events of one undecoded page, decoded as the hook decodes any answer (an empty one has none)."""
-    if not page or page.isspace():
-        return []
-    try:
-        body = json.loads(page)
-    except UnicodeDecodeError:  # as ``requests`` reads a body that is not UTF-8
-        body = json.loads(page.decode("utf-8", errors="replace"))
-    if body is None:
-        return []
-    if not isinstance(body, dict) or not isinstance(body.get("data") or [], list):
-        raise ValueError(f"LeadBoxer answered an events page that is not {{\"data\": [...]}}: {page[:200]!r}")
-    return body.get("data") or []
+    return _decoded_page(page, "an events page").get("data") or []
 
 
 def _event_columns(columns: dict[str, pd.Series], lead_id: pd.Series, channel: pd.Series,

@@ -14,6 +14,7 @@ from leadboxer_pipedrive.frames import (
     event_page_rows,
     event_rows,
     events_frame,
+    lead_page,
     leads_frame,
     normalise_email,
     parse_epoch_ms,
@@ -47,6 +48,79 @@ def test_leads_frame_marks_segment_membership_and_keeps_every_row_for_validation
     assert frame["use_id"].fillna("-").tolist() == ["a", "b", "c", "a", "-"]
     assert frame["in_segment"].tolist() == [True, True, False, True, False]
     assert frame.loc[0, "email"] == "a@x.io"
+
+
+# Leads as LeadBoxer sends them (text as text, visits, lastEvent and segment ids as numbers), and what
+# Arrow's strict reader refuses in a lead page.
+PLAIN_LEADS = [{"use_id": f" l{n} ", "email": f" Ann.{n}@ACME.io ", "firstName": "Zoe\u0301", "lastName": "  ",
+                "organizationName": "Acme BV", "esScore": "63", "total_number_visits": n,
+                "lastEvent": 1_795_150_800_000 + n,
+                "eventEsTimestamp": str(1_795_150_900_000 + n) if n % 3 else None, "segments": [14118, n, None],
+                "leadcard_url": "https://app.leadboxer.com?q=1&site=x", "type": {"name": "user"}, "extra": [1, {}]}
+               for n in range(6)]
+PLAIN_LEADS[4] = {"use_id": "l4"}  # fields left out: missing
+PLAIN_LEADS[5].pop("segments")
+REFUSED_LEADS = [{"use_id": 42}, {"use_id": "l", "esScore": 63}, {"use_id": "l", "segments": "14118,2"},
+                 {"use_id": "l", "segments": ["14118"]}, {"use_id": "l", "phoneNumber": 31201234567},
+                 {"use_id": "l", "total_number_visits": 4.5}, {"use_id": "l", "firstName": {"an": "object"}},
+                 "not an object", {"use_id": "l", "title": "\ud800"}]
+
+
+def _lead_page(leads, token=None):
+    return json.dumps({"data": leads, "nextToken": token, "rows": len(leads or [])}).encode()
+
+
+def test_lead_pages_read_by_arrow_equal_the_same_leads_decoded():
+    pages = [_lead_page(PLAIN_LEADS[:3], "t1"), _lead_page([]), _lead_page(None),
+             json.dumps({"nextToken": "t3", "data": PLAIN_LEADS[3:]}, indent=2).encode()]
+    read = [lead_page(page) for page in pages]
+    assert all(page.records is None for page in read)  # all read by Arrow
+    assert [page.next_token for page in read] == ["t1", None, None, "t3"]
+    records = [lead for page in pages for lead in (json.loads(page)["data"] or [])]
+    assert [i for page in read for i in page.lead_ids] == [lead.get("use_id") for lead in records]  # as sent
+    # Last seen: eventEsTimestamp, else lastEvent.
+    assert [ms for page in read for ms in page.last_seen_ms] == [
+        1_795_150_800_000, 1_795_150_900_001, 1_795_150_900_002, 1_795_150_800_003, None, 1_795_150_900_005]
+    collected = LeadRows(14118, page_rows=4)
+    for page in read:
+        for row in range(len(page.lead_ids)):
+            collected.add(page, row)
+    pd.testing.assert_frame_equal(collected.frame(), leads_frame(records, 14118))
+    framed = collected.frame()
+    assert framed.loc[1, "segment_ids"] == ("14118", "1") and framed["in_segment"].tolist() == [True] * 4 + [False] * 2
+    assert framed.loc[2, ["use_id", "email", "first_name", "visits"]].tolist() == ["l2", "ann.2@acme.io", "Zoé", "2"]
+
+
+def test_lead_pages_arrow_refuses_are_decoded_the_exact_way():
+    for refused in REFUSED_LEADS:
+        page = _lead_page([PLAIN_LEADS[0], refused], "next")
+        read = lead_page(page)
+        assert read.records == [PLAIN_LEADS[0], refused], refused
+        assert read.next_token == "next"
+        assert read.lead_ids == [" l0 ", refused.get("use_id") if isinstance(refused, dict) else None]
+        collected = LeadRows(14118)
+        collected.add(read, 0)
+        collected.add(read, 1)
+        pd.testing.assert_frame_equal(collected.frame(), leads_frame([PLAIN_LEADS[0], refused], 14118))
+    not_utf8 = b'{"data": [{"use_id": "a", "firstName": "Bj\xf6rn"}], "nextToken": null}'
+    assert lead_page(not_utf8).records == [{"use_id": "a", "firstName": "Bj\ufffdrn"}]  # as requests reads it
+    assert lead_page(b"").lead_ids == [] and lead_page(b"").next_token is None
+    assert lead_page(json.dumps({"data": [], "nextToken": 7}).encode()).next_token == 7  # not text: decoded
+    with pytest.raises(ValueError, match="a page of leads"):
+        lead_page(b'{"data": {"use_id": "x"}}')
+
+
+def test_leads_of_pages_read_by_arrow_and_decoded_stay_in_the_order_added():
+    arrow, decoded = lead_page(_lead_page(PLAIN_LEADS[:4])), lead_page(_lead_page([REFUSED_LEADS[0], PLAIN_LEADS[4]]))
+    assert arrow.records is None and decoded.records is not None
+    collected = LeadRows(14118, page_rows=3)
+    order = [(arrow, 0), (decoded, 1), (arrow, 2), (arrow, 3), (decoded, 0), (arrow, 1)]
+    for page, row in order:
+        collected.add(page, row, if_it_has_events=row == 3)
+    records = [(PLAIN_LEADS[:4] if page is arrow else [REFUSED_LEADS[0], PLAIN_LEADS[4]])[row] for page, row in order]
+    pd.testing.assert_frame_equal(collected.frame(), leads_frame(records, 14118))
+    events = pd.Series(["l0"], dtype="category")  # only l0 has events: l3, kept if it had any, goes
+    assert collected.frame(events)["use_id"].tolist() == ["l0", "l4", "l2", "42", "l1"]
 
 
 def test_events_frame_joins_lead_facts_by_the_lead_it_was_fetched_for():

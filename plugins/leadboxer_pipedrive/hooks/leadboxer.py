@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -61,22 +61,29 @@ class LeadBoxerHook(JsonApiHook):
 
     def paginate(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Yield every row of a list endpoint, following ``nextToken``."""
-        for body in self._pages(path, params, raw=False):
+        for body in self._pages(path, params, raw=False, next_token=lambda body: (body or {}).get("nextToken")):
             yield from (body or {}).get("data") or []
 
     def raw_pages(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
         """Every page of a list endpoint as its body's bytes, undecoded, following ``nextToken``: a busy
         hour's events are read from them straight into Arrow columns (``frames.EventRows.add_page``)
         instead of becoming a Python dict each."""
-        return self._pages(path, params, raw=True)
+        return self._pages(path, params, raw=True, next_token=lambda body: self._next_token_of_raw(path, body))
 
-    def _pages(self, path: str, params: dict[str, Any], *, raw: bool) -> Iterator[Any]:
+    def read_pages(self, path: str, params: dict[str, Any], read: Callable[[bytes], Any]) -> Iterator[Any]:
+        """Every page of a list endpoint, its undecoded body read by ``read`` (``frames.lead_page``):
+        what ``read`` returns is yielded, and its ``next_token`` is the token of the page after it."""
+        return self._pages(path, params, raw=True, read=read, next_token=lambda page: page.next_token)
+
+    def _pages(self, path: str, params: dict[str, Any], *, raw: bool, next_token: Callable[[Any], Any],
+               read: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         params = {"limit": self.page_size, **params}
         seen_tokens: set[str] = set()
         while True:
             body = self.request("GET", path, params=params, raw=raw)
-            yield body
-            token = self._next_token_of_raw(path, body) if raw else (body or {}).get("nextToken")
+            page = body if read is None else read(body)
+            yield page
+            token = next_token(page)
             if not token or token in seen_tokens:  # a repeated token would loop forever
                 return
             seen_tokens.add(token)
@@ -106,16 +113,25 @@ class LeadBoxerHook(JsonApiHook):
         in a past hour is found by asking for "last seen between that day and today"; callers then keep
         only the events inside their window.
         """
+        yield from self.paginate("/v1/leads", self._seen_since_params(dataset_id, segment_id, since, until))
+
+    def read_lead_pages_seen_since(self, dataset_id: str, segment_id: int | str | None, since: datetime,
+                                   read: Callable[[bytes], Any], until: datetime | None = None) -> Iterator[Any]:
+        """``iter_leads_seen_since``' pages, each undecoded body read by ``read`` (see ``read_pages``)."""
+        return self.read_pages("/v1/leads", self._seen_since_params(dataset_id, segment_id, since, until), read)
+
+    @staticmethod
+    def _seen_since_params(dataset_id: str, segment_id: int | str | None, since: datetime,
+                           until: datetime | None) -> dict[str, Any]:
         until = until or datetime.now(timezone.utc)
         last_day = max(until, since) + timedelta(days=1)
-        params = {
+        return {
             "site": dataset_id,
             "segmentId": segment_id,
             "criteriaTimeFilter": f"eventEsTimestamp|between|{since:%d/%m/%Y}-{last_day:%d/%m/%Y}",
             "timeZone": "UTC",
             "sortBy": "lastEvent|desc",
         }
-        yield from self.paginate("/v1/leads", params)
 
     def iter_sessions(self, dataset_id: str, lead_id: str) -> Iterator[dict[str, Any]]:
         yield from self.paginate("/v1/leads/sessions", {"site": dataset_id, "leadId": lead_id})

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from leadboxer_pipedrive.exceptions import ApiAuthError, TransientApiError
+from leadboxer_pipedrive.frames import lead_page
 from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 from sandbox.leadboxer import DEFAULT_SEGMENT_ID, DEFAULT_SITE
 
@@ -102,6 +103,21 @@ def test_undecoded_pages_follow_the_top_level_token_only(leadboxer_conn, monkeyp
         hook._next_token_of_raw("/p", b'{"data": [], "nextToken": "t", "x": [')
     tail_of_a_key = b'{"nextToken": "t2", "data": [], "x\\"nextToken": null}'  # its key is not nextToken
     assert hook._next_token_of_raw("/p", tail_of_a_key) == "t2"
+
+
+def test_read_pages_follow_the_token_their_reader_finds(leadboxer_conn, monkeypatch):
+    hook = fast_hook(leadboxer_conn())
+    bodies = [b'{"data": [{"use_id": "a"}], "nextToken": "t2"}', b'{"data": [{"use_id": "b"}], "nextToken": null}',
+              b'{"data": [], "nextToken": "never asked for"}']
+    asked = []
+
+    def answer(method, path, *, params, raw):
+        asked.append(params.get("nextToken"))
+        assert raw and path == "/v1/leads" and params["site"] == "s"
+        return bodies[len(asked) - 1]
+    monkeypatch.setattr(hook, "request", answer)
+    pages = list(hook.read_lead_pages_seen_since("s", 14118, SINCE, lead_page))
+    assert [page.lead_ids for page in pages] == [["a"], ["b"]] and asked == [None, "t2"]
 
 
 def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
