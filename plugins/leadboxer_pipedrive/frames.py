@@ -36,6 +36,7 @@ Normalisation rules (hostile input is read, never trusted):
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import unicodedata
@@ -242,15 +243,34 @@ def categorical_text_column(values: pd.Series | pa.Array | pa.ChunkedArray) -> p
     are dictionary-encoded first, so each distinct raw value is cleaned once, not once per row."""
     if isinstance(values, pd.Series):
         return _categorical(text_column(values))
+    return categorical_of_codes([dictionary_codes(values)])
+
+
+def dictionary_codes(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Arrow strings dictionary-encoded: their distinct raw values, and each row's index among them
+    (-1: missing)."""
     encoded = pc.dictionary_encode(values)
     chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
     if not chunks:
-        return _categorical(text_column(pd.Series([], dtype="string")))
+        return pa.array([], type=pa.string()), np.zeros(0, dtype=np.int32)
     # A chunked array is encoded against one dictionary, shared by its chunks.
-    raw_codes = np.concatenate([pc.fill_null(chunk.indices, -1).to_numpy() for chunk in chunks])
-    cleaned = text_column(pd.Series(pd.arrays.ArrowStringArray(chunks[0].dictionary)))
-    recode, categories = pd.factorize(cleaned)  # raw values cleaned alike share a category; blanks: -1
-    codes = np.append(recode, -1)[raw_codes]  # a missing raw value (-1) reads the appended -1
+    indices = pa.chunked_array([chunk.indices for chunk in chunks]).combine_chunks()
+    return chunks[0].dictionary, pc.fill_null(indices, -1).to_numpy()
+
+
+def categorical_of_codes(pieces: list[tuple[pa.Array, np.ndarray]]) -> pd.Series:
+    """One categorical text column of the rows of ``pieces`` (``dictionary_codes`` of each, one after
+    the other, each with its own dictionary): every distinct raw value is cleaned once (``text_column``),
+    and raw values cleaned alike (or in several dictionaries) share a category."""
+    dictionaries = [dictionary for dictionary, _ in pieces]
+    cleaned = text_column(pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(dictionaries, type=pa.string()))))
+    recode, categories = pd.factorize(cleaned)  # blanks: -1
+    codes, start = [], 0
+    for dictionary, indices in pieces:
+        # Each dictionary's entries recoded; a missing raw value (-1) reads the appended -1.
+        codes.append(np.append(recode[start:start + len(dictionary)], -1)[indices])
+        start += len(dictionary)
+    codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
     return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))
 
 
@@ -612,19 +632,26 @@ def event_page_rows(pages: list[bytes], lead_ids: list[Any], channels: list[Any]
                     window: tuple[int, int] | None = None) -> pd.DataFrame:
     """``event_rows`` of every event in ``pages``, the undecoded bodies LeadBoxer answers for a session's
     events (``{"data": [event, ...], ...}``); each page's events belong to its lead (``lead_ids``) and
-    session channel (``channels``). With ``window``, only ``in_window`` events.
+    session channel (``channels``). With ``window``, only ``in_window`` events (see ``read_event_pages``)."""
+    read = read_event_pages(pages, lead_ids, channels, window)
+    return read if isinstance(read, pd.DataFrame) else read_events_frame([read])
 
-    The pages are read by Arrow's JSON reader straight into columns: no Python object per event. Pages
-    it refuses (see ``_EVENT_PAGE_SCHEMA``) are decoded with ``json.loads`` and framed as records."""
+
+def read_event_pages(pages: list[bytes], lead_ids: list[Any], channels: list[Any],
+                     window: tuple[int, int] | None = None) -> ReadEvents | pd.DataFrame:
+    """The events of ``pages`` (see ``event_page_rows``), read by Arrow's JSON reader straight into
+    columns, no Python object per event, and left unframed (``ReadEvents``: batches read one after
+    another are framed together). Pages it refuses (see ``_EVENT_PAGE_SCHEMA``) are decoded with
+    ``json.loads`` and framed as records (``event_rows``)."""
     if not all(page and not page.isspace() for page in pages):  # an empty answer has no events
         kept = [n for n, page in enumerate(pages) if page and not page.isspace()]
         pages, lead_ids, channels = [pages[n] for n in kept], [lead_ids[n] for n in kept], [channels[n] for n in kept]
     data = _read_event_pages(pages) if pages else None
     if data is not None:
         try:
-            return _arrow_event_rows(data, lead_ids, channels, window)
+            return _read_events(data, lead_ids, channels, window)
         except (pa.ArrowException, UnicodeDecodeError):
-            pass  # text that is not UTF-8 (Arrow's reader lets it through, its text kernels do not)
+            pass  # text that is not UTF-8 (Arrow's reader lets it through, full validation does not)
     records: list[Any] = []
     record_lead_ids: list[Any] = []
     record_channels: list[Any] = []
@@ -651,29 +678,67 @@ def _rows_in_window(rows: pd.DataFrame, window: tuple[int, int] | None) -> pd.Da
     return rows if inside.all() else rows_where(rows, inside)
 
 
-def _arrow_event_rows(data: pa.ChunkedArray, lead_ids: list[Any], channels: list[Any],
-                      window: tuple[int, int] | None) -> pd.DataFrame:
+@dataclass
+class ReadEvents:
+    """A batch of event pages read by Arrow (``read_event_pages``), not framed yet: the fields whose
+    values repeat as ``dictionary_codes``, each event's own id and time as raw text, the times read, and
+    each event's page with the pages' lead ids and channels."""
+
+    repeated: dict[str, tuple[pa.Array, np.ndarray]]
+    unique: dict[str, pa.Array | pa.ChunkedArray]
+    event_time_ms: pd.Series
+    page_of_event: np.ndarray
+    lead_ids: list[Any]
+    channels: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.page_of_event)
+
+
+def _read_events(data: pa.ChunkedArray, lead_ids: list[Any], channels: list[Any],
+                 window: tuple[int, int] | None) -> ReadEvents:
     events = pc.list_flatten(data)  # an event that is null stays: a row of missing values
     page_of_event = np.repeat(np.arange(len(lead_ids)), pc.fill_null(pc.list_value_length(data), 0).to_numpy())
     event_time_ms = parse_epoch_ms(pd.Series(pd.arrays.ArrowStringArray(pc.struct_field(events, "eventUnixTimestamp"))))
     keep = in_window(event_time_ms, window) if window is not None else None
     if keep is not None and keep.all():
         keep = None
-    if keep is not None:  # left out before framing: only the unique fields and the codes are filtered
+    if keep is not None:  # left out now: only the unique fields and the codes are filtered
         page_of_event = page_of_event[keep]
         event_time_ms = event_time_ms[keep].reset_index(drop=True)
-        kept = pa.array(keep)
+    repeated, unique = {}, {}
+    for field in EVENT_RECORD_FIELDS:
+        values = pc.struct_field(events, field)
+        if field in _REPEATED_EVENT_FIELDS:
+            dictionary, codes = dictionary_codes(values)
+            dictionary.validate(full=True)  # text that is not UTF-8 is refused here, while it can be decoded
+            repeated[field] = (dictionary, codes if keep is None else codes[keep])
+        else:
+            unique[field] = values if keep is None else pc.filter(values, pa.array(keep))
+            unique[field].validate(full=True)
+    return ReadEvents(repeated, unique, event_time_ms, page_of_event, lead_ids, channels)
 
-    def field(name: str) -> pd.Series:
-        values = pc.struct_field(events, name)
-        if name in _REPEATED_EVENT_FIELDS:
-            column = categorical_text_column(values)
-            return column if keep is None else pd.Series(column.array[keep])
-        return text_column(pd.Series(pd.arrays.ArrowStringArray(values if keep is None else pc.filter(values, kept))))
 
-    columns = {column: field(source) for source, column in EVENT_FIELDS.items()}
-    return _event_columns(columns, _page_values(lead_ids, page_of_event, lambda: field("_lead_id")),
-                          _page_values(channels, page_of_event, lambda: field("_session_channel")), event_time_ms)
+def read_events_frame(batches: list[ReadEvents]) -> pd.DataFrame:
+    """``event_rows`` of batches read one after another, each column framed in one pass: a repeated
+    field's distinct values cleaned once for all the batches."""
+    columns = {}
+    for source, column in EVENT_FIELDS.items():
+        if source in _REPEATED_EVENT_FIELDS:
+            columns[column] = categorical_of_codes([batch.repeated[source] for batch in batches])
+        else:
+            text = [batch.unique[source] for batch in batches]
+            text = pa.chunked_array([c for part in text for c in getattr(part, "chunks", [part])], type=pa.string())
+            columns[column] = text_column(pd.Series(pd.arrays.ArrowStringArray(text)))
+    page_counts = np.cumsum([0, *(len(batch.lead_ids) for batch in batches)])
+    page_of_event = np.concatenate([batch.page_of_event + first for batch, first in zip(batches, page_counts)])
+
+    def own(field: str):
+        return lambda: categorical_of_codes([batch.repeated[field] for batch in batches])
+    lead_id = _page_values([i for batch in batches for i in batch.lead_ids], page_of_event, own("_lead_id"))
+    channel = _page_values([c for batch in batches for c in batch.channels], page_of_event, own("_session_channel"))
+    event_time_ms = pd.concat([batch.event_time_ms for batch in batches], ignore_index=True)
+    return _event_columns(columns, lead_id, channel, event_time_ms)
 
 
 def _page_values(values: list[Any], page_of_event: np.ndarray, own) -> pd.Series:
@@ -773,11 +838,11 @@ class EventRows(_Pages):
                 framing[0].result()
             if self._framing is None:
                 self._framing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-events")
-            self._pages.append(self._framing.submit(event_page_rows, *batch))
+            self._pages.append(self._framing.submit(read_event_pages, *batch))
         super()._frame_pending()
 
     def _framed_pages(self) -> None:
-        """Wait for the worker: every batch framed (its errors raised here)."""
+        """Wait for the worker: every batch read (its errors raised here)."""
         self._pages = [page.result() if isinstance(page, Future) else page for page in self._pages]
         self._framed = sum(map(len, self._pages))
 
@@ -792,6 +857,12 @@ class EventRows(_Pages):
         if self._framing is not None:
             self._framing.shutdown()
             self._framing = None
+        # Batches read by Arrow one after another are framed together, each column in one pass.
+        framed: list[pd.DataFrame] = []
+        for is_read, run in itertools.groupby(self._pages, key=lambda page: isinstance(page, ReadEvents)):
+            run = list(run)
+            framed += [read_events_frame(run)] if is_read else run
+        self._pages = framed
         return super().frame()
 
     def _frame_records(self) -> pd.DataFrame:
