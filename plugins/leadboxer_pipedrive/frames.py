@@ -936,13 +936,16 @@ def spread(values: pd.Series, position: np.ndarray, index: pd.Index) -> pd.Serie
 
 def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     """``frame[keep]``, renumbered from 0. Arrow columns are filtered in Arrow, chunk by chunk (pandas
-    takes them by row number, which first copies each column's chunks into one)."""
+    takes them by row number, which first copies each column's chunks into one); categorical ones by
+    their codes."""
     mask = pa.array(keep, type=pa.bool_())
     columns = {}
     for name in frame.columns:
         column = frame[name]
         if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
             columns[name] = pd.arrays.ArrowStringArray(pc.filter(column.array.__arrow_array__(), mask))
+        elif isinstance(column.dtype, pd.CategoricalDtype):
+            columns[name] = pd.Categorical.from_codes(column.cat.codes.to_numpy()[keep], dtype=column.dtype)
         else:
             columns[name] = column[keep].array
     return pd.DataFrame(columns, index=pd.RangeIndex(int(np.count_nonzero(keep))))
@@ -987,7 +990,8 @@ def events_frame(events: list[dict[str, Any]] | pd.DataFrame, leads: pd.DataFram
     lead_facts = leads.dropna(subset=["use_id"]).drop_duplicates("use_id", keep="first")
     position = positions_in(pd.Index(lead_facts["use_id"]), rows["use_id"])  # -1: no such lead
     columns = {column: rows[column] for column in EVENT_ROW_COLUMNS if column != "event_use_id"}
-    columns["dataset_id"] = pd.Series(dataset_id, index=rows.index, dtype="str")
+    columns["dataset_id"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(rows), dtype=np.int8), [dataset_id]),
+                                      index=rows.index)
     for column in EVENT_LEAD_FACTS:
         if column in ("use_id", "in_segment"):
             continue
