@@ -9,9 +9,9 @@ reporting its seconds and its peak RSS (``resource.getrusage``):
 
 * ``--measure loads``: ``json.loads`` of every answer, one after the other (the bare parse);
 * ``--measure pipeline``: the real ``extract.fetch_window`` through ``payload_hook`` (``LeadBoxerHook``
-  with the file in the place of HTTP: its own paging and decoding), so the events are read from their
-  pages, framed and filtered to the window as in the extract task; then ``frames.events_frame``,
-  ``validation.validate_events`` and ``transforms.activity_payloads``.
+  with the file in the place of HTTP: its own paging and decoding), so the leads and events are read
+  from their pages, framed and filtered to the window as in the extract task; then
+  ``frames.events_frame``, ``validation.validate_events`` and ``transforms.activity_payloads``.
 
 Prints one JSON object on its last line.
 """
@@ -125,8 +125,8 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
 
 def payload_hook(path: Path):
     """A ``LeadBoxerHook`` with the payload file in the place of HTTP: each request gets the next recorded
-    answer, so the hook's own paging and decoding run (leads and sessions decoded, events pages handed on
-    undecoded)."""
+    answer, so the hook's own paging and decoding run (session pages decoded, lead and event pages handed
+    on undecoded, as the extract asks for them)."""
     from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 
     class PayloadHook(LeadBoxerHook):

@@ -4,6 +4,13 @@ LeadBoxer sends most values as strings, timestamps as epoch milliseconds (someti
 strings, or seconds), and omits unknown fields. These functions never raise on such input: what cannot
 be parsed becomes missing, and validation later sets the row aside with its reason.
 
+Lead and event pages are read undecoded, by Arrow's JSON reader against explicit schemas
+(``lead_page``, ``read_event_pages``), and framed a batch at a time (``LeadRows``, ``EventRows``);
+a page that reader refuses (its schema is strict) is decoded with ``json.loads`` and framed from its
+records by the same rules: both readings give the same frames. Event fields whose values repeat
+(pages, titles, referrers, UTM values, campaigns, session and lead ids) are categorical columns: each
+distinct raw value is cleaned once.
+
 Normalisation rules (hostile input is read, never trusted):
 
 * **Text fields** (``text_column``): numbers and booleans become their text (an integral float

@@ -1,7 +1,10 @@
 """Valid LeadBoxer events → Pipedrive activity payload columns. Pure and vectorised: no Airflow.
 
 One output row per event. Columns hold what the loader sends: the person and organization facts used
-to find or create them, and the activity fields (subject, type, due date/time in UTC, done, HTML note).
+to find or create them, and the activity fields (subject, type, due date/time in UTC, done, HTML note,
+lead-card link). Columns that repeat are categorical, each distinct value worked out once; the note
+sent for an activity is its ``note``, the lead-card line and its event's marker (``activity_fields``,
+called by the loader for each activity it sends).
 
 What hostile text becomes (the frames are already normalised, see ``frames``):
 

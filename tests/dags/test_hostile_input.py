@@ -318,8 +318,9 @@ def test_sessions_and_events_that_are_not_objects_do_not_crash_the_extract():
     inside = str(int(start.timestamp() * 1000) + 60_000)
 
     class Hook:  # what LeadBoxerHook yields for such a dataset
-        def iter_leads_seen_since(self, *args):
-            return iter([{"use_id": "a", "email": "a@b.io", "segments": [1], "lastEvent": int(inside)}])
+        def read_lead_pages_seen_since(self, dataset_id, segment_id, since, read):
+            page = {"data": [{"use_id": "a", "email": "a@b.io", "segments": [1], "lastEvent": int(inside)}]}
+            return iter([read(json.dumps(page).encode())])
 
         def iter_sessions(self, *args):
             return iter([None, 7, {"session_id": "s", "session_unix_timestamp": inside}])
