@@ -240,13 +240,12 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
 
 def lead_card_line(url: str | None) -> str:
     """The note line linking the lead's LeadBoxer card (``url``: a ``safe_url``; none: no line)."""
-    if url is None or pd.isna(url):
-        return ""
-    return f'<p><a href="{html.escape(str(url))}">Open the lead card in LeadBoxer</a></p>'
+    return "" if pd.isna(url) else f'<p><a href="{html.escape(str(url))}">Open the lead card in LeadBoxer</a></p>'
 
 
 # Every note sent ends with its event's marker: how the loader finds an activity again in Pipedrive
-# (after a killed try or a create whose answer was lost) and knows which event it holds.
+# (after a killed try or a create whose answer was lost) and knows which event it holds. Read without
+# its markup, which Pipedrive may rewrite in the notes it returns.
 _MARKER_RE = re.compile(r"LeadBoxer event ([^<\s]+)")
 
 
@@ -320,9 +319,18 @@ def activity_fields(unit: pd.DataFrame) -> pd.Series:
     if len(unit) > 1:
         return digest_activity(unit)
     row = unit.iloc[0]
-    note = _text(row["note"]) + lead_card_line(row["leadcard_url"]) + event_marker(row["event_id"])
     return pd.Series({"subject": row["subject"], "type": row["type"], "due_date": row["due_date"],
-                      "due_time": row["due_time"], "done": bool(row["done"]), "note": note})
+                      "due_time": row["due_time"], "done": bool(row["done"]),
+                      "note": _sent_note(row["note"], row["event_id"], row.get("leadcard_url"))})
+
+
+def _sent_note(note, event_id, card_url=None) -> str:
+    """An activity row's note as sent: ``note``, the lead-card line (``card_url``) and the event's
+    marker. A note that ends with that marker already (rows staged, or queued for a retry, by versions
+    that wrote the whole note up front) is sent as it is: the text inside a note is escaped, so only a
+    marker can end with its markup."""
+    note, marker = _text(note), event_marker(event_id)
+    return note if note.endswith(marker) else note + lead_card_line(card_url) + marker
 
 
 def _text(value) -> str:
@@ -340,10 +348,10 @@ def digest_activity(events: pd.DataFrame) -> pd.Series:
     full = rows.iloc[:DIGEST_FULL_EVENTS]
     subjects = html_escape(full["subject"].astype("string"))  # escaped once, as a column
     parts = [f"<p><b>{len(rows)} LeadBoxer events</b></p>"]
-    parts += [f"<p><b>{escaped}</b> ({r.due_date} {r.due_time} UTC)</p>{_text(r.note)}{event_marker(r.event_id)}"
+    parts += [f"<p><b>{escaped}</b> ({r.due_date} {r.due_time} UTC)</p>{_sent_note(r.note, r.event_id)}"
               for escaped, r in zip(subjects, full.itertuples(index=False))]
     parts += [event_marker(event_id) for event_id in rows["event_id"].iloc[DIGEST_FULL_EVENTS:]]
-    if card := lead_card_line(first["leadcard_url"]):  # one lead: its card once
+    if card := lead_card_line(first.get("leadcard_url")):  # one lead: its card once
         parts.append(card)
     return pd.Series({
         "subject": clip(pd.Series([subject], dtype="string")).iloc[0],

@@ -163,3 +163,19 @@ def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch
     per_row = activity_payloads(events, "task")
     pd.testing.assert_frame_equal(plain(per_distinct), plain(per_row))
     assert isinstance(per_distinct["org_address"].dtype, pd.CategoricalDtype)  # each distinct value once
+
+
+def test_rows_staged_or_queued_with_their_whole_note_are_sent_as_they_are():
+    # Earlier versions wrote the lead-card line and the marker into the note up front, and had no
+    # leadcard_url: such rows (a staged payload, a row queued for a retry) must not get them twice.
+    whole = ('<p><b>Page:</b> <a href="https://ex.com/">Home</a></p><p><a href="https://lb.io/l">Open the lead '
+             'card in LeadBoxer</a></p>' + event_marker("e1"))
+    old = pd.DataFrame([{"event_id": "e1", "subject": "s", "type": "task", "due_date": "2026-11-20",
+                         "due_time": "05:10", "done": True, "note": whole, "use_id": "l", "event_time_ms": 1}])
+    assert activity_fields(old)["note"] == whole
+    digest = activity_fields(pd.concat([old, old.assign(event_id="e2", note=whole.replace("e1", "e2"))]))["note"]
+    assert event_ids_in_note(digest) == ["e1", "e2"] and digest.count("lead card") == 2
+    # A page whose title spells a marker is not taken for one: the text in a note is escaped.
+    fresh = build({}, {"title": "LeadBoxer event e1"})
+    assert activity_fields(fresh)["note"].endswith(event_marker("e1"))
+    assert activity_fields(fresh)["note"].count("LeadBoxer event e1") == 2
