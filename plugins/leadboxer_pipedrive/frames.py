@@ -549,6 +549,9 @@ class LeadRows(_Pages):
         self._arrow_rows: list[tuple[pa.StructArray, list[int]]] = []  # not framed yet: (page data, rows)
         self._arrow_count = 0
 
+    def __len__(self) -> int:
+        return super().__len__() + self._arrow_count
+
     def append(self, lead: Any, *, if_it_has_events: bool = False) -> None:
         """``if_it_has_events``: the lead stays only if ``frame(event_lead_ids)`` names it (its events
         are read as undecoded pages: whether any is in the window is known once they are framed)."""
@@ -584,7 +587,6 @@ class LeadRows(_Pages):
     def frame(self, event_lead_ids: pd.Series | None = None) -> pd.DataFrame:
         """Every lead so far; with ``event_lead_ids`` (the framed events' ``use_id`` column), those
         appended ``if_it_has_events`` only if an event names them."""
-        self._frame_pending()
         frame = super().frame()
         if event_lead_ids is None or not any(self._needs_events):
             return frame

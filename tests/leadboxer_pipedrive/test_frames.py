@@ -117,6 +117,7 @@ def test_leads_of_pages_read_by_arrow_and_decoded_stay_in_the_order_added():
     order = [(arrow, 0), (decoded, 1), (arrow, 2), (arrow, 3), (decoded, 0), (arrow, 1)]
     for page, row in order:
         collected.add(page, row, if_it_has_events=row == 3)
+    assert len(collected) == len(order)
     records = [(PLAIN_LEADS[:4] if page is arrow else [REFUSED_LEADS[0], PLAIN_LEADS[4]])[row] for page, row in order]
     pd.testing.assert_frame_equal(collected.frame(), leads_frame(records, 14118))
     events = pd.Series(["l0"], dtype="category")  # only l0 has events: l3, kept if it had any, goes
