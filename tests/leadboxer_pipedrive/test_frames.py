@@ -284,6 +284,25 @@ def test_event_rows_keep_the_window_and_what_cannot_be_read_whichever_way_they_a
     assert from_records.frame()["event_id"].tolist() == [f"e{n}" for n in inside]
 
 
+def test_batches_read_by_arrow_refused_by_it_or_added_as_records_frame_as_one_in_their_order():
+    events = [{**event, "event_id": f"e{n}", "title": [" Pagé \u200b", "Pagé", "Home"][n % 3],
+               "session_id": f"s{n // 4}"} for n, event in enumerate(PLAIN_EVENTS * 2)]
+    collected = EventRows(page_bytes=1)  # every page its own batch, read on the worker
+    collected.add_page(_page(events[:3]), "l1", "email")
+    collected.add_page(_page(events[3:5]), "l1", None)
+    collected.add_page(_page([*events[5:7], REFUSED_BY_ARROW[1]]), "l2", "paid")  # decoded the exact way
+    collected.add(events[7:9], "l2", "paid")
+    collected.add_page(_page(events[9:]), "l3", "email")
+    framed = collected.frame()
+    records = [*events[:7], REFUSED_BY_ARROW[1], *events[7:]]
+    expected = event_rows(records, ["l1"] * 5 + ["l2"] * 5 + ["l3"] * 7,
+                          ["email"] * 3 + [None] * 2 + ["paid"] * 5 + ["email"] * 7)
+    pd.testing.assert_frame_equal(framed, expected)
+    # One category per cleaned value, whichever batches held it and however it was spelled there.
+    assert list(framed["title"].cat.categories) == ["Pagé", "Home", "7"]
+    assert framed["session_channel"].isna().tolist() == [False] * 3 + [True] * 2 + [False] * 12
+
+
 def test_leads_that_need_events_stay_only_with_events():
     collected = LeadRows(1, page_rows=2)
     for n, lead in enumerate([{"use_id": "a"}, {"use_id": "b"}, {"use_id": 0}, {"use_id": "c"}]):
