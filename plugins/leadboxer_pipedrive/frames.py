@@ -547,10 +547,14 @@ class LeadRows(_Pages):
         self.segment_id = segment_id
         self._needs_events: list[bool] = []
         self._arrow_rows: list[tuple[pa.StructArray, list[int]]] = []  # not framed yet: (page data, rows)
-        self._arrow_count = 0
 
     def __len__(self) -> int:
         return super().__len__() + self._arrow_count
+
+    @property
+    def _arrow_count(self) -> int:
+        """Leads of Arrow-read pages not framed yet."""
+        return sum(len(rows) for _, rows in self._arrow_rows)
 
     def append(self, lead: Any, *, if_it_has_events: bool = False) -> None:
         """``if_it_has_events``: the lead stays only if ``frame(event_lead_ids)`` names it (its events
@@ -572,7 +576,6 @@ class LeadRows(_Pages):
             self._arrow_rows.append((page.data, []))
         self._arrow_rows[-1][1].append(row)
         self._needs_events.append(if_it_has_events)
-        self._arrow_count += 1
         if self._arrow_count >= self.page_rows:
             self._frame_pending()
 
@@ -581,7 +584,7 @@ class LeadRows(_Pages):
             data = pa.concat_arrays([data.take(pa.array(rows, type=pa.int64())) for data, rows in self._arrow_rows])
             self._pages.append(arrow_leads_frame(data, self.segment_id))
             self._framed += len(data)
-            self._arrow_rows, self._arrow_count = [], 0
+            self._arrow_rows = []
         super()._frame_pending()
 
     def frame(self, event_lead_ids: pd.Series | None = None) -> pd.DataFrame:
@@ -754,10 +757,11 @@ def _page_values(values: list[Any], page_of_event: np.ndarray, own) -> pd.Series
     """Each event's value from its page (``values``: one per page) as categorical text, or its own
     (``own()``: the record's field, read only when needed) where the page's is None. Each page's value
     is read once; its events hold its code."""
-    per_page = categorical_text_column(pd.Series(values, dtype=object))
+    values = pd.Series(values, dtype=object)
+    per_page = categorical_text_column(values)
     taken = pd.Series(pd.Categorical.from_codes(per_page.cat.codes.to_numpy()[page_of_event],
                                                 dtype=per_page.dtype))
-    page_has_none = pd.isna(pd.Series(values, dtype=object)).to_numpy()
+    page_has_none = values.isna().to_numpy()
     if not page_has_none.any():
         return taken
     return first_present(taken.where(~page_has_none[page_of_event]), own())
