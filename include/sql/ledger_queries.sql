@@ -131,3 +131,15 @@ SELECT fact_key, fact_value, updated_at FROM lbpd_fact WHERE fact_key = :fact_ke
 -- name: upsert_fact
 INSERT INTO lbpd_fact (fact_key, fact_value, updated_at) VALUES (:fact_key, :fact_value, :now)
 ON CONFLICT (fact_key) DO UPDATE SET fact_value = excluded.fact_value, updated_at = excluded.updated_at;
+
+-- name: leadboxer_reads
+SELECT read_key, body FROM lbpd_leadboxer_read
+WHERE dataset_id = :dataset_id AND read_at >= :since AND read_key IN :read_keys;
+
+-- name: insert_leadboxer_read
+INSERT INTO lbpd_leadboxer_read (dataset_id, read_key, body, read_at)
+VALUES (:dataset_id, :read_key, :body, :now)
+ON CONFLICT (dataset_id, read_key) DO UPDATE SET body = excluded.body, read_at = excluded.read_at;
+
+-- name: delete_leadboxer_reads_before
+DELETE FROM lbpd_leadboxer_read WHERE read_at < :before;

@@ -126,3 +126,17 @@ CREATE TABLE IF NOT EXISTS lbpd_fact (
     fact_value  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
+
+-- What the extract read from LeadBoxer that can no longer change (a lead's sessions once the lead has
+-- been quiet past LeadBoxer's session timeout, a session's events once it ended), so a backfill reads
+-- each only once. read_key: "sessions/<use_id>/<last seen ms>" or "events/<session_id>"; body: the
+-- records as JSON. Entries older than the extract's read_cache_hours are ignored and deleted.
+CREATE TABLE IF NOT EXISTS lbpd_leadboxer_read (
+    dataset_id  TEXT NOT NULL,
+    read_key    TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    read_at     TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, read_key)
+);
+
+CREATE INDEX IF NOT EXISTS lbpd_leadboxer_read_at ON lbpd_leadboxer_read (read_at);

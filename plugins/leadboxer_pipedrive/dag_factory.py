@@ -87,7 +87,7 @@ def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: st
     )
 
 
-def _extract(leadboxer_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOperator:
+def _extract(leadboxer_conn_id: str, ledger_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOperator:
     return LeadBoxerExtractOperator(
         task_id="extract",
         dataset_id="{{ params.dataset_id }}",
@@ -95,6 +95,7 @@ def _extract(leadboxer_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOp
         max_leads="{{ params.max_leads }}",
         with_events=with_events,
         leadboxer_conn_id=leadboxer_conn_id,
+        ledger_conn_id=ledger_conn_id,
     )
 
 
@@ -119,7 +120,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, params=params) as dag:
-        extract = _extract(leadboxer_conn_id, with_events=True)
+        extract = _extract(leadboxer_conn_id, ledger_conn_id, with_events=True)
         validate = ValidateEventsOperator(task_id="validate", upstream=extract.output, ledger_conn_id=ledger_conn_id)
         transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                                 activity_type="{{ params.activity_type }}")
@@ -158,7 +159,7 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, params=params,
                    render_template_as_native_obj=True) as dag:
-        extract = _extract(leadboxer_conn_id, with_events=False)
+        extract = _extract(leadboxer_conn_id, ledger_conn_id, with_events=False)
         validate = ValidateLeadsOperator(task_id="validate", upstream=extract.output, link_to="{{ params.link_to }}",
                                          ledger_conn_id=ledger_conn_id)
         transform = TransformLeadsOperator(task_id="transform", upstream=validate.output,

@@ -103,6 +103,17 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "description": "Rows per page of the list endpoints.",
                 "schema": {"type": "integer", "default": 500, "minimum": 1},
             },
+            "max_concurrency": {
+                "label": "Concurrent reads",
+                "description": "Leads whose sessions and events are read at once (requests in flight).",
+                "schema": {"type": "integer", "default": 8, "minimum": 1},
+            },
+            "requests_per_second": {
+                "label": "Requests per second",
+                "description": "A cap on the requests sent to LeadBoxer; a 429 pauses every reader as long "
+                "as LeadBoxer says.",
+                "schema": {"type": "integer", "default": 100, "minimum": 1},
+            },
             "dataset_id": {
                 "label": "Dataset id",
                 "description": "A dataset (the API's site) for Test Connection; the DAGs take theirs as a Param.",

@@ -32,7 +32,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from leadboxer_pipedrive.frames import distinct_codes, plain, plain_values, spread
+from leadboxer_pipedrive.distinct import per_distinct, plain_values
 
 # Pipedrive rejects longer subjects, names and titles (sandbox assumption: 255 characters).
 MAX_TEXT = 255
@@ -190,22 +190,6 @@ def numbers(values: pd.Series) -> pd.Series:
     """Finite numbers (``Float64``) of a text column; garbage, infinities and absurd magnitudes missing."""
     number = pd.to_numeric(values.astype("object"), errors="coerce").astype("float64")
     return number.where(number.abs() < 1e12).astype("Float64")
-
-
-def per_distinct(frame: pd.DataFrame, columns: list[str], function, categorical: bool = False) -> pd.Series:
-    """``function(frame[columns])``, worked out once per distinct combination of those columns and
-    spread back to every row. Events repeat their lead's facts and a site's pages many times over, so
-    the string work runs on thousands of values instead of a million; the result is the same.
-    ``function`` gets plain (not categorical) columns; with ``categorical`` the result is a categorical
-    column (``frames.spread``), each distinct value stored once."""
-    codes, first_rows = distinct_codes(frame, columns)
-    if len(codes) == 0:
-        return function(plain(frame[columns]))
-    distinct = plain(frame[columns].iloc[first_rows].reset_index(drop=True))
-    result = function(distinct)
-    if categorical:
-        return spread(result, codes, frame.index).rename(result.name)
-    return pd.Series(result.array.take(codes), index=frame.index, name=result.name)
 
 
 # What an activity's note is made of (besides the lead card, ``leadcard_url``).

@@ -16,7 +16,7 @@ Rules (the normalisation that precedes them is described in ``frames``):
   too), each at most 63 characters, ending in a top-level domain of 2+ letters; no trailing dot, no
   IP literal, no ``localhost``.
 * **Event time** inside the data interval ``[start, end)``: an event at ``end`` belongs to the next
-  interval. Times that ``frames.parse_epoch_ms`` cannot read (garbage, zero, negative, implausible)
+  interval. Times that ``frames.epoch_ms`` cannot read (garbage, zero, negative, implausible)
   are "missing or unparseable".
 * **Uniqueness** (event id, lead id): of the copies of an id, the first copy that passes every other
   expectation is kept and every later copy is a duplicate; a copy that fails something else is
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadboxer_pipedrive.frames import distinct_codes, rows_where
+from leadboxer_pipedrive.distinct import distinct_codes
 
 # A deliberately plain check of the normalised address (see the module docstring). ``[^\W_]`` is a
 # Unicode letter or digit; ``\Z`` (not ``$``) so a trailing newline cannot slip through.
@@ -237,7 +237,7 @@ def _validate(frame: pd.DataFrame, batches: list[tuple[pd.DataFrame, list[tuple[
         hit = mask[is_rejected]
         if hit.any():
             reasons[hit] = (reasons[hit] + "; " + reason).to_numpy()
-    valid = rows_where(frame, ~is_rejected)
+    valid = frame[~is_rejected].reset_index(drop=True)
     rejected = _rejected_frame(bad[id_column].tolist(), bad["use_id"].tolist(),
                                reasons.str.slice(2).tolist(), id_column)
     counts = {reason: int(mask.sum()) for reason, mask in failures if mask.any()}

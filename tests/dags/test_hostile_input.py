@@ -318,16 +318,16 @@ def test_sessions_and_events_that_are_not_objects_do_not_crash_the_extract():
     inside = str(int(start.timestamp() * 1000) + 60_000)
 
     class Hook:  # what LeadBoxerHook yields for such a dataset
-        def read_lead_pages_seen_since(self, dataset_id, segment_id, since, read):
-            page = {"data": [{"use_id": "a", "email": "a@b.io", "segments": [1], "lastEvent": int(inside)}]}
-            return iter([read(json.dumps(page).encode())])
+        max_concurrency = 2
+
+        def lead_pages_seen_since(self, dataset_id, segment_id, since):
+            return iter([[{"use_id": "a", "email": "a@b.io", "segments": [1], "lastEvent": int(inside)}]])
 
         def iter_sessions(self, *args):
             return iter([None, 7, {"session_id": "s", "session_unix_timestamp": inside}])
 
-        def iter_event_pages(self, *args):
-            page = {"data": ["garbage", None, {"event_id": "e", "eventUnixTimestamp": inside}]}
-            return iter([json.dumps(page).encode()])
+        def iter_events(self, *args):
+            return iter(["garbage", None, {"event_id": "e", "eventUnixTimestamp": inside}])
 
     window = fetch_window(Hook(), "ds", 1, start, RUN_END)
     # Sessions that are not objects have no id to read events with; events that are not objects

@@ -196,5 +196,5 @@ def test_without_events_a_lead_is_active_when_seen_or_in_session_inside_the_wind
     # G was last seen inside the window; A, C and E have a session overlapping it
     assert extract.leads["use_id"].tolist() == ["C", "A", "E", "G"]
     assert extract.events.empty and list(extract.events.columns) == EVENT_ROW_COLUMNS
-    assert extract.sessions_read == 2 + 1 + 1  # A stops at its first overlapping session
+    assert extract.sessions_read == 4 + 2 + 1  # A's, C's and E's; not G's, last seen inside the window
     assert "GET /v1/leads/events" not in sandbox.state()["counters"]["by_endpoint"]

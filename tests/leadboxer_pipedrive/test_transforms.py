@@ -1,6 +1,7 @@
 import pandas as pd
 
-from leadboxer_pipedrive.frames import events_frame, leads_frame, plain
+from leadboxer_pipedrive.distinct import plain
+from leadboxer_pipedrive.frames import events_frame, leads_frame
 from leadboxer_pipedrive.transforms import (
     MAX_TEXT,
     activity_fields,

@@ -211,7 +211,8 @@ def test_ui_metadata_and_hooks_resolve_in_the_installed_airflow(migrated, tmp_pa
     assert pipedrive["extra_fields"]["burst_limit"]["value"] == 20
     leadboxer = result["meta"]["leadboxer"]
     assert leadboxer["standard_fields"]["password"]["title"] == "API key"
-    assert set(leadboxer["extra_fields"]) == {"page_size", "dataset_id", "timeout", "verify"}
+    assert set(leadboxer["extra_fields"]) == {"page_size", "max_concurrency", "requests_per_second", "dataset_id",
+                                              "timeout", "verify"}
     assert result["hook"] == "leadboxer_pipedrive.hooks.pipedrive.PipedriveHook"
     assert "lbpd_person" in result["tables"]
 

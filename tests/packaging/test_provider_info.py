@@ -36,7 +36,7 @@ STANDARD_FIELDS = {"description", "host", "schema", "login", "password", "port",
 EXTRAS_READ = {
     "pipedrive": {"burst_limit", "search_burst_limit", "timeout", "verify", "auth_type", "client_id",
                   "refresh_token", "token_url"},
-    "leadboxer": {"page_size", "dataset_id", "timeout", "verify"},
+    "leadboxer": {"page_size", "max_concurrency", "requests_per_second", "dataset_id", "timeout", "verify"},
 }
 HOOKS = {"pipedrive": PipedriveHook, "leadboxer": LeadBoxerHook}
 
@@ -151,6 +151,8 @@ def test_defaults_in_the_form_are_the_hooks_defaults(info):
     assert pipedrive["burst_limit"]["schema"]["default"] == PipedriveHook.default_burst_limit
     assert pipedrive["search_burst_limit"]["schema"]["default"] == PipedriveHook.default_search_burst_limit
     assert leadboxer["page_size"]["schema"]["default"] == LeadBoxerHook.default_page_size
+    assert leadboxer["max_concurrency"]["schema"]["default"] == LeadBoxerHook.default_max_concurrency
+    assert leadboxer["requests_per_second"]["schema"]["default"] == LeadBoxerHook.default_requests_per_second
     for fields, hook in ((pipedrive, PipedriveHook), (leadboxer, LeadBoxerHook)):
         assert fields["timeout"]["schema"]["default"] == hook.default_timeout
         assert fields["verify"]["schema"]["default"] is True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import requests
@@ -55,6 +56,7 @@ class JsonApiHook(BaseHook):
         self.timeout = timeout or self.default_timeout
         self.extras: dict[str, Any] = {}
         self.responses_by_status: dict[int, int] = {}
+        self._status_lock = threading.Lock()
 
     # -- connection -------------------------------------------------------------------------------
     def get_conn(self) -> requests.Session:
@@ -113,9 +115,8 @@ class JsonApiHook(BaseHook):
     not_processed_statuses: frozenset[int] = frozenset({429, 503})
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json_body: Any = None, idempotent: bool = True, raw: bool = False) -> Any:
-        """Send one call, retrying transient failures; return the decoded JSON body (with ``raw``, the
-        body's bytes, undecoded: for pages read straight into Arrow columns).
+                json_body: Any = None, idempotent: bool = True) -> Any:
+        """Send one call, retrying transient failures; return the decoded JSON body.
 
         ``idempotent=False`` (creates): a timeout, dropped connection or 500/502/504 leaves it unknown
         whether the record was created, so it raises :class:`AmbiguousWriteError` instead of resending.
@@ -127,10 +128,10 @@ class JsonApiHook(BaseHook):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._send_once, method, path, params, json_body, idempotent, raw)
+        return retrying(self._send_once, method, path, params, json_body, idempotent)
 
     def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
-                   idempotent: bool = True, raw: bool = False) -> Any:
+                   idempotent: bool = True) -> Any:
         session = self.get_conn()
         self.before_request(method, path)
         try:
@@ -144,10 +145,11 @@ class JsonApiHook(BaseHook):
                                           f"{type(exc).__name__}: no answer, the write may have happened") from None
             raise TransientApiError(self.service_name, method, path, None,
                                     f"{type(exc).__name__}: no answer") from None
-        self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
+        with self._status_lock:  # several threads may share the hook
+            self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
         self.after_response(method, path, response)
         if response.status_code < 400:
-            return response.content if raw else self._decode(method, path, response)
+            return self._decode(method, path, response)
         error = self.error_for(method, path, response, self._error_detail(response))
         if not idempotent and isinstance(error, TransientApiError) and \
                 response.status_code not in self.not_processed_statuses:
@@ -170,7 +172,10 @@ class JsonApiHook(BaseHook):
         if not response.content:
             return None
         try:
-            return response.json()
+            try:
+                return json.loads(response.content)
+            except UnicodeDecodeError:  # not UTF-8: what cannot be read reads U+FFFD
+                return json.loads(response.content.decode("utf-8", errors="replace"))
         except ValueError:
             raise TransientApiError(self.service_name, method, path, response.status_code,
                                     "answer is not JSON") from None

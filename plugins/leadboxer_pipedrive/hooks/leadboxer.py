@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from leadboxer_pipedrive.exceptions import TransientApiError
-from leadboxer_pipedrive.hooks.base import JsonApiHook
+import requests
 
-# After a ``"nextToken"`` that may hold a next page's token: a colon and anything but null.
-_NON_NULL_VALUE = re.compile(rb'\s*+:\s*+(?!null)')  # possessive: no backtracking to before "null"
-# A page that ends with ``, "nextToken": null}`` (as LeadBoxer's do) says so at its top level: the
-# brace closes the page, and the comma (or opening brace) before the key is no escaped quote's.
-_ENDS_WITH_NULL_TOKEN = re.compile(rb'[{,]\s*"nextToken"\s*:\s*null\s*}\s*\Z')
+from leadboxer_pipedrive.exceptions import ApiRequestError
+from leadboxer_pipedrive.hooks.base import JsonApiHook
+from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
 
 
 class LeadBoxerHook(JsonApiHook):
     """Reads one LeadBoxer account through an Airflow connection.
 
     Connection: ``host`` = the API base URL (``https://data.leadboxer.com``), ``password`` = the API key
-    (sent only in the ``x-api-key`` header). ``extra``: ``page_size`` (default 500), ``timeout``,
-    ``verify``, ``dataset_id`` (used by the connection test only).
+    (sent only in the ``x-api-key`` header). ``extra``: ``page_size`` (default 500),
+    ``max_concurrency`` (requests in flight at once, default 8), ``requests_per_second`` (a client-side
+    cap, default 100), ``timeout``, ``verify``, ``dataset_id`` (used by the connection test only).
+
+    The hook is safe to share between threads: the extract reads several leads' sessions and events at
+    once. A 429 pauses every thread for the ``Retry-After`` the server names.
     """
 
     conn_name_attr = "leadboxer_conn_id"
@@ -35,6 +34,8 @@ class LeadBoxerHook(JsonApiHook):
     default_host = "https://data.leadboxer.com"
     auth_header = "x-api-key"
     default_page_size = 500
+    default_max_concurrency = 8
+    default_requests_per_second = 100
 
     # Connection-form metadata for Airflow versions that read it from the hook (3.2+ reads the same
     # metadata from get_provider_info() without importing the hook).
@@ -53,95 +54,102 @@ class LeadBoxerHook(JsonApiHook):
     def __init__(self, leadboxer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=leadboxer_conn_id, **kwargs)
         self.leadboxer_conn_id = leadboxer_conn_id
+        self._limiter: SlidingWindowLimiter | None = None
+
+    def get_conn(self) -> requests.Session:
+        session = super().get_conn()
+        if self._limiter is None:
+            self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
+                                                                      self.default_requests_per_second), 1.0)
+            # A pooled connection for every request in flight (requests keeps 10 by default).
+            adapter = requests.adapters.HTTPAdapter(
+                pool_maxsize=max(10, self._positive_extra("max_concurrency", self.default_max_concurrency)))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        return session
+
+    def _positive_extra(self, name: str, default: int) -> int:
+        value = self.extras.get(name)
+        value = default if value in (None, "") else int(value)
+        if value < 1:
+            raise ValueError(f"connection {self.conn_id!r}: extra {name} must be at least 1, not {value}")
+        return value
 
     @property
     def page_size(self) -> int:
         self.get_conn()
-        return int(self.extras.get("page_size", self.default_page_size))
+        return self._positive_extra("page_size", self.default_page_size)
 
-    def paginate(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Yield every row of a list endpoint, following ``nextToken``."""
-        for body in self._pages(path, params, raw=False, next_token=lambda body: (body or {}).get("nextToken")):
-            yield from (body or {}).get("data") or []
+    @property
+    def max_concurrency(self) -> int:
+        """How many leads the extract reads at once (connection extra ``max_concurrency``)."""
+        self.get_conn()
+        return self._positive_extra("max_concurrency", self.default_max_concurrency)
 
-    def raw_pages(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
-        """Every page of a list endpoint as its body's bytes, undecoded, following ``nextToken``: a busy
-        hour's events are read from them straight into Arrow columns (``frames.EventRows.add_page``)
-        instead of becoming a Python dict each."""
-        return self._pages(path, params, raw=True, next_token=lambda body: self._next_token_of_raw(path, body))
+    def before_request(self, method: str, path: str) -> None:
+        self._limiter.acquire()
 
-    def read_pages(self, path: str, params: dict[str, Any], read: Callable[[bytes], Any]) -> Iterator[Any]:
-        """Every page of a list endpoint, its undecoded body read by ``read`` (``frames.lead_page``):
-        what ``read`` returns is yielded, and its ``next_token`` is the token of the page after it."""
-        return self._pages(path, params, raw=True, read=read, next_token=lambda page: page.next_token)
+    def after_response(self, method: str, path: str, response: requests.Response) -> None:
+        if response.status_code == 429:  # every thread backs off, not only the one refused
+            self._limiter.pause(self.retry_after_seconds(response) or 1.0)
 
-    def _pages(self, path: str, params: dict[str, Any], *, raw: bool, next_token: Callable[[Any], Any],
-               read: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+    # -- paged reads ------------------------------------------------------------------------------
+    def pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
+        """The ``data`` list of every page of a list endpoint, following ``nextToken``. A token the
+        read has already followed is an error: the read cannot finish, and must not pass for complete."""
         params = {"limit": self.page_size, **params}
-        seen_tokens: set[str] = set()
+        followed: set[str] = set()
         while True:
-            body = self.request("GET", path, params=params, raw=raw)
-            page = body if read is None else read(body)
-            yield page
-            token = next_token(page)
-            if not token or token in seen_tokens:  # a repeated token would loop forever
+            body = self.request("GET", path, params=params)
+            body = {} if body is None else body  # an empty answer: no rows
+            if not isinstance(body, dict) or not isinstance(body.get("data") or [], list):
+                raise ApiRequestError(self.service_name, "GET", path, 200,
+                                      f"the answer is not a page ({{\"data\": [...]}}): {str(body)[:200]}")
+            yield body.get("data") or []
+            token = body.get("nextToken")
+            if token in (None, ""):
                 return
-            seen_tokens.add(token)
+            if token in followed:
+                raise ApiRequestError(self.service_name, "GET", path, 200,
+                                      f"nextToken {str(token)[:40]!r} repeated: the list cannot be read to its end")
+            followed.add(token)
             params = {**params, "nextToken": token}
 
-    def _next_token_of_raw(self, path: str, body: bytes) -> Any:
-        """The ``nextToken`` of an undecoded page. A page that mentions no non-null ``nextToken`` at all
-        (the last page: most sessions have one) is not decoded; any other is, to read its own."""
-        if not body or _ENDS_WITH_NULL_TOKEN.search(body, max(0, len(body) - 64)):
-            return None  # the last member of the outermost object: its own token, and null
-        at = body.find(b'"nextToken"')  # a plain search first: a regular expression is much slower
-        while at != -1 and not _NON_NULL_VALUE.match(body, at + len(b'"nextToken"')):
-            at = body.find(b'"nextToken"', at + 1)
-        if at == -1:
-            return None
-        try:
-            decoded = json.loads(body)
-        except ValueError:
-            raise TransientApiError(self.service_name, "GET", path, None, "answer is not JSON") from None
-        return decoded.get("nextToken") if isinstance(decoded, dict) else None
+    def paginate(self, path: str, params: dict[str, Any]) -> Iterator[Any]:
+        """Every row of every page of a list endpoint (see ``pages``)."""
+        for page in self.pages(path, params):
+            yield from page
 
-    def iter_leads_seen_since(self, dataset_id: str, segment_id: int | str | None,
-                              since: datetime, until: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Leads of the segment last seen on or after ``since``'s day (UTC).
+    def lead_pages_seen_since(self, dataset_id: str, segment_id: int | str | None, since: datetime,
+                              until: datetime | None = None) -> Iterator[list[Any]]:
+        """Pages of the segment's leads last seen on or after ``since``'s day (UTC), most recently seen
+        first.
 
         LeadBoxer's time filter is day-granular and applies to the lead's *last* event, so a lead active
         in a past hour is found by asking for "last seen between that day and today"; callers then keep
         only the events inside their window.
         """
-        yield from self.paginate("/v1/leads", self._seen_since_params(dataset_id, segment_id, since, until))
-
-    def read_lead_pages_seen_since(self, dataset_id: str, segment_id: int | str | None, since: datetime,
-                                   read: Callable[[bytes], Any], until: datetime | None = None) -> Iterator[Any]:
-        """``iter_leads_seen_since``' pages, each undecoded body read by ``read`` (see ``read_pages``)."""
-        return self.read_pages("/v1/leads", self._seen_since_params(dataset_id, segment_id, since, until), read)
-
-    @staticmethod
-    def _seen_since_params(dataset_id: str, segment_id: int | str | None, since: datetime,
-                           until: datetime | None) -> dict[str, Any]:
         until = until or datetime.now(timezone.utc)
         last_day = max(until, since) + timedelta(days=1)
-        return {
+        return self.pages("/v1/leads", {
             "site": dataset_id,
             "segmentId": segment_id,
             "criteriaTimeFilter": f"eventEsTimestamp|between|{since:%d/%m/%Y}-{last_day:%d/%m/%Y}",
             "timeZone": "UTC",
             "sortBy": "lastEvent|desc",
-        }
+        })
 
-    def iter_sessions(self, dataset_id: str, lead_id: str) -> Iterator[dict[str, Any]]:
-        yield from self.paginate("/v1/leads/sessions", {"site": dataset_id, "leadId": lead_id})
+    def iter_leads_seen_since(self, dataset_id: str, segment_id: int | str | None,
+                              since: datetime, until: datetime | None = None) -> Iterator[Any]:
+        """The leads of ``lead_pages_seen_since``, one after the other."""
+        for page in self.lead_pages_seen_since(dataset_id, segment_id, since, until):
+            yield from page
 
-    def iter_events(self, dataset_id: str, session_id: str) -> Iterator[dict[str, Any]]:
-        yield from self.paginate("/v1/leads/events", {"site": dataset_id, "sessionId": session_id})
+    def iter_sessions(self, dataset_id: str, lead_id: str) -> Iterator[Any]:
+        return self.paginate("/v1/leads/sessions", {"site": dataset_id, "leadId": lead_id})
 
-    def iter_event_pages(self, dataset_id: str, session_id: str) -> Iterator[bytes]:
-        """``iter_events``' pages, undecoded (see ``raw_pages``)."""
-        return self.raw_pages("/v1/leads/events", {"site": dataset_id, "sessionId": session_id})
+    def iter_events(self, dataset_id: str, session_id: str) -> Iterator[Any]:
+        return self.paginate("/v1/leads/events", {"site": dataset_id, "sessionId": session_id})
 
     def list_segments(self, dataset_id: str) -> list[dict[str, Any]]:
         return (self.request("GET", "/v1/segments", params={"datasetId": dataset_id}) or {}).get("data") or []

@@ -216,6 +216,20 @@ class LedgerHook(BaseHook):
     def remember_fact(self, key: str, value: str) -> None:
         self.write("upsert_fact", {"fact_key": key, "fact_value": value})
 
+    # -- LeadBoxer reads kept between runs (the extract's ReadCache) -------------------------------
+    def leadboxer_reads(self, dataset_id: str, read_keys: Iterable[str], since_iso: str) -> dict[str, str]:
+        """The bodies of those reads kept since ``since_iso``, by key."""
+        rows = self.fetch_in("leadboxer_reads", "read_keys", read_keys, dataset_id=dataset_id, since=since_iso)
+        return {row["read_key"]: row["body"] for row in rows}
+
+    def remember_leadboxer_reads(self, dataset_id: str, bodies: dict[str, str]) -> None:
+        self.write("insert_leadboxer_read", [{"dataset_id": dataset_id, "read_key": key, "body": body}
+                                             for key, body in bodies.items()])
+
+    def forget_leadboxer_reads(self, before_iso: str) -> None:
+        """Delete every kept read older than ``before_iso`` (all datasets)."""
+        self.write("delete_leadboxer_reads_before", {"before": before_iso})
+
     # -- claims -----------------------------------------------------------------------------------
     def insert_claim(self, claim_key: str, owner: str, claimed_ms: int) -> bool:
         return self.write("insert_claim", {"claim_key": claim_key, "owner": owner, "claimed_ms": claimed_ms}) == 1

@@ -197,16 +197,16 @@ class PipedriveHook(JsonApiHook):
         return float(expires_at) - oauth["margin"] > time.time()
 
     def _send_once(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
-                   idempotent: bool = True, raw: bool = False) -> Any:
+                   idempotent: bool = True) -> Any:
         self.get_conn()
         if self._oauth is None:
-            return super()._send_once(method, path, params, json_body, idempotent, raw)
+            return super()._send_once(method, path, params, json_body, idempotent)
         with self._oauth_lock:
             if not self._oauth_token_is_fresh():
                 self._oauth_refresh()
             used = self._oauth.get("access_token")
         try:
-            return super()._send_once(method, path, params, json_body, idempotent, raw)
+            return super()._send_once(method, path, params, json_body, idempotent)
         except ApiAuthError as exc:
             if exc.status != 401:
                 raise
@@ -217,7 +217,7 @@ class PipedriveHook(JsonApiHook):
         with self._oauth_lock:
             if self._oauth.get("access_token") == used:
                 self._oauth_refresh()
-        return super()._send_once(method, path, params, json_body, idempotent, raw)
+        return super()._send_once(method, path, params, json_body, idempotent)
 
     def _oauth_refresh(self) -> None:
         """Trade the refresh token for a new access token (POST token_url, HTTP Basic client credentials)."""

@@ -38,30 +38,37 @@ class LeadBoxerExtractOperator(BaseOperator):
     :param with_events: read the leads' events in the interval (activity sync) or only the leads
         active in it (leads sync).
     :param leadboxer_conn_id: Airflow connection to LeadBoxer. (templated)
+    :param ledger_conn_id: Airflow connection to the ledger database, where LeadBoxer reads that can no
+        longer change are kept for later runs (``extract.ReadCache``). (templated)
+    :param read_cache_hours: how long those reads are kept; 0: keep none. (templated)
     :param staging_url: where frames are staged (default ``LEADBOXER_PIPEDRIVE_STAGING_URL`` or a folder
         in ``$AIRFLOW_HOME``). (templated)
     :param max_leads: stop after this many active leads (None: all). (templated)
     """
 
-    template_fields: Sequence[str] = ("dataset_id", "segment_id", "leadboxer_conn_id", "staging_url",
-                                      "max_leads")
+    template_fields: Sequence[str] = ("dataset_id", "segment_id", "leadboxer_conn_id", "ledger_conn_id",
+                                      "read_cache_hours", "staging_url", "max_leads")
     ui_color = "#e8f4fd"
 
     def __init__(self, *, dataset_id: str, segment_id: int | str | None, with_events: bool = True,
-                 leadboxer_conn_id: str = "leadboxer_default", staging_url: str | None = None,
+                 leadboxer_conn_id: str = "leadboxer_default", ledger_conn_id: str = "leadboxer_pipedrive_ledger",
+                 read_cache_hours: float | str = 24, staging_url: str | None = None,
                  max_leads: int | str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
         self.segment_id = segment_id
         self.with_events = with_events
         self.leadboxer_conn_id = leadboxer_conn_id
+        self.ledger_conn_id = ledger_conn_id
+        self.read_cache_hours = read_cache_hours
         self.staging_url = staging_url
         self.max_leads = max_leads
 
     def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.extract import fetch_window
+        from leadboxer_pipedrive.extract import ReadCache, fetch_window
         from leadboxer_pipedrive.frames import events_frame
         from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
         start, end = data_interval(context)
@@ -70,14 +77,19 @@ class LeadBoxerExtractOperator(BaseOperator):
         if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
         segment_id = self.segment_id if self.segment_id not in ("", "None", None) else None
-        window = fetch_window(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, segment_id, start, end,
-                              optional_int(self.max_leads), with_events=self.with_events)
+        hook = LeadBoxerHook(self.leadboxer_conn_id)
+        cache_hours = float(self.read_cache_hours or 0)
+        cache = ReadCache(LedgerHook(self.ledger_conn_id), dataset_id, cache_hours) if cache_hours > 0 else None
+        window = fetch_window(hook, dataset_id, segment_id, start, end, optional_int(self.max_leads),
+                              with_events=self.with_events, read_cache=cache)
         leads = window.leads
         events = events_frame(window.events, leads, dataset_id)
         leads["dataset_id"] = dataset_id
         folder = run_folder(staging_root(self.staging_url), context["dag"].dag_id, context["run_id"])
         leads["segment_ids"] = leads["segment_ids"].map(list)
-        self.log.info("Extracted %d leads and %d events for [%s, %s)", len(leads), len(events), start, end)
+        requests = sum(hook.responses_by_status.values())
+        self.log.info("Extracted %d leads and %d events for [%s, %s): %d LeadBoxer requests, %d reads kept "
+                      "from earlier runs", len(leads), len(events), start, end, requests, cache.hits if cache else 0)
         return with_task_duration(context, {
             "entity": "event" if self.with_events else "lead",
             "dataset_id": dataset_id,
@@ -86,6 +98,8 @@ class LeadBoxerExtractOperator(BaseOperator):
             "interval_end": end.isoformat(),
             "leads": len(leads),
             "sessions_read": window.sessions_read,
+            "leadboxer_requests": requests,
+            "leadboxer_reads_kept": cache.hits if cache else 0,
             "extracted": len(events) if self.with_events else len(leads),
             "staging_folder": str(folder),
             "leads_path": write_frame(leads, folder / "leads.parquet"),

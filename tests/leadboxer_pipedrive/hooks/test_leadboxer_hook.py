@@ -1,7 +1,6 @@
 """LeadBoxerHook against the LeadBoxer sandbox: nextToken pagination, retries, fail-fast auth errors and
 secrecy of the API key."""
 
-import json
 import logging
 import math
 from datetime import UTC, datetime
@@ -9,8 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from leadboxer_pipedrive.exceptions import ApiAuthError, TransientApiError
-from leadboxer_pipedrive.frames import lead_page
+from leadboxer_pipedrive.exceptions import ApiAuthError, ApiRequestError, TransientApiError
 from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 from sandbox.leadboxer import DEFAULT_SEGMENT_ID, DEFAULT_SITE
 
@@ -68,56 +66,75 @@ def test_sessions_and_events_are_paged_too(leadboxer_sandbox, leadboxer_conn):
     session = max(lead["sessions"], key=lambda s: len(s["events"]))
     events = list(hook.iter_events(DEFAULT_SITE, session["session_id"]))
     assert [e["event_id"] for e in events] == [e["event_id"] for e in session["events"]]
-    pages = list(hook.iter_event_pages(DEFAULT_SITE, session["session_id"]))  # undecoded, the same pages
-    assert len(pages) >= len(events) and all(isinstance(page, bytes) for page in pages)
-    assert [e["event_id"] for page in pages for e in json.loads(page)["data"]] == [e["event_id"] for e in events]
     assert DEFAULT_SEGMENT_ID in {s["segmentId"] for s in hook.list_segments(DEFAULT_SITE)}
 
 
-def test_a_repeated_token_does_not_loop_forever(leadboxer_conn, monkeypatch):
+def test_a_repeated_token_is_an_error_naming_the_endpoint_never_a_silent_end(leadboxer_conn, monkeypatch):
     hook = fast_hook(leadboxer_conn())
-    pages = iter([{"data": [1], "nextToken": "t"}, {"data": [2], "nextToken": "t"}, {"data": [3]}])
+    pages = iter([{"data": [1], "nextToken": "t"}, {"data": [2], "nextToken": "u"}, {"data": [3], "nextToken": "t"},
+                  {"data": [4]}])
     monkeypatch.setattr(hook, "request", lambda *args, **kwargs: next(pages))
-    assert list(hook.paginate("/v1/leads", {"site": "s"})) == [1, 2]
+    read = []
+    with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads -> .*'t' repeated"):
+        read.extend(hook.paginate("/v1/leads", {"site": "s"}))
+    assert read == [1, 2, 3]
 
 
-def test_undecoded_pages_follow_the_top_level_token_only(leadboxer_conn, monkeypatch):
+def test_pages_follow_the_top_level_token_only(leadboxer_conn, monkeypatch):
     hook = fast_hook(leadboxer_conn())
-    pages = [json.dumps({"data": [{"properties": {"nextToken": "not-this-one"}}], "nextToken": "t2"}).encode(),
-             json.dumps({"data": [{"properties": {"nextToken": "nor-this"}}], "nextToken": None}).encode(),
-             b'{"data": [], "nextToken": "never asked for"}']
+    bodies = [{"data": [{"properties": {"nextToken": "not-this-one"}}], "nextToken": "t2"},
+              {"data": [{"properties": {"nextToken": "nor-this"}}], "nextToken": None},
+              {"data": [], "nextToken": "never asked for"}]
     asked = []
 
-    def answer(method, path, *, params, raw):
+    def answer(method, path, *, params):
         asked.append(params.get("nextToken"))
-        assert raw
-        return pages[len(asked) - 1]
-    monkeypatch.setattr(hook, "request", answer)
-    assert list(hook.iter_event_pages("s", "session")) == pages[:2]
-    assert asked == [None, "t2"]
-    # A last page is not decoded at all (these could not be): only a non-null token makes it so.
-    unreadable_but_last = b'{"data": [{"x": "\\"nextToken\\": \\"t\\""}, [, "nextToken": null }\n'
-    assert hook._next_token_of_raw("/p", unreadable_but_last) is None
-    assert hook._next_token_of_raw("/p", b'{"data": [{"nextToken" : null}], "nextToken" :\n null, "x": [') is None
-    with pytest.raises(TransientApiError):
-        hook._next_token_of_raw("/p", b'{"data": [], "nextToken": "t", "x": [')
-    tail_of_a_key = b'{"nextToken": "t2", "data": [], "x\\"nextToken": null}'  # its key is not nextToken
-    assert hook._next_token_of_raw("/p", tail_of_a_key) == "t2"
-
-
-def test_read_pages_follow_the_token_their_reader_finds(leadboxer_conn, monkeypatch):
-    hook = fast_hook(leadboxer_conn())
-    bodies = [b'{"data": [{"use_id": "a"}], "nextToken": "t2"}', b'{"data": [{"use_id": "b"}], "nextToken": null}',
-              b'{"data": [], "nextToken": "never asked for"}']
-    asked = []
-
-    def answer(method, path, *, params, raw):
-        asked.append(params.get("nextToken"))
-        assert raw and path == "/v1/leads" and params["site"] == "s"
+        assert path == "/v1/leads" and params["site"] == "s" and params["sortBy"] == "lastEvent|desc"
         return bodies[len(asked) - 1]
     monkeypatch.setattr(hook, "request", answer)
-    pages = list(hook.read_lead_pages_seen_since("s", 14118, SINCE, lead_page))
-    assert [page.lead_ids for page in pages] == [["a"], ["b"]] and asked == [None, "t2"]
+    assert list(hook.lead_pages_seen_since("s", 14118, SINCE)) == [body["data"] for body in bodies[:2]]
+    assert asked == [None, "t2"]
+
+
+def test_an_answer_that_is_not_a_page_is_a_clear_error(leadboxer_conn, monkeypatch):
+    hook = fast_hook(leadboxer_conn())
+    for body in ([1, 2], {"data": {"event_id": "e"}}, "text"):
+        monkeypatch.setattr(hook, "request", lambda *args, body=body, **kwargs: body)
+        with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads/events -> 200: the answer is not a page"):
+            list(hook.iter_events("s", "session"))
+    monkeypatch.setattr(hook, "request", lambda *args, **kwargs: None)  # an empty answer has no rows
+    assert list(hook.iter_events("s", "session")) == []
+
+
+def test_answers_are_decoded_as_utf_8_with_what_cannot_be_read_as_replacement(leadboxer_conn):
+    import requests
+
+    hook = fast_hook(leadboxer_conn())
+    response = requests.Response()
+    response.status_code = 200
+    response._content = b'{"data": [{"use_id": "a", "firstName": "Bj\xf6rn", "title": "a\\ud800"}], "nextToken": null}'
+    assert hook._decode("GET", "/v1/leads", response) == {
+        "data": [{"use_id": "a", "firstName": "Bj\ufffdrn", "title": "a\ud800"}], "nextToken": None}
+    response._content = b"<html>not json</html>"
+    with pytest.raises(TransientApiError, match="LeadBoxer GET /v1/leads -> 200: answer is not JSON"):
+        hook._decode("GET", "/v1/leads", response)
+
+
+def test_concurrency_and_rate_come_from_the_connection(leadboxer_conn):
+    hook = fast_hook(leadboxer_conn())
+    assert hook.max_concurrency == 8 and hook._limiter.limit == 100 and hook._limiter.window == 1.0
+    tuned = fast_hook(leadboxer_conn(max_concurrency=3, requests_per_second=5))
+    assert tuned.max_concurrency == 3 and tuned._limiter.limit == 5
+    with pytest.raises(ValueError, match="max_concurrency must be at least 1"):
+        _ = fast_hook(leadboxer_conn(max_concurrency=0)).max_concurrency
+
+
+def test_a_429_pauses_every_reader_for_the_time_the_server_names(leadboxer_sandbox, leadboxer_conn):
+    hook = fast_hook(leadboxer_conn())
+    leadboxer_sandbox.add_fault({"kind": "status", "status": 429, "count": 1, "path": "^/v1/segments$"})
+    assert DEFAULT_SEGMENT_ID in {s["segmentId"] for s in hook.list_segments(DEFAULT_SITE)}
+    assert hook.responses_by_status == {429: 1, 200: 1}
+    assert hook._limiter._paused_until > 0  # Retry-After: 1 held every thread of the hook back
 
 
 def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
