@@ -1,17 +1,18 @@
 """Figure 3: extract-parse + validate + transform of 1,000,000 events from 50,000 leads, against a bare
 ``json.loads`` of the same payload, and the peak memory of doing it.
 
-``python -m scripts.bench_pipeline`` writes the payload once, as LeadBoxer hands it over: its answers,
-one JSON document per line, in the order the extract asks for them (a page of 500 leads, then each
-lead's sessions page and its session's events page), then runs each measurement in a fresh
-subprocess (twice, alternately, keeping the faster of each: this machine's speed drifts), each
-reporting its seconds and its peak RSS (``resource.getrusage``):
+A guard, not a target: Pipedrive accepts at most tens of thousands of activities a day, and a real
+LeadBoxer's latency (figure 5) dwarfs parsing. ``python -m scripts.bench_pipeline`` writes the payload
+once, as LeadBoxer hands it over: its answers, one JSON document per line (a page of 500 leads, then
+each lead's sessions page and its session's events page), with an index of where each answer is.
+Then it runs each measurement in a fresh subprocess (twice, alternately, keeping the faster of each:
+this machine's speed drifts), each reporting its seconds and its peak RSS (``resource.getrusage``):
 
 * ``--measure loads``: ``json.loads`` of every answer, one after the other (the bare parse);
 * ``--measure pipeline``: the real ``extract.fetch_window`` through ``payload_hook`` (``LeadBoxerHook``
-  with the file in the place of HTTP: its own paging and decoding), so the leads and events are read
-  from their pages, framed and filtered to the window as in the extract task; then
-  ``frames.events_frame``, ``validation.validate_events`` and ``transforms.activity_payloads``.
+  with the file in the place of HTTP: its own paging, each answer found by what was asked), so the
+  leads and events are read concurrently, filtered to the window and framed as in the extract task;
+  then ``frames.events_frame``, ``validation.validate_events`` and ``transforms.activity_payloads``.
 
 Prints one JSON object on its last line.
 """
@@ -56,14 +57,22 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
     """Deterministic payload: ~3% of leads without email, ~0.5% of events outside the window (the extract
     leaves them out), ~0.2% repeated event ids (what validation sets aside), the rest valid.
 
-    Written as LeadBoxer's answers, one per line, in the order the extract asks for them: a page of
-    ``LEADS_PER_PAGE`` leads, then for each of them its sessions page and its session's events page."""
+    Written as LeadBoxer's answers, one per line: a page of ``LEADS_PER_PAGE`` leads, then for each of
+    them its sessions page and its session's events page; ``index_path(path)`` says where each is."""
     rng = random.Random(seed)
     event_count = 0
     per_lead = events // leads
-    out = open(path, "w", encoding="utf-8")
+    out = open(path, "wb")
+    index: dict[str, list[int]] = {}  # answer key -> [offset, length]
     lead_page: list[dict] = []
-    answers: list[str] = []  # the sessions and events pages of the leads in ``lead_page``
+    answers: list[tuple[str, str]] = []  # the sessions and events pages of the leads in ``lead_page``
+    token = None
+
+    def write(key: str, answer: str) -> None:
+        data = answer.encode()
+        index[key] = [out.tell(), len(data)]
+        out.write(data)
+
     for n in range(leads):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         org = n % 9000
@@ -112,33 +121,44 @@ def write_payload(path: Path, leads: int, events: int, seed: int = 7) -> dict[st
         session = {"session_id": session_id, "session_unix_timestamp": session_ms, "duration": per_lead * 61,
                    "channel": channel}
         lead_page.append(lead)
-        answers += [_answer({"data": [session], "nextToken": None}), _answer({"data": event_rows, "nextToken": None})]
+        answers += [(f"sessions/{use_id}", _answer({"data": [session], "nextToken": None})),
+                    (f"events/{session_id}", _answer({"data": event_rows, "nextToken": None}))]
         if len(lead_page) == LEADS_PER_PAGE or n == leads - 1:
-            more = n < leads - 1
-            out.write(_answer({"data": lead_page, "nextToken": f"page-after-{n}" if more else None,
-                               "rows": len(lead_page)}))
-            out.writelines(answers)
-            lead_page, answers = [], []
+            following = f"page-after-{n}" if n < leads - 1 else None
+            write(f"leads/{token}", _answer({"data": lead_page, "nextToken": following, "rows": len(lead_page)}))
+            for key, answer in answers:
+                write(key, answer)
+            lead_page, answers, token = [], [], following
     out.close()
+    index_path(path).write_text(json.dumps(index))
     return {"leads": leads, "events": event_count, "bytes": path.stat().st_size}
 
 
+def index_path(path: Path) -> Path:
+    return path.with_suffix(".index.json")
+
+
 def payload_hook(path: Path):
-    """A ``LeadBoxerHook`` with the payload file in the place of HTTP: each request gets the next recorded
-    answer, so the hook's own paging and decoding run (session pages decoded, lead and event pages handed
-    on undecoded, as the extract asks for them)."""
+    """A ``LeadBoxerHook`` with the payload file in the place of HTTP: each request gets the recorded
+    answer to what it asks, decoded as the hook decodes one, so the hook's own paging runs."""
     from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
+
+    index = json.loads(index_path(path).read_text())
+    answers = os.open(path, os.O_RDONLY)
 
     class PayloadHook(LeadBoxerHook):
         page_size = LEADS_PER_PAGE
+        # One lead at a time: with answers read from a file there is nothing to wait for, and readers in
+        # threads would only take turns at Python's lock (figure 5 measures concurrent reads against a
+        # LeadBoxer that answers with latency).
+        max_concurrency = 1
 
-        def __init__(self) -> None:
-            super().__init__()
-            self._answers = open(path, "rb")  # noqa: SIM115 - read to the end by the extract
-
-        def request(self, method, path, *, params=None, raw=False, **kwargs):
-            answer = next(self._answers)
-            return answer if raw else json.loads(answer)
+        def request(self, method, path, *, params=None, **kwargs):
+            key = {"/v1/leads": lambda: f"leads/{params.get('nextToken')}",
+                   "/v1/leads/sessions": lambda: f"sessions/{params['leadId']}",
+                   "/v1/leads/events": lambda: f"events/{params['sessionId']}"}[path]()
+            offset, length = index[key]
+            return json.loads(os.pread(answers, length, offset))
 
     return PayloadHook()
 
@@ -189,7 +209,7 @@ def measure(kind: str, path: Path) -> dict:
     activities = activity_payloads(outcome.valid, "task")
     finished("activity_payloads")
     total = time.perf_counter() - started
-    # CPU time of all threads: the extract frames pages and the transform writes notes on a second one.
+    # CPU time of all threads: the extract's readers decode answers on their own threads.
     return {"seconds": total, "cpu_seconds": round(time.process_time() - cpu_started, 2),
             "stages": {k: round(v, 2) for k, v in stages.items()}, "peak_rss_mb_after": peaks,
             "events": extracted, "valid": len(outcome.valid), "rejected": len(outcome.rejected),
@@ -212,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = Path(args.payload) if args.payload else None
     path = kept or Path(tempfile.mkdtemp(prefix="lbpd-bench-pipeline-")) / "payload.jsonl"
     started = time.monotonic()
-    sizes = (write_payload(path, args.leads, args.events) if not (kept and kept.exists())
+    sizes = (write_payload(path, args.leads, args.events) if not (kept and kept.exists() and index_path(kept).exists())
              else {"leads": args.leads, "events": args.events, "bytes": kept.stat().st_size})
     generated = time.monotonic() - started
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false"}
@@ -229,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             results[kind] = measured
     if not kept:
         path.unlink()
+        index_path(path).unlink()
         path.parent.rmdir()
     answers = -(-args.leads // LEADS_PER_PAGE) + 2 * args.leads  # lead pages, then two pages per lead
     figures = {**sizes, "answers": answers, "generate_seconds": round(generated, 1),
