@@ -196,12 +196,17 @@ class PipedriveResolver:
         with self._lock:
             if key in self._org_ids:
                 return self._org_ids[key]
-        with self.claims.claim(f"org:{key}") as takeover:
+        # Organizations match by name too: leads naming one with and without a domain hold different
+        # keys, so the name is claimed as well, or both could search before either creates.
+        name = facts["org_name"]
+        with self.claims.claim(f"org:{key}") as key_takeover, \
+                self.claims.claim(f"org-name:{str(name).strip().casefold()}") as name_takeover:
+            taken_over = [time for time in (key_takeover, name_takeover) if time is not None]
+            takeover = min(taken_over) if taken_over else None
             known = self.ledger.organizations_by_key([key]).get(key)
             if known:
                 org_id = known["org_id"]
             else:
-                name = facts["org_name"]
                 matches = self._organization_matcher(facts)
                 found = None
                 if takeover is not None:

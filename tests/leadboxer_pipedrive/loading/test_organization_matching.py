@@ -119,3 +119,20 @@ def test_a_field_pipedrive_cannot_search_for_a_domain_is_refused(ledger_conn):
 
     with pytest.raises(SyncConfigurationError, match="'Domain' is a field of type enum; a domain needs a text"):
         organization_domain_field_code(Fields(), LedgerHook(ledger_conn), "Domain")
+
+
+def test_one_organization_name_is_created_once_whether_its_leads_carry_a_domain_or_not(ledger_conn, monkeypatch):
+    """A lead with a domain ("domain:acme.com") and one without ("name:acme bv") match the same organization
+    by name: loaded at once, on a Pipedrive slow enough that both search before either creates, they must
+    still make one organization."""
+    from sandbox.pipedrive import PipedriveSandbox
+
+    leads = [{"use_id": "a", "email": "a@acme.com", "organizationName": "Acme BV", "organizationDomain": "acme.com"},
+             {"use_id": "b", "email": "b@example.net", "organizationName": "  ACME bv "}]
+    with PipedriveSandbox(latency=0.3) as slow:
+        monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_SLOW", json.dumps({
+            "conn_type": "pipedrive", "host": slow.url, "password": "sandbox-token", "extra": {"burst_limit": 100}}))
+        no_domain_field = LoadSettings(dataset_id="ds", dag_id="dag", run_id="run-1", workers=2)
+        ActivityLoader(hook("pipedrive_slow"), LedgerHook(ledger_conn), no_domain_field).load(activity_frame(leads, 1))
+        organizations = slow.state()["organizations"]
+    assert [o["name"] for o in organizations] == ["Acme BV"] or [o["name"] for o in organizations] == ["ACME bv"]
