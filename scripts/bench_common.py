@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +24,32 @@ def use_plugins() -> None:
             sys.path.insert(0, path)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+@contextmanager
+def sandbox_process(module: str, *args: str):
+    """A sandbox (``sandbox.pipedrive`` or ``sandbox.leadboxer``) in a child process, as a real server would
+    be (in this process its threads would compete with ours for Python's lock); yields its base URL."""
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(url + "/_sandbox/state", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def connect(pipedrive_url: str, ledger_path: Path, *, burst_limit: int, search_burst_limit: int = 10,

@@ -23,46 +23,18 @@ import argparse
 import json
 import math
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sandbox.leadboxer.generator import DEFAULT_SEGMENT_ID, DEFAULT_SITE, WEB_VISITORS_SEGMENT_ID, generate_dataset
-from scripts.bench_common import ROOT, use_plugins
+from scripts.bench_common import sandbox_process, use_plugins
 
 BUSY_START = "2026-11-20T10:00:00Z"
 DAY_START = "2026-11-20T00:00:00Z"
 HOUR_MS = 3_600_000
-
-
-@contextmanager
-def leadboxer_process(*args: str):
-    """A LeadBoxer sandbox in a child process; yields its base URL."""
-    import requests
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.leadboxer", "--port", str(port), *args],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if requests.get(url + "/_sandbox/state", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def sandbox_requests(url: str) -> dict:
@@ -84,7 +56,7 @@ def busy_hour(leads: int, latency: float, segment: int) -> dict:
 
     start = datetime.fromisoformat(BUSY_START)
     args = ["--leads", str(leads), "--start", BUSY_START, "--hours", "1", "--latency", str(latency)]
-    with leadboxer_process(*args) as url:
+    with sandbox_process("sandbox.leadboxer", *args) as url:
         hook = hook_for(url)
         started = time.perf_counter()
         window = fetch_window(hook, DEFAULT_SITE, segment, start, start + timedelta(hours=1))
@@ -150,10 +122,11 @@ def read_the_day(url: str, segment: int, *, cache: bool) -> dict:
 def backfill(leads: int, latency: float, segment: int) -> dict:
     data = generate_dataset(seed=7, leads=leads, start=DAY_START, hours=24)
     args = ["--leads", str(leads), "--start", DAY_START, "--hours", "24"]
-    with leadboxer_process(*args, "--latency", str(latency)) as url:
+    with sandbox_process("sandbox.leadboxer", *args, "--latency", str(latency)) as url:
         cached = read_the_day(url, segment, cache=True)
         page_size = hook_for(url).page_size
-    with leadboxer_process(*args) as url:  # the same without the ReadCache; no latency: only the count matters
+    # The same without the ReadCache, at no latency: only the count matters.
+    with sandbox_process("sandbox.leadboxer", *args) as url:
         without = read_the_day(url, segment, cache=False)
     assert without["events"] == cached["events"]
     floor = backfill_floor(data, segment, int(datetime.fromisoformat(DAY_START).timestamp() * 1000), page_size)

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from scripts.bench_common import DATASET, ROOT, connect, load, use_plugins
+from scripts.bench_common import DATASET, connect, load, sandbox_process, use_plugins
 
 START = 1_795_150_800_000  # 2026-11-20T05:00Z
 
@@ -41,32 +37,6 @@ def activity_frame(leads: int, events_per_lead: int, prefix: str, offset: int = 
                "title": f"Page {k}", "original_url": f"https://www.example.com/p{k}"}
               for lead in records for k in range(events_per_lead)]
     return activity_payloads(events_frame(events, leads_frame(records, 14118), DATASET), "task")
-
-
-@contextmanager
-def sandbox_process():
-    """A Pipedrive sandbox in a child process; yields its base URL."""
-    import requests
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.pipedrive", "--port", str(port),
-                                "--burst-limit", "10000", "--search-burst-limit", "10000"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(url + "/_sandbox/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def counters(url: str) -> dict:
@@ -92,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     import requests
 
     workdir = Path(tempfile.mkdtemp(prefix="lbpd-bench-rate-"))
-    with sandbox_process() as url:
+    with sandbox_process("sandbox.pipedrive", "--burst-limit", "10000", "--search-burst-limit", "10000") as url:
         connect(url, workdir / "ledger.sqlite", burst_limit=10_000, search_burst_limit=10_000)
         # Warm-up: persons, organizations and deals become known to Pipedrive and the ledger.
         load(activity_frame(args.leads, 1, "warm"), "warm-up", pipeline_id=2, workers=8)
