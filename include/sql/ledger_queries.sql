@@ -142,4 +142,4 @@ VALUES (:dataset_id, :read_key, :body, :now)
 ON CONFLICT (dataset_id, read_key) DO UPDATE SET body = excluded.body, read_at = excluded.read_at;
 
 -- name: delete_leadboxer_reads_before
-DELETE FROM lbpd_leadboxer_read WHERE read_at < :before;
+DELETE FROM lbpd_leadboxer_read WHERE dataset_id = :dataset_id AND read_at < :before;

@@ -129,8 +129,8 @@ CREATE TABLE IF NOT EXISTS lbpd_fact (
 
 -- What the extract read from LeadBoxer that can no longer change (a lead's sessions once the lead has
 -- been quiet past LeadBoxer's session timeout, a session's events once it ended), so a backfill reads
--- each only once. read_key: "sessions/<use_id>/<last seen ms>" or "events/<session_id>"; body: the
--- records as JSON. Entries older than the extract's read_cache_hours are ignored and deleted.
+-- each only once. read_key: "sessions/<use_id>/<last seen ms>" or "events/<session_id>/<ended ms>";
+-- body: the records as JSON. Entries older than the extract's read_cache_hours are ignored and deleted.
 CREATE TABLE IF NOT EXISTS lbpd_leadboxer_read (
     dataset_id  TEXT NOT NULL,
     read_key    TEXT NOT NULL,
@@ -139,4 +139,4 @@ CREATE TABLE IF NOT EXISTS lbpd_leadboxer_read (
     PRIMARY KEY (dataset_id, read_key)
 );
 
-CREATE INDEX IF NOT EXISTS lbpd_leadboxer_read_at ON lbpd_leadboxer_read (read_at);
+CREATE INDEX IF NOT EXISTS lbpd_leadboxer_read_age ON lbpd_leadboxer_read (dataset_id, read_at);

@@ -38,6 +38,7 @@ from leadboxer_pipedrive.frames import (
     LEAD_FIELDS,
     EventRows,
     RawEvents,
+    as_text,
     epoch_ms,
     leads_frame,
     raw_events,
@@ -97,31 +98,38 @@ class ReadCache:
         if new:
             self.ledger.remember_leadboxer_reads(self.dataset_id, new)
         if forget_expired:
-            self.ledger.forget_leadboxer_reads(self._since)
+            self.ledger.forget_leadboxer_reads(self.dataset_id, self._since)
 
 
 @dataclass
 class _Lead:
-    """A lead as listed: the fields framed, its id as sent (None: no usable id) and when it was first and
-    last seen (epoch ms; None when unreadable)."""
+    """A lead as listed: the fields framed; its id as the frames read it (None: no usable id) and as
+    LeadBoxer is asked for its sessions (as sent); when it was first seen and last seen
+    (``eventEsTimestamp``, as LeadBoxer's time filter reads it, else ``lastEvent``) and its
+    ``lastEvent``, which the list is sorted by (epoch ms; None when unreadable)."""
 
     record: dict[str, Any]
     lead_id: str | None
+    asked_as: str
     first_seen_ms: int | None
     last_seen_ms: int | None
+    sorted_by_ms: int | None
 
     @classmethod
-    def page(cls, records: list[Any]) -> list[_Lead]:
-        """The leads of one page of the lead list."""
+    def of_page(cls, records: list[Any]) -> list[_Lead]:
         records = [record if isinstance(record, dict) else {} for record in records]  # not an object: no id
-        has_id = text_column([record.get("use_id") for record in records]).notna()
-        return [cls(record=dict(zip(_LEAD_RECORD_FIELDS, map(record.get, _LEAD_RECORD_FIELDS))),
-                    lead_id=str(record["use_id"]) if usable else None,
-                    first_seen_ms=epoch_ms(record.get("first_session_unix_timestamp")),
-                    # when last seen: as LeadBoxer's time filter reads it, else lastEvent
-                    last_seen_ms=epoch_ms(record.get("lastEvent") if record.get("eventEsTimestamp") is None
-                                          else record["eventEsTimestamp"]))
-                for record, usable in zip(records, has_id)]
+        ids = text_column([record.get("use_id") for record in records])
+        leads = []
+        for record, lead_id in zip(records, ids):
+            last_event = epoch_ms(record.get("lastEvent"))
+            seen = record.get("eventEsTimestamp")
+            raw_id = record.get("use_id")
+            leads.append(cls(record=dict(zip(_LEAD_RECORD_FIELDS, map(record.get, _LEAD_RECORD_FIELDS))),
+                             lead_id=None if lead_id is pd.NA else lead_id,
+                             asked_as=as_text(raw_id) if isinstance(raw_id, str) else str(raw_id),
+                             first_seen_ms=epoch_ms(record.get("first_session_unix_timestamp")),
+                             last_seen_ms=last_event if seen is None else epoch_ms(seen), sorted_by_ms=last_event))
+        return leads
 
 
 @dataclass
@@ -147,42 +155,48 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     events = EventRows()
     sessions_read = active_leads = 0
     listed = _candidates(hook.lead_pages_seen_since(dataset_id, segment_id, start), window)
-    # With max_leads, no more leads are read ahead than could still be wanted.
+    # With max_leads, no more leads are read ahead than could still be wanted (read when called: the
+    # count goes up as leads are framed).
     wanted = (lambda: max_leads - active_leads) if max_leads else (lambda: None)
-    with closing(_in_order(listed, reader.read, hook.max_concurrency, wanted)) as reads:
-        for lead, read in reads:
-            sessions_read += read.sessions
-            if lead.lead_id is None:
-                leads.append(lead.record)  # kept so that validation reports it; it has no events to read
-            elif read.active:
-                leads.append(lead.record)
-                for channel, kept in read.events:
-                    events.add(kept, lead.lead_id, channel)
-                active_leads += 1
-                if max_leads and active_leads >= max_leads:
-                    break
-    if read_cache is not None:
-        read_cache.flush()
+    try:
+        with closing(_in_order(listed, reader.read, hook.max_concurrency, wanted)) as reads:
+            for lead, read in reads:
+                sessions_read += read.sessions
+                if lead.lead_id is None:
+                    leads.append(lead.record)  # kept so that validation reports it; it has no events to read
+                elif read.active:
+                    leads.append(lead.record)
+                    for channel, kept in read.events:
+                        events.add(kept, lead.lead_id, channel)
+                    active_leads += 1
+                    if max_leads and active_leads >= max_leads:
+                        break
+    finally:  # what was read whole is kept, even when a later read failed
+        if read_cache is not None:
+            read_cache.flush()
     return WindowExtract(leads=leads_frame(leads, segment_id), events=events.frame(), sessions_read=sessions_read)
 
 
 def _candidates(pages: Iterable[list[Any]], window: tuple[int, int]) -> Iterator[_Lead]:
-    """The listed leads that can have been active in the window, in order. The list is read only as far
-    as it can hold such leads: up to the first lead last seen before the window, as long as every page
-    so far was newest first (checked on each whole page as it arrives)."""
+    """The listed leads that can have been active in the window, in order (and those without an id seen
+    since it started: validation reports them). The list is read only as far as it can hold such
+    leads: up to the first lead last seen before the window, as long as every lead of every page so far
+    came newest first by ``lastEvent`` (the list's sort key) and was last seen when its ``lastEvent``
+    says."""
     start_ms, end_ms = window
     newest_first, previous = True, math.inf
     for page in pages:
-        leads = _Lead.page(page)
-        times = [lead.last_seen_ms for lead in leads if lead.last_seen_ms is not None]
-        newest_first = newest_first and all(earlier >= later for earlier, later in zip([previous, *times], times))
-        previous = times[-1] if times else previous
+        leads = _Lead.of_page(page)
+        for lead in leads:  # the whole page is checked before any of it is taken for the end of the list
+            newest_first = (newest_first and lead.sorted_by_ms is not None and lead.sorted_by_ms <= previous
+                            and lead.last_seen_ms == lead.sorted_by_ms)
+            previous = lead.sorted_by_ms if newest_first else previous
         for lead in leads:
             if lead.last_seen_ms is not None and lead.last_seen_ms < start_ms:
                 if newest_first:
-                    return  # closing the pages: the next one is never asked for
+                    return  # every lead after it was last seen earlier still: no further page is asked for
                 continue
-            if lead.first_seen_ms is not None and lead.first_seen_ms >= end_ms:
+            if lead.lead_id is not None and lead.first_seen_ms is not None and lead.first_seen_ms >= end_ms:
                 continue
             yield lead
 
@@ -228,18 +242,20 @@ class _LeadReader:
             return _LeadRead()
         if not self.with_events and lead.last_seen_ms is not None and lead.last_seen_ms < self.window[1]:
             return _LeadRead(active=True)  # last seen inside the window: no need to read sessions
-        sessions = self._records(f"sessions/{lead.lead_id}/{lead.last_seen_ms}", lead.last_seen_ms,
-                                 self.hook.iter_sessions, lead.lead_id)
+        sessions = self._records(f"sessions/{lead.asked_as}/{lead.last_seen_ms}", lead.last_seen_ms,
+                                 self.hook.iter_sessions, lead.asked_as)
         read = _LeadRead(sessions=len(sessions))
         for session in sessions:
-            if not isinstance(session, dict) or session.get("session_id") in (None, "") \
-                    or not self._may_overlap(session):
-                continue  # not a session, no id to read its events with, or not in the window
+            if not isinstance(session, dict) or not self._may_overlap(session):
+                continue
             if not self.with_events:
                 read.active = True
                 break
-            records = self._records(f"events/{session['session_id']}", _ended_ms(session),
-                                    self.hook.iter_events, str(session["session_id"]))
+            session_id, ended_ms = as_text(session.get("session_id")), _ended_ms(session)
+            if not session_id:
+                continue  # no id to read its events with
+            # Keyed by when it ended too: a session that grew since is read again.
+            records = self._records(f"events/{session_id}/{ended_ms}", ended_ms, self.hook.iter_events, session_id)
             kept = raw_events(records, self.window)
             if len(kept):
                 read.events.append((session.get("channel"), kept))

@@ -146,8 +146,9 @@ def _scalar_text(value: Any) -> str | None:
     return str(value)
 
 
-def _text_or_none(value: Any) -> str | None:
-    """``_scalar_text``, with a lone surrogate read as U+FFFD (a pair spelled apart is joined)."""
+def as_text(value: Any) -> str | None:
+    """A raw value as text before any cleaning: numbers as their text, a lone surrogate as U+FFFD (a pair
+    spelled apart is joined); objects, lists and missing values are None."""
     text = _scalar_text(value)
     if text is not None and not text.isascii():
         try:
@@ -159,7 +160,7 @@ def _text_or_none(value: Any) -> str | None:
 
 def clean_email(value: Any) -> str | None:
     """One email address by the email rule (module docstring)."""
-    text = _text_or_none(value)
+    text = as_text(value)
     if text is None:
         return None
     if not text.isascii():
@@ -170,32 +171,33 @@ def clean_email(value: Any) -> str | None:
 def epoch_ms(value: Any) -> int | None:
     """One timestamp as epoch milliseconds by the timestamp rule (module docstring); None when unreadable."""
     if type(value) is str and value.isdigit() and value.isascii():  # as LeadBoxer sends them
-        number: float | int = int(value)
+        number: float | int | None = int(value)
     elif isinstance(value, bool):
         return None
     elif isinstance(value, (int, float)):
         number = value
     else:
-        text = _scalar_text(value)
-        if text is None:
-            return None
-        text = text.strip(_TRIM)
-        if text.isascii() and text.isdigit():
-            number = int(text)
-        elif _DECIMAL.fullmatch(text):
-            number = float(text)
-        else:
-            moment = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-            if moment is pd.NaT:
-                return None
-            number = (moment - _EPOCH) / pd.Timedelta(milliseconds=1)
-    if isinstance(number, float) and not math.isfinite(number):
+        number = _number_of(_scalar_text(value))
+    if number is None or isinstance(number, float) and not math.isfinite(number):
         return None
     if abs(number) < _SECONDS_CUTOFF:
         number = number * 1000
     if not MIN_PLAUSIBLE_MS <= number < MAX_PLAUSIBLE_MS:
         return None
     return round(number)
+
+
+def _number_of(text: str | None) -> float | int | None:
+    """A timestamp's text as a number: digits, a decimal number, or an ISO-8601 time as epoch ms."""
+    text = text.strip(_TRIM) if text is not None else ""
+    if text.isascii() and text.isdigit():
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    if not text[:1].isdigit():  # not ISO-8601 (pandas would read "now" and "today")
+        return None
+    moment = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    return None if moment is pd.NaT else (moment - _EPOCH) / pd.Timedelta(milliseconds=1)
 
 
 def segment_id_text(value: Any) -> str | None:
@@ -233,7 +235,7 @@ def text_column(values: Sequence[Any]) -> pd.Series:
     try:
         texts = pa.array(values, type=pa.string(), from_pandas=True)  # text and missing values: the usual
     except (pa.ArrowException, UnicodeEncodeError):
-        texts = pa.array(map(_text_or_none, values), type=pa.string(), size=len(values))
+        texts = pa.array(map(as_text, values), type=pa.string(), size=len(values))
     return pd.Series(pd.arrays.ArrowStringArray(_cleaned(texts)))
 
 
@@ -253,7 +255,7 @@ def categorical_text_column(values: Sequence[Any]) -> pd.Series:
         codes, distinct = pc.fill_null(encoded.indices, -1).to_numpy(), encoded.dictionary
     except (pa.ArrowException, UnicodeEncodeError):  # not all text: told apart in Python, kind by kind
         codes, raw = _distinct(values)
-        distinct = pa.array(map(_text_or_none, raw), type=pa.string(), size=len(raw))
+        distinct = pa.array(map(as_text, raw), type=pa.string(), size=len(raw))
     recode, categories = pd.factorize(pd.arrays.ArrowStringArray(_cleaned(distinct)))
     return pd.Series(pd.Categorical.from_codes(np.append(recode, -1)[codes], categories=pd.Index(categories)))
 

@@ -105,7 +105,7 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             },
             "max_concurrency": {
                 "label": "Concurrent reads",
-                "description": "Leads whose sessions and events are read at once (requests in flight).",
+                "description": "Leads whose sessions and events are read at once.",
                 "schema": {"type": "integer", "default": 8, "minimum": 1},
             },
             "requests_per_second": {

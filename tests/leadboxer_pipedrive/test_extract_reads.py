@@ -189,9 +189,11 @@ def test_only_what_can_no_longer_change_is_kept(tmp_path, monkeypatch):
             assert sorted(window.events["event_id"]) == ["earlier-0", "ended-0", "ended-1", "ongoing-0", "ongoing-1"]
         kept = {row[0] for row in sqlite3.connect(tmp_path / "ledger.sqlite").execute(
             "SELECT read_key FROM lbpd_leadboxer_read")}
-        # The live lead's sessions list and its ongoing session are read again; the rest is kept.
-        assert kept == {f"sessions/quiet/{int((now - timedelta(hours=1)).timestamp() * 1000)}", "events/ended",
-                        "events/earlier"}
+        # The live lead's sessions list and its ongoing session are read again; the rest is kept, events
+        # by when their session ended.
+        assert kept == {f"sessions/quiet/{ms(now - timedelta(hours=1))}",
+                        f"events/ended/{int(ms(now - timedelta(hours=2))) + 600_000}",
+                        f"events/earlier/{int(ms(now - timedelta(hours=1, minutes=5))) + 300_000}"}
         assert cache.hits == 3
         assert sb.state()["counters"]["by_endpoint"] == {"GET /v1/leads": 2, "GET /v1/leads/sessions": 3,
                                                          "GET /v1/leads/events": 4}
@@ -250,14 +252,65 @@ def test_a_429_storm_is_waited_out_and_reads_the_same(connect, sandbox):
 
 
 def test_a_failing_read_fails_the_extract_naming_the_endpoint_and_keeps_nothing_half_read(
-        connect, sandbox, tmp_path, monkeypatch):
-    make, store = connect(), ledger(tmp_path, monkeypatch)
+        connect, sandbox, data, tmp_path, monkeypatch):
+    make, store = connect(page_size=2), ledger(tmp_path, monkeypatch)
     hour = hours(10, 1)[0]
     expected = extract(make(), hour)
-    sandbox.add_fault({"kind": "status", "status": 500, "path": "^/v1/leads/events$", "after": 5})
+    # Every second page of a list fails: events of sessions with over two events are half read when it does.
+    sandbox.add_fault({"kind": "status", "status": 500, "path": "^/v1/leads/events$", "after": 12})
     with pytest.raises(TransientApiError, match=r"LeadBoxer GET /v1/leads/events -> 500"):
         extract(make(), hour, ReadCache(store, DEFAULT_SITE))
     sandbox.clear_faults()
-    cache = ReadCache(store, DEFAULT_SITE)
-    assert_same(extract(make(), hour, cache), expected)
-    assert cache.hits == 0  # nothing of the failed run was kept
+    # What was kept was read whole: each list as LeadBoxer serves it.
+    served = {f"events/{session['session_id']}": session["events"]
+              for lead in data["leads"] for session in lead["sessions"]}
+    kept = sqlite3.connect(tmp_path / "ledger.sqlite").execute("SELECT read_key, body FROM lbpd_leadboxer_read")
+    for key, body in kept:
+        if key.startswith("events/"):
+            assert json.loads(body) == served[key.rsplit("/", 1)[0]]
+    assert_same(extract(make(), hour, ReadCache(store, DEFAULT_SITE)), expected)
+
+
+def test_odd_leads_and_sessions_are_read_as_the_frames_read_them(tmp_path, monkeypatch):
+    start = datetime(2026, 11, 20, 5, tzinfo=UTC)
+    inside = str(int(start.timestamp() * 1000) + 60_000)
+    after = str(int(start.timestamp() * 1000) + 2 * 3_600_000)
+    session = {"session_unix_timestamp": inside, "duration": "60",
+               "events": [{"event_id": "e", "eventUnixTimestamp": inside}]}
+    data = {"site": DEFAULT_SITE, "segments": [], "leads": [
+        # A numeric id: the same id in the leads frame and on its events.
+        {"use_id": 424242.0, "email": "a@x.io", "segments": [1], "lastEvent": int(after),
+         "sessions": [{**session, "session_id": "s1"}]},
+        # A session without an id has no events to read, but it still makes its lead active.
+        {"use_id": "no-session-id", "email": "b@x.io", "segments": [1], "lastEvent": int(after),
+         "sessions": [session]},
+        # Without an id, and first seen after the window: still listed, for validation to report.
+        {"email": "c@x.io", "segments": [1], "lastEvent": int(after), "first_session_unix_timestamp": after}]}
+    with LeadBoxerSandbox(data) as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_LEADBOXER_ODD", json.dumps({
+            "conn_type": "leadboxer", "host": sb.url, "password": "sandbox-key"}))
+        window = fetch_window(LeadBoxerHook("leadboxer_odd"), DEFAULT_SITE, 1, start, start + timedelta(hours=1))
+        leads = fetch_window(LeadBoxerHook("leadboxer_odd"), DEFAULT_SITE, 1, start, start + timedelta(hours=1),
+                             with_events=False)
+    from leadboxer_pipedrive.frames import events_frame
+
+    framed = events_frame(window.events, window.leads, DEFAULT_SITE)
+    assert framed[["event_id", "use_id", "email"]].values.tolist() == [["e", "424242", "a@x.io"]]
+    assert window.leads["use_id"].tolist() == ["424242", pd.NA]
+    assert leads.leads["use_id"].tolist() == ["424242", "no-session-id", pd.NA]
+
+
+def test_the_list_is_read_to_its_end_when_its_two_last_seen_times_disagree(connect, sandbox, data):
+    make = connect(page_size=10)
+    hour = hours(12, 1)[0]
+    expected = extract(make(), hour)
+    sandbox.reset()
+
+    class Disagreeing(LeadBoxerHook):
+        def lead_pages_seen_since(self, *args):
+            for page in super().lead_pages_seen_since(*args):
+                yield [{**lead, "lastEvent": 1} for lead in page]  # the sort key says nothing
+
+    assert_same(extract(Disagreeing("leadboxer_reads"), hour), expected)
+    members = sum(DEFAULT_SEGMENT_ID in lead["segments"] for lead in data["leads"])
+    assert sandbox.state()["counters"]["by_endpoint"]["GET /v1/leads"] == -(-members // 10)

@@ -35,7 +35,8 @@ def test_epoch_ms_rules_value_by_value():
         ("2026-11-20", 1795132800000), ("2026-11-20T05:10:00+05:30", 1795131600000),
         ("2026-11-20T05:10:00.123456789Z", 1795151400123), ("1795150800000\u200b", 1795150800000),
         ("1_795_150_800_000", None), (b"1795150800000", 1795150800000), (1795150801000.5, 1795150801000),
-        ("2026-11-20T25:10:00Z", None), ("tomorrow", None), ({"a": 1}, None), ([1], None), ("a\ud800", None),
+        ("2026-11-20T25:10:00Z", None), ("tomorrow", None), ("now", None), ("today", None), ({"a": 1}, None),
+        ([1], None), ("a\ud800", None),
     ]
     assert [(value, epoch_ms(value)) for value, _ in cases] == cases
     assert epoch_ms_column([value for value, _ in cases]).tolist() == [

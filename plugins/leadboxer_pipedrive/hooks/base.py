@@ -57,12 +57,17 @@ class JsonApiHook(BaseHook):
         self.extras: dict[str, Any] = {}
         self.responses_by_status: dict[int, int] = {}
         self._status_lock = threading.Lock()
+        self._conn_lock = threading.RLock()  # the session is built once, whichever thread asks first
 
     # -- connection -------------------------------------------------------------------------------
     def get_conn(self) -> requests.Session:
         """Build (once) the session from the Airflow connection."""
-        if self._session is not None:
+        with self._conn_lock:
+            if self._session is None:
+                self._session = self._new_session()
             return self._session
+
+    def _new_session(self) -> requests.Session:
         conn = self.get_connection(self.conn_id)
         self.extras = dict(conn.extra_dejson or {})
         self.base_url = self._base_url_from(conn.host or self.default_host, conn.port)
@@ -76,7 +81,6 @@ class JsonApiHook(BaseHook):
         session = requests.Session()
         session.headers.update({"Accept": "application/json", **auth_headers})
         session.verify = _to_bool(self.extras.get("verify", True))
-        self._session = session
         return session
 
     def _connection_auth_headers(self, conn: Any) -> dict[str, str]:

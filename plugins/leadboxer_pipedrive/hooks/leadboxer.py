@@ -18,8 +18,9 @@ class LeadBoxerHook(JsonApiHook):
 
     Connection: ``host`` = the API base URL (``https://data.leadboxer.com``), ``password`` = the API key
     (sent only in the ``x-api-key`` header). ``extra``: ``page_size`` (default 500),
-    ``max_concurrency`` (requests in flight at once, default 8), ``requests_per_second`` (a client-side
-    cap, default 100), ``timeout``, ``verify``, ``dataset_id`` (used by the connection test only).
+    ``max_concurrency`` (leads whose sessions and events the extract reads at once, default 8),
+    ``requests_per_second`` (a client-side cap, default 100), ``timeout``, ``verify``, ``dataset_id``
+    (used by the connection test only).
 
     The hook is safe to share between threads: the extract reads several leads' sessions and events at
     once. A 429 pauses every thread for the ``Retry-After`` the server names.
@@ -57,16 +58,17 @@ class LeadBoxerHook(JsonApiHook):
         self._limiter: SlidingWindowLimiter | None = None
 
     def get_conn(self) -> requests.Session:
-        session = super().get_conn()
-        if self._limiter is None:
-            self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
-                                                                      self.default_requests_per_second), 1.0)
-            # A pooled connection for every request in flight (requests keeps 10 by default).
-            adapter = requests.adapters.HTTPAdapter(
-                pool_maxsize=max(10, self._positive_extra("max_concurrency", self.default_max_concurrency)))
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        return session
+        with self._conn_lock:
+            session = super().get_conn()
+            if self._limiter is None:
+                self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
+                                                                          self.default_requests_per_second), 1.0)
+                # A pooled connection for every request in flight: the readers' and the lead list's.
+                readers = self._positive_extra("max_concurrency", self.default_max_concurrency)
+                adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, readers + 1))
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+            return session
 
     def _positive_extra(self, name: str, default: int) -> int:
         value = self.extras.get(name)
@@ -91,29 +93,32 @@ class LeadBoxerHook(JsonApiHook):
 
     def after_response(self, method: str, path: str, response: requests.Response) -> None:
         if response.status_code == 429:  # every thread backs off, not only the one refused
-            self._limiter.pause(self.retry_after_seconds(response) or 1.0)
+            self._limiter.pause(min(self.retry_after_seconds(response) or 1.0, self.backoff_max))
 
     # -- paged reads ------------------------------------------------------------------------------
     def pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
-        """The ``data`` list of every page of a list endpoint, following ``nextToken``. A token the
-        read has already followed is an error: the read cannot finish, and must not pass for complete."""
+        """The ``data`` list of every page of a list endpoint, following ``nextToken``. A token the read
+        has already followed, or one that is not a token, is an error: the read cannot finish, and must
+        not pass for complete."""
         params = {"limit": self.page_size, **params}
         followed: set[str] = set()
         while True:
             body = self.request("GET", path, params=params)
-            body = {} if body is None else body  # an empty answer: no rows
-            if not isinstance(body, dict) or not isinstance(body.get("data") or [], list):
+            if body is None:  # an empty answer: no rows
+                body = {}
+            if not isinstance(body, dict) or not isinstance(body.get("data"), (list, type(None))):
                 raise ApiRequestError(self.service_name, "GET", path, 200,
                                       f"the answer is not a page ({{\"data\": [...]}}): {str(body)[:200]}")
             yield body.get("data") or []
             token = body.get("nextToken")
             if token in (None, ""):
                 return
-            if token in followed:
+            if not isinstance(token, (str, int)) or isinstance(token, bool) or str(token) in followed:
                 raise ApiRequestError(self.service_name, "GET", path, 200,
-                                      f"nextToken {str(token)[:40]!r} repeated: the list cannot be read to its end")
-            followed.add(token)
-            params = {**params, "nextToken": token}
+                                      f"nextToken {str(token)[:40]!r} is repeated or not a token: the list cannot "
+                                      "be read to its end")
+            followed.add(str(token))
+            params = {**params, "nextToken": str(token)}
 
     def paginate(self, path: str, params: dict[str, Any]) -> Iterator[Any]:
         """Every row of every page of a list endpoint (see ``pages``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,24 +42,29 @@ class LedgerHook(BaseHook):
         self.ledger_conn_id = ledger_conn_id
         self._engine: Engine | None = None
         self._schema_ready = False
+        # Threads of one task share the hook: one engine, one schema check.
+        self._lock = threading.Lock()
+        self._schema_lock = threading.Lock()
 
     # -- connection -------------------------------------------------------------------------------
     def get_conn(self) -> Engine:
-        if self._engine is None:
-            url = self._url()
-            if str(url).startswith("sqlite"):
-                # Loads write from several threads, and runs from several processes: wait for locks
-                # instead of failing, and let readers work while one writer writes (WAL).
-                engine = create_engine(url, future=True,
-                                       connect_args={"timeout": 60, "check_same_thread": False})
-                event.listen(engine, "connect", _sqlite_pragmas)
-                # Take the write lock when a transaction starts: a read that later upgrades to a write
-                # fails at once under WAL ("database is locked") instead of waiting its turn.
-                event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-            else:
-                engine = create_engine(url, future=True, pool_pre_ping=True)
-            self._engine = engine
-        return self._engine
+        with self._lock:
+            if self._engine is None:
+                self._engine = self._new_engine()
+            return self._engine
+
+    def _new_engine(self) -> Engine:
+        url = self._url()
+        if not str(url).startswith("sqlite"):
+            return create_engine(url, future=True, pool_pre_ping=True)
+        # Loads write from several threads, and runs from several processes: wait for locks instead of
+        # failing, and let readers work while one writer writes (WAL).
+        engine = create_engine(url, future=True, connect_args={"timeout": 60, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Take the write lock when a transaction starts: a read that later upgrades to a write fails at
+        # once under WAL ("database is locked") instead of waiting its turn.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
 
     def _url(self) -> URL | str:
         try:
@@ -80,15 +86,18 @@ class LedgerHook(BaseHook):
     def ensure_schema(self) -> None:
         if self._schema_ready:
             return
-        engine = self.get_conn()
-        with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
-                # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog:
-                # let one creator at a time in (the lock ends with the transaction).
-                connection.execute(text("SELECT pg_advisory_xact_lock(7201962)"))
-            for statement in load_script(self.schema_file):
-                connection.execute(text(statement))
-        self._schema_ready = True
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            engine = self.get_conn()
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog:
+                    # let one creator at a time in (the lock ends with the transaction).
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7201962)"))
+                for statement in load_script(self.schema_file):
+                    connection.execute(text(statement))
+            self._schema_ready = True
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -226,9 +235,9 @@ class LedgerHook(BaseHook):
         self.write("insert_leadboxer_read", [{"dataset_id": dataset_id, "read_key": key, "body": body}
                                              for key, body in bodies.items()])
 
-    def forget_leadboxer_reads(self, before_iso: str) -> None:
-        """Delete every kept read older than ``before_iso`` (all datasets)."""
-        self.write("delete_leadboxer_reads_before", {"before": before_iso})
+    def forget_leadboxer_reads(self, dataset_id: str, before_iso: str) -> None:
+        """Delete the dataset's kept reads older than ``before_iso``."""
+        self.write("delete_leadboxer_reads_before", {"dataset_id": dataset_id, "before": before_iso})
 
     # -- claims -----------------------------------------------------------------------------------
     def insert_claim(self, claim_key: str, owner: str, claimed_ms: int) -> bool:

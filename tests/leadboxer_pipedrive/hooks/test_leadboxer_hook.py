@@ -75,9 +75,17 @@ def test_a_repeated_token_is_an_error_naming_the_endpoint_never_a_silent_end(lea
                   {"data": [4]}])
     monkeypatch.setattr(hook, "request", lambda *args, **kwargs: next(pages))
     read = []
-    with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads -> .*'t' repeated"):
+    with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads -> .*'t' is repeated"):
         read.extend(hook.paginate("/v1/leads", {"site": "s"}))
     assert read == [1, 2, 3]
+
+
+def test_a_token_that_is_not_a_token_is_an_error(leadboxer_conn, monkeypatch):
+    hook = fast_hook(leadboxer_conn())
+    for token in ({"a": 1}, ["t"], True, 1.5):
+        monkeypatch.setattr(hook, "request", lambda *args, token=token, **kwargs: {"data": [1], "nextToken": token})
+        with pytest.raises(ApiRequestError, match="is repeated or not a token"):
+            list(hook.paginate("/v1/leads", {"site": "s"}))
 
 
 def test_pages_follow_the_top_level_token_only(leadboxer_conn, monkeypatch):
@@ -98,7 +106,7 @@ def test_pages_follow_the_top_level_token_only(leadboxer_conn, monkeypatch):
 
 def test_an_answer_that_is_not_a_page_is_a_clear_error(leadboxer_conn, monkeypatch):
     hook = fast_hook(leadboxer_conn())
-    for body in ([1, 2], {"data": {"event_id": "e"}}, "text"):
+    for body in ([1, 2], {"data": {"event_id": "e"}}, "text", {"data": 0}, {"data": ""}, {"data": {}}):
         monkeypatch.setattr(hook, "request", lambda *args, body=body, **kwargs: body)
         with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads/events -> 200: the answer is not a page"):
             list(hook.iter_events("s", "session"))
@@ -135,6 +143,15 @@ def test_a_429_pauses_every_reader_for_the_time_the_server_names(leadboxer_sandb
     assert DEFAULT_SEGMENT_ID in {s["segmentId"] for s in hook.list_segments(DEFAULT_SITE)}
     assert hook.responses_by_status == {429: 1, 200: 1}
     assert hook._limiter._paused_until > 0  # Retry-After: 1 held every thread of the hook back
+    # A hint of days (an epoch time in x-ratelimit-reset, say) holds them back no longer than a retry waits.
+    import time
+
+    import requests
+
+    answer = requests.Response()
+    answer.status_code, answer.headers["Retry-After"] = 429, str(10**9)
+    hook.after_response("GET", "/v1/leads", answer)
+    assert hook._limiter._paused_until <= time.monotonic() + hook.backoff_max
 
 
 def test_wrong_api_key_fails_fast_without_revealing_it(leadboxer_sandbox, leadboxer_conn, caplog, capsys):
