@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
-from leadboxer_pipedrive.extract import fetch_window
+from leadboxer_pipedrive.extract import _Lead, fetch_window
 from leadboxer_pipedrive.frames import EVENT_ROW_COLUMNS
 from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
 from sandbox.leadboxer import LeadBoxerSandbox
@@ -198,3 +198,17 @@ def test_without_events_a_lead_is_active_when_seen_or_in_session_inside_the_wind
     assert extract.events.empty and list(extract.events.columns) == EVENT_ROW_COLUMNS
     assert extract.sessions_read == 4 + 2 + 1  # A's, C's and E's; not G's, last seen inside the window
     assert "GET /v1/leads/events" not in sandbox.state()["counters"]["by_endpoint"]
+
+
+def test_a_lead_is_last_seen_at_its_event_es_timestamp_else_its_last_event():
+    listed = [{"use_id": "a", "lastEvent": 1_795_150_800_000, "eventEsTimestamp": "1795150900000"},
+              {"use_id": "b", "lastEvent": 1_795_150_800_001},
+              {"use_id": "c", "lastEvent": 1_795_150_800_002, "eventEsTimestamp": None},
+              {"use_id": "d", "eventEsTimestamp": "garbage", "lastEvent": 1_795_150_800_003},
+              {"use_id": " e ", "first_session_unix_timestamp": "1795150700000"}, {"use_id": {"x": 1}}, "lead"]
+    leads = _Lead.of_page(listed)
+    assert [lead.last_seen_ms for lead in leads] == [
+        1_795_150_900_000, 1_795_150_800_001, 1_795_150_800_002, None, None, None, None]
+    assert [lead.sorted_by_ms for lead in leads][:4] == [1_795_150_800_000 + n for n in range(4)]
+    assert [lead.lead_id for lead in leads] == ["a", "b", "c", "d", "e", None, None]
+    assert leads[4].asked_as == " e " and leads[4].first_seen_ms == 1_795_150_700_000

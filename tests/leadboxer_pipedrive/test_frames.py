@@ -86,6 +86,9 @@ def test_leads_frame_marks_segment_membership_and_keeps_every_row_for_validation
     assert frame["use_id"].fillna("-").tolist() == ["a", "b", "c", "a", "-"]
     assert frame["in_segment"].tolist() == [True, True, False, True, False]
     assert frame.loc[0, "email"] == "a@x.io"
+    more = [{"use_id": f"l{n}", "email": f" L{n}@X.io ", "segments": [1, n] if n % 2 else "2,3"} for n in range(7)]
+    more[3] = "not an object"
+    assert leads_frame(more, 1)["in_segment"].tolist() == [False, True, False, False, False, True, False]
 
 
 # Leads as LeadBoxer sends them (text as text, visits, lastEvent and segment ids as numbers), and leads
