@@ -1,7 +1,7 @@
 """Token cost of every operation the sandbox serves.
 
 The numbers are copied from the ``x-token-cost`` vendor extension of Pipedrive's official OpenAPI
-documents (``shared/pipedrive/openapi-v2.yaml`` and ``openapi-v1.yaml``); a test compares them to the
+documents (``tests/contract/openapi/openapi-v2.yaml`` and ``openapi-v1.yaml``); a test compares them to the
 spec. Keys are ``(METHOD, sandbox path pattern)``: strip ``/api/v2`` (or ``/api/v1``) from the pattern to
 get the spec path, e.g. ``("GET", "/api/v2/persons/search")`` is v2 ``GET /persons/search``
 (operationId ``searchPersons``).

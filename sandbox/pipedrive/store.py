@@ -1,6 +1,6 @@
 """In-memory Pipedrive data and the API handlers that read and write it.
 
-Response shapes follow the official OpenAPI documents (``shared/pipedrive/openapi-v{1,2}.yaml``).
+Response shapes follow the official OpenAPI documents (``tests/contract/openapi/openapi-v{1,2}.yaml``).
 Where the spec declares a field non-nullable but the entity has no value (e.g. a person without an
 organization), the field is left out rather than sent as ``null``, so every answer validates against
 the spec; fields the spec marks ``nullable`` are sent as ``null``.

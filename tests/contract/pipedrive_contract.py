@@ -1,7 +1,7 @@
 """Contract validation against Pipedrive's official OpenAPI documents.
 
 The two documents Pipedrive publishes (``openapi-v1.yaml``, ``openapi-v2.yaml``) live outside the
-repository in ``<repo>/../shared/pipedrive/`` (override with ``PIPEDRIVE_OPENAPI_DIR``). This module
+repository in ``tests/contract/openapi/`` (override with ``PIPEDRIVE_OPENAPI_DIR``). This module
 loads them once, builds openapi-core validators once, and validates requests/responses the way our
 client sends them: to ``{base}/api/v2/<path>`` or ``{base}/api/v1/<path>`` (``/v1/<path>`` too) where
 ``base`` is the local sandbox or ``https://<company>.pipedrive.com``. Such URLs are mapped onto the
@@ -71,7 +71,7 @@ def spec_dir() -> Path:
     override = os.environ.get("PIPEDRIVE_OPENAPI_DIR")
     if override:
         return Path(override)
-    return (REPO_ROOT / ".." / "shared" / "pipedrive").resolve()
+    return Path(__file__).resolve().parent / "openapi"
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +267,8 @@ def load_specs() -> Specs:
     for name, filename in SPEC_FILES.items():
         path = directory / filename
         if not path.is_file():
-            raise FileNotFoundError(f"Pipedrive OpenAPI document not found: {path} (set PIPEDRIVE_OPENAPI_DIR)")
+            raise FileNotFoundError(f"Pipedrive OpenAPI document not found: {path} (the repository holds them in "
+                                    "tests/contract/openapi/; PIPEDRIVE_OPENAPI_DIR points elsewhere)")
         docs[name] = _load_one(name, path)
     total = time.perf_counter() - started
     if total > _SLOW_LOAD_SECONDS and not all(d.from_cache for d in docs.values()):

@@ -62,7 +62,20 @@ def test_spec_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("PIPEDRIVE_OPENAPI_DIR", str(tmp_path))
     assert pc.spec_dir() == tmp_path
     monkeypatch.delenv("PIPEDRIVE_OPENAPI_DIR")
-    assert pc.spec_dir() == (pc.REPO_ROOT / ".." / "shared" / "pipedrive").resolve()
+    assert pc.spec_dir() == pc.REPO_ROOT / "tests" / "contract" / "openapi"
+
+
+def test_the_documents_in_the_repository_are_the_ones_their_provenance_names():
+    import hashlib
+    import re
+
+    folder = pc.REPO_ROOT / "tests" / "contract" / "openapi"
+    rows = re.findall(r"^\| (openapi-v\d\.yaml) \| (https://\S+) \| ([\d,]+) \| ([0-9a-f]{64}) \|$",
+                      (folder / "PROVENANCE.md").read_text(), flags=re.M)
+    assert sorted(name for name, *_ in rows) == sorted(pc.SPEC_FILES.values())
+    for name, _url, size, digest in rows:
+        data = (folder / name).read_bytes()
+        assert len(data) == int(size.replace(",", "")) and hashlib.sha256(data).hexdigest() == digest, name
 
 
 # ------------------------------------------------------------------------------------ requests

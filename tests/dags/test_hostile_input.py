@@ -86,10 +86,7 @@ def hostile(airflow_db, dagbag, tmp_path_factory):
     sys.path.insert(0, str(ROOT / "tests" / "contract"))
     import pipedrive_contract as pc
 
-    try:
-        pc.load_specs()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    pc.load_specs()
     from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
     from sandbox.leadboxer import LeadBoxerSandbox
     from sandbox.pipedrive import PipedriveSandbox
