@@ -7,10 +7,17 @@ segment's email-identified leads becomes a Pipedrive activity on the lead's pers
 organization and the person's open deal. Persons and organizations are found first and created only
 when missing; deals are created only when `pipeline_id` is set.
 
-Tasks: **extract** (LeadBoxer → staged frames) → **validate** (great-expectations; failing rows go to
-the ledger with their reason) → **transform** (activity payloads) → **load** (Pipedrive, recorded in the
-ledger, so a re-run or backfill pushes nothing twice). The load task's log and return value hold the
-run summary: extracted = pushed + already pushed + rejected.
+Tasks: **preflight** (both connections answer; the segment, pipeline and activity type exist: a setting
+that cannot work fails here, at once, naming what to fix) → **extract** (LeadBoxer → staged frames) →
+**validate** (great-expectations; failing rows go to the ledger with their reason) → **transform**
+(activity payloads) → **load** (Pipedrive, recorded in the ledger, so a re-run or backfill pushes
+nothing twice). The load task's log and return value hold the run summary: extracted = pushed + already
+pushed + rejected.
+
+**Trying it on the sandboxes** (`make airflow`): trigger it with the logical date
+`2026-11-20T06:00:00+00:00`, which syncs [05:00, 06:00) of the sandbox's generated day (a manual run's
+logical date is its interval's end; the form's default, now, finds nothing there). Leave "Unpause" off
+when triggering: an unpaused DAG also runs every hour for the hour that just ended.
 
 Connections: `leadboxer_default`, `pipedrive_default`, and optionally `leadboxer_pipedrive_ledger`
 (default: a SQLite file in `$AIRFLOW_HOME`).

@@ -17,6 +17,14 @@ LeadBoxer's lead score reaches the title and a score label (Hot/Warm/Cold by def
 lead-card link, first and last channel, visits and country can be mapped onto Pipedrive custom fields
 (`custom_fields` Param: fact → field name; leads use the deal fields).
 
+Tasks: **preflight** (both connections answer; the segment, labels and fields exist: a setting that
+cannot work fails here, at once, naming what to fix) → **extract** → **validate** → **transform** → **load**.
+
+**Trying it on the sandboxes** (`make airflow`): trigger it with the logical date
+`2026-11-20T06:00:00+00:00`, which syncs [05:00, 06:00) of the sandbox's generated day (a manual run's
+logical date is its interval's end; the form's default, now, finds nothing there). Leave "Unpause" off
+when triggering: an unpaused DAG also runs every hour for the hour that just ended.
+
 Failures alert through `LeadBoxerPipedriveFailureNotifier` (the log by default; see the README,
 "Alerts"). The DAG is built by `leadboxer_pipedrive.dag_factory`, shared with the generated integration DAGs.
 """

@@ -26,10 +26,17 @@ from leadboxer_pipedrive.operators.leads import (
     TransformLeadsOperator,
     ValidateLeadsOperator,
 )
+from leadboxer_pipedrive.operators.preflight import SyncPreflightOperator
 
 SANDBOX_DATASET_ID = "07bacbd9d46a4e26b58b15d69f69250f"
 START_DATE = datetime(2026, 11, 1)
 DEFAULT_TAGS = ("leadboxer", "pipedrive")
+
+
+# A failed task is tried twice more, 30 s and then 60 s later: with the hooks' own retries of each call
+# (6 attempts, 0.5 to 8 s apart) a persistent outage fails a task within about three minutes. Errors that
+# retrying cannot fix (credentials, settings, a host that cannot be reached) fail at once.
+DEFAULT_RETRIES = 2
 
 
 def default_args(on_failure_callback: Any = None) -> dict[str, Any]:
@@ -37,7 +44,7 @@ def default_args(on_failure_callback: Any = None) -> dict[str, Any]:
     to the log by default) on every task."""
     callbacks = on_failure_callback if on_failure_callback is not None else [LeadBoxerPipedriveFailureNotifier()]
     return {
-        "retries": 3,
+        "retries": DEFAULT_RETRIES,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
@@ -50,21 +57,23 @@ def _timetable(schedule: str) -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable(schedule, timezone="UTC")
 
 
-def _sync_params(dataset_id: str, segment_id: int | str, segment_description: str,
+def _sync_params(dataset_id: str, segment_id: int, segment_description: str,
                  organization_domain_field: str | None, **sync_params: Param) -> dict[str, Param]:
-    """Both syncs' Params: the dataset and segment first, then the sync's own, then the trial knobs."""
+    """Both syncs' Params (the trigger form): the dataset and segment first, then the sync's own, then the
+    trial knobs. Each has a title and a description; numbers are integer fields."""
     return {
-        "dataset_id": Param(dataset_id, type="string", minLength=1,
-                            description="LeadBoxer dataset id (the API's site)."),
-        "segment_id": Param(segment_id, type=["integer", "string"], description=segment_description),
+        "dataset_id": Param(dataset_id, type="string", minLength=1, title="LeadBoxer dataset id",
+                            description="The dataset (the API's site) whose leads are synced."),
+        "segment_id": Param(int(segment_id), type="integer", minimum=1, title="LeadBoxer segment id",
+                            description=segment_description),
         **sync_params,
         "organization_domain_field": Param(
-            organization_domain_field, type=["null", "string"],
+            organization_domain_field, type=["null", "string"], title="Organization domain field",
             description="Pipedrive organization custom (text) field holding the domain: organizations are "
                         "matched by it before their name, and new ones get it. Empty: name only."),
-        "dry_run": Param(False, type="boolean",
+        "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Write nothing to Pipedrive: log and return the priced plan instead."),
-        "max_leads": Param(None, type=["null", "integer"], minimum=1,
+        "max_leads": Param(None, type=["null", "integer"], minimum=1, title="At most this many leads",
                            description="Sync only the first N active leads (try it on a handful first)."),
     }
 
@@ -87,20 +96,27 @@ def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: st
     )
 
 
-def _extract(leadboxer_conn_id: str, ledger_conn_id: str, *, with_events: bool) -> LeadBoxerExtractOperator:
+def _preflight_and_extract(leadboxer_conn_id: str, pipedrive_conn_id: str, ledger_conn_id: str, *,
+                           with_events: bool, **checked: str) -> LeadBoxerExtractOperator:
+    """The first two tasks: the preflight (``checked``: the sync's own settings to check), then the extract."""
+    connections = {"leadboxer_conn_id": leadboxer_conn_id, "ledger_conn_id": ledger_conn_id}
+    preflight = SyncPreflightOperator(task_id="preflight", dataset_id="{{ params.dataset_id }}",
+                                      segment_id="{{ params.segment_id }}",
+                                      organization_domain_field="{{ params.organization_domain_field }}",
+                                      pipedrive_conn_id=pipedrive_conn_id, **connections, **checked)
     return LeadBoxerExtractOperator(
         task_id="extract",
+        preflight=preflight.output,
         dataset_id="{{ params.dataset_id }}",
         segment_id="{{ params.segment_id }}",
         max_leads="{{ params.max_leads }}",
         with_events=with_events,
-        leadboxer_conn_id=leadboxer_conn_id,
-        ledger_conn_id=ledger_conn_id,
+        **connections,
     )
 
 
 def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = None,
-                         dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14118,
+                         dataset_id: str = SANDBOX_DATASET_ID, segment_id: int = 14118,
                          pipeline_id: int | None = None, activity_type: str = "task",
                          activity_mode: str = "per_event", organization_domain_field: str | None = None,
                          schedule: str = DEFAULT_SCHEDULE,
@@ -111,16 +127,19 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
     """extract → validate → transform → load of LeadBoxer events as Pipedrive activities."""
     params = _sync_params(
         dataset_id, segment_id, "LeadBoxer segment whose email-identified leads are synced.", organization_domain_field,
-        pipeline_id=Param(pipeline_id, type=["null", "integer", "string"],
-                          description="Pipedrive pipeline for new deals; empty: never create deals."),
-        activity_type=Param(activity_type, type="string", minLength=1,
-                            description="Pipedrive activity type key_string for the activities."),
-        activity_mode=Param(activity_mode, enum=["per_event", "digest"],
+        pipeline_id=Param(pipeline_id, type=["null", "integer"], minimum=1, title="Pipedrive pipeline id",
+                          description="The pipeline new deals are created in; empty: never create deals, "
+                                      "link a person's open deal only."),
+        activity_type=Param(activity_type, type="string", minLength=1, title="Pipedrive activity type",
+                            description="The activity type's key_string (task, or one you created)."),
+        activity_mode=Param(activity_mode, enum=["per_event", "digest"], title="Activities",
                             description="One activity per event, or one per lead and hour (digest)."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, params=params) as dag:
-        extract = _extract(leadboxer_conn_id, ledger_conn_id, with_events=True)
+        extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=True,
+                                         activity_type="{{ params.activity_type }}",
+                                         pipeline_id="{{ params.pipeline_id }}")
         validate = ValidateEventsOperator(task_id="validate", upstream=extract.output, ledger_conn_id=ledger_conn_id)
         transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                                 activity_type="{{ params.activity_type }}")
@@ -134,7 +153,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
 
 
 def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
-                    dataset_id: str = SANDBOX_DATASET_ID, segment_id: int | str = 14119, link_to: str = "both",
+                    dataset_id: str = SANDBOX_DATASET_ID, segment_id: int = 14119, link_to: str = "both",
                     organization_domain_field: str | None = None,
                     schedule: str = DEFAULT_SCHEDULE, tags: Sequence[str] = DEFAULT_TAGS,
                     leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
@@ -142,24 +161,29 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
     """extract → validate → transform → load of a segment's leads as Pipedrive leads."""
     params = _sync_params(
         dataset_id, segment_id, "LeadBoxer segment whose leads become Pipedrive leads.", organization_domain_field,
-        link_to=Param(link_to, enum=["organization", "person", "both"],
+        link_to=Param(link_to, enum=["organization", "person", "both"], title="Link each lead to",
                       description="What each Pipedrive lead is linked to."),
         title_template=Param("{organization_or_name} – LeadBoxer lead (score {score})", type="string",
+                             title="Lead title",
                              description="Lead title; placeholders: {name} {organization} "
                                          "{organization_or_name} {email} {score} {country} {channel} {visits}."),
-        lead_labels=Param([], type="array", items={"type": "string"},
+        lead_labels=Param([], type="array", items={"type": "string"}, title="Lead labels",
                           description="Lead label names put on every lead (must exist in Pipedrive)."),
-        score_labels=Param({"Hot": 70, "Warm": 40, "Cold": 0}, type="object",
+        score_labels=Param({"Hot": 70, "Warm": 40, "Cold": 0}, type="object", title="Labels by lead score",
                            description="Lead label by minimum LeadBoxer score; {} for none."),
-        custom_fields=Param({}, type="object",
+        custom_fields=Param({}, type="object", title="Custom fields",
                             description="LeadBoxer fact (lead_score, leadcard_url, first_channel, "
                                         "last_channel, visits, country) → Pipedrive deal field name."),
-        owner_id=Param(None, type=["null", "integer"], description="Pipedrive user owning new leads."),
+        owner_id=Param(None, type=["null", "integer"], minimum=1, title="Owner",
+                       description="Id of the Pipedrive user owning new leads; empty: the token's user."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, params=params,
                    render_template_as_native_obj=True) as dag:
-        extract = _extract(leadboxer_conn_id, ledger_conn_id, with_events=False)
+        extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=False,
+                                         lead_labels="{{ params.lead_labels }}",
+                                         score_labels="{{ params.score_labels }}",
+                                         custom_fields="{{ params.custom_fields }}")
         validate = ValidateLeadsOperator(task_id="validate", upstream=extract.output, link_to="{{ params.link_to }}",
                                          ledger_conn_id=ledger_conn_id)
         transform = TransformLeadsOperator(task_id="transform", upstream=validate.output,

@@ -40,6 +40,11 @@ class ApiRequestError(ApiError):
     """The service refused the request as given (400, 404, 422...): retrying the same call cannot help."""
 
 
+class ApiUnreachableError(ApiError, AirflowFailException):
+    """The service cannot be reached as configured: its name does not resolve, the connection is refused
+    or TLS fails. A configuration error: retrying cannot help, so the task fails at once."""
+
+
 class ApiAuthError(ApiError, AirflowFailException):
     """401/402/403: the credentials are wrong, revoked or lack permission. Retrying cannot heal that,
     so the task fails at once (and no row is marked refused: the whole run waits for new credentials)."""

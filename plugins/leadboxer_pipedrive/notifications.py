@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow.sdk import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -43,12 +44,17 @@ def format_failure(context: Any) -> tuple[str, str]:
     params = context.get("params") or {}
     focus = {k: params.get(k) for k in ("dataset_id", "segment_id", "pipeline_id", "link_to") if k in params}
     subject = f"[LeadBoxer→Pipedrive] {dag_id}.{task_id} failed ({run_id})"
+    if isinstance(exception, AirflowFailException):  # a setting or credential to fix: never retried
+        tries = " (not retried: retrying cannot fix this)"
+    elif try_number is not None and max_tries is not None:
+        tries = f" (try {try_number} of {int(max_tries) + 1})"
+    else:
+        tries = ""
     lines = [
         "LeadBoxer → Pipedrive sync failed",
         f"DAG:       {dag_id}",
         f"Run:       {run_id}",
-        f"Task:      {task_id}" + (f" (try {try_number} of {int(max_tries) + 1})"
-                                   if try_number is not None and max_tries is not None else ""),
+        f"Task:      {task_id}{tries}",
         f"Interval:  [{_iso(start)}, {_iso(end)})",
     ]
     if focus:

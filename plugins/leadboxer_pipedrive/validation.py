@@ -25,6 +25,7 @@ Rules (the normalisation that precedes them is described in ``frames``):
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,8 +68,10 @@ class ValidationOutcome:
 
 @lru_cache(maxsize=1)
 def _context():
-    # Quiet and offline: no usage statistics, no progress bars in task logs.
+    # Quiet and offline: no usage statistics, no progress bars, and none of great-expectations' own
+    # informational chatter (200-odd "Skipping registering function ..." lines per import) in task logs.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,

@@ -93,11 +93,15 @@ def test_a_dry_run_changes_nothing_and_its_estimate_matches_the_real_spend(
     plan = plan_summary["plan"]
     assert plan["would_create"]["activities"] == plan_summary["extracted"] - plan_summary["rejected"]
     assert plan["would_create"]["persons"] > 0 and plan["samples"]["activities"]
-    assert state["counters"]["tokens_spent"] == before  # a dry run reads nothing either
+    # A dry run writes nothing, and reads nothing but the preflight's checks, which its summary counts.
+    assert state["counters"]["tokens_spent"] - before == plan_summary["tokens_spent"] > 0
+    assert list(plan_summary["tokens_spent_on"]) == ["preflight"]
+    assert "on GET /api/v1/users/me (1 request)" in plan_summary["tokens_spent_on"]["preflight"]
 
     assert run_dag(DAG_ID, "2026-11-20T06:00:00", params).state == "success"
     real = ledger_runs(connections)[-1]
-    assert abs(real["tokens_spent"] - plan["estimated_tokens"]) <= 0.10 * real["tokens_spent"], (
+    preflight = real["preflight_tokens"]
+    assert abs(real["tokens_spent"] - preflight - plan["estimated_tokens"]) <= 0.10 * real["tokens_spent"], (
         real["tokens_spent"], plan["estimated_tokens"], json.dumps(real)[:600])
     organizations = pipedrive_sandbox.state()["organizations"]
     assert organizations and all(bool(o["custom_fields"]) == bool(domain_field) for o in organizations)

@@ -145,7 +145,7 @@ def test_the_dags_folder_has_no_import_errors_and_the_generated_dags(dagbag):
         assert dag_id in dagbag.dag_ids, dag_id
     assert CONFIG_ERRORS_DAG_ID not in dagbag.dag_ids
     activities = dagbag.dags["leadboxer_pipedrive__sandbox_activities"]
-    assert [t.task_id for t in activities.tasks] == ["extract", "validate", "transform", "load"]
+    assert [t.task_id for t in activities.tasks] == ["preflight", "extract", "validate", "transform", "load"]
     assert activities.params["segment_id"] == 14118 and activities.params["pipeline_id"] == 2
     assert activities.params["dataset_id"] == SANDBOX_DATASET
     leads = dagbag.dags["leadboxer_pipedrive__sandbox_leads"]
@@ -277,3 +277,20 @@ def test_a_generated_integration_runs_and_stores_its_run_report(run_dag, connect
         assert key in summary, key
     report = Path(summary["validation_report"].removeprefix("file://"))
     assert report.name == "validation.html" and "Great Expectations" in report.read_text(encoding="utf-8")
+
+
+def test_the_alert_says_when_a_failure_is_not_retried():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from leadboxer_pipedrive.exceptions import ApiAuthError
+    from leadboxer_pipedrive.notifications import format_failure
+
+    context = {"ti": SimpleNamespace(try_number=1, max_tries=2, task_id="preflight", dag_id="d"), "run_id": "r",
+               "exception": ApiAuthError("Pipedrive", "GET", "/api/v1/users/me", 401, "unauthorized")}
+    _, message = format_failure(context)
+    assert "Task:      preflight (not retried: retrying cannot fix this)" in message and "try 1" not in message
+    _, message = format_failure({**context, "exception": TimeoutError("slow")})
+    assert "Task:      preflight (try 1 of 3)" in message
+    assert isinstance(ApiAuthError("s", "m", "p", 1, "d"), AirflowFailException)

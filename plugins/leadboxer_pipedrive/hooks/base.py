@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 import tenacity
+import urllib3
 from airflow.sdk import BaseHook
 
 from leadboxer_pipedrive.exceptions import (
@@ -20,6 +21,7 @@ from leadboxer_pipedrive.exceptions import (
     ApiAuthError,
     ApiError,
     ApiRequestError,
+    ApiUnreachableError,
     TransientApiError,
 )
 
@@ -142,13 +144,18 @@ class JsonApiHook(BaseHook):
             response = session.request(method, self.base_url + path, params=_clean(params),
                                         json=json_body, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            # The exception text holds only host and path: the secret travels in a header.
+            # Messages name the host and the cause only: the secret travels in a header.
+            unreachable = _unreachable_because(exc)
+            if unreachable:
+                raise ApiUnreachableError(self.service_name, method, path, None,
+                                          f"{unreachable} (check the host of connection {self.conn_id!r}: "
+                                          f"{self.base_url})") from None
             never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
+            cause = f"{type(exc).__name__} from {self.base_url}"
             if not idempotent and not never_sent:
                 raise AmbiguousWriteError(self.service_name, method, path, None,
-                                          f"{type(exc).__name__}: no answer, the write may have happened") from None
-            raise TransientApiError(self.service_name, method, path, None,
-                                    f"{type(exc).__name__}: no answer") from None
+                                          f"{cause}: no answer, the write may have happened") from None
+            raise TransientApiError(self.service_name, method, path, None, f"{cause}: no answer") from None
         with self._status_lock:  # several threads may share the hook
             self.responses_by_status[response.status_code] = self.responses_by_status.get(response.status_code, 0) + 1
         self.after_response(method, path, response)
@@ -181,8 +188,13 @@ class JsonApiHook(BaseHook):
             except UnicodeDecodeError:  # not UTF-8: what cannot be read reads U+FFFD
                 return json.loads(response.content.decode("utf-8", errors="replace"))
         except ValueError:
-            raise TransientApiError(self.service_name, method, path, response.status_code,
-                                    "answer is not JSON") from None
+            # Not JSON although the server said all was well (an HTML page from a proxy or a wrong host,
+            # an answer cut short): the same call gives the same answer, so it is not retried.
+            kind = response.headers.get("Content-Type") or "no content type"
+            start = response.content[:120].decode("utf-8", errors="replace")
+            raise ApiRequestError(self.service_name, method, path, response.status_code,
+                                  f"the answer is not JSON ({kind}, {len(response.content)} bytes): {start!r}") \
+                from None
 
     @staticmethod
     def _error_detail(response: requests.Response) -> str:
@@ -229,6 +241,20 @@ class JsonApiHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         raise NotImplementedError
+
+
+def _unreachable_because(exc: requests.RequestException) -> str | None:
+    """Why a request could not reach the server at all, when that is no passing trouble: the name does
+    not resolve, the connection is refused, TLS fails. None for timeouts and dropped connections."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS failed: {str(exc.args[0] if exc.args else exc)[-200:]}"
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return f"the host name does not resolve ({reason.conn.host})"
+    if isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(reason.__cause__,
+                                                                                  ConnectionRefusedError):
+        return f"the connection is refused ({reason.conn.host}:{reason.conn.port})"
+    return None
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -119,6 +121,8 @@ class PipedriveHook(JsonApiHook):
         self.tokens_spent = 0
         self.requests_sent = 0
         self.rate_limited = 0
+        self._tokens_by_call: Counter[str] = Counter()
+        self._requests_by_call: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
         self._limiter: SlidingWindowLimiter | None = None
         self._search_limiter: SlidingWindowLimiter | None = None
@@ -360,11 +364,14 @@ class PipedriveHook(JsonApiHook):
 
     def after_response(self, method: str, path: str, response: requests.Response) -> None:
         cost = response.headers.get("x-token-cost")
+        call = f"{method} {_ID_IN_PATH.sub('/{id}', path)}"
         with self._counter_lock:
             self.requests_sent += 1
+            self._requests_by_call[call] += 1
             if cost and response.status_code < 400:
                 try:
                     self.tokens_spent += int(cost)
+                    self._tokens_by_call[call] += int(cost)
                 except ValueError:
                     pass
             if response.status_code == 429:
@@ -404,6 +411,13 @@ class PipedriveHook(JsonApiHook):
         """Tokens spent, requests sent and 429s seen by this hook instance."""
         return {"tokens_spent": self.tokens_spent, "requests": self.requests_sent,
                 "rate_limited": self.rate_limited}
+
+    def spent_on(self) -> str:
+        """What the tokens went on, dearest first: ``"20 on GET /api/v1/activityTypes (1 request), ..."``."""
+        with self._counter_lock:
+            calls = sorted(self._requests_by_call, key=lambda call: (-self._tokens_by_call[call], call))
+            return ", ".join(f"{self._tokens_by_call[call]} on {call} ({self._requests_by_call[call]} request"
+                             f"{'s' if self._requests_by_call[call] != 1 else ''})" for call in calls)
 
     # -- generic helpers ----------------------------------------------------------------------------
     def _data(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -602,6 +616,10 @@ class PipedriveHook(JsonApiHook):
         except Exception as exc:  # noqa: BLE001 - the UI shows the message
             return False, str(exc)
         return True, f"Connected to Pipedrive as user {user.get('id')} ({user.get('company_name', '')})"
+
+
+# A record's id in a path (``/api/v2/persons/42``, ``/api/v1/leads/<uuid>``): calls are counted by endpoint.
+_ID_IN_PATH = re.compile(r"/(?:\d+|[0-9a-f]{8}-[0-9a-f-]{27})(?=/|$)")
 
 
 def _token_state(source: dict[str, Any]) -> dict[str, Any]:

@@ -208,22 +208,28 @@ class ActivityLoader:
              "deal_id": deal_id, "event_time": f"{row.due_date}T{row.due_time}", "run_id": self.settings.run_id}
             for row, act_id in zip(unit.itertuples(index=False), ids)])
 
-    # Activity types rarely change: checking them once a day keeps a known lead's event at 5 tokens.
-    activity_type_check_seconds = 24 * 3600
-
     def _check_activity_types(self, wanted: set[str]) -> None:
-        unchecked = {t for t in wanted
-                     if not self.ledger.fresh_fact(f"activity_type:{t}", self.activity_type_check_seconds)}
-        if not unchecked:
-            return
-        available = {t.get("key_string") for t in self.pipedrive.list_activity_types() if t.get("active_flag", True)}
-        missing = unchecked - available
-        if missing:
-            raise SyncConfigurationError(
-                f"activity type(s) {sorted(missing)} do not exist in Pipedrive; available: "
-                f"{sorted(a for a in available if a)} (set the DAG's activity_type Param)")
-        for activity_type in unchecked:
-            self.ledger.remember_fact(f"activity_type:{activity_type}", "exists")
+        check_activity_types(self.pipedrive, self.ledger, wanted)
+
+
+# Activity types rarely change: checking them once a day keeps a known lead's event at 5 tokens.
+ACTIVITY_TYPE_CHECK_SECONDS = 24 * 3600
+
+
+def check_activity_types(pipedrive, ledger, wanted: set[str]) -> None:
+    """A clear error when one of the ``wanted`` activity types does not exist (or is inactive) in Pipedrive;
+    each found is remembered in the ledger for a day."""
+    unchecked = {t for t in wanted if not ledger.fresh_fact(f"activity_type:{t}", ACTIVITY_TYPE_CHECK_SECONDS)}
+    if not unchecked:
+        return
+    available = {t.get("key_string") for t in pipedrive.list_activity_types() if t.get("active_flag", True)}
+    missing = unchecked - available
+    if missing:
+        raise SyncConfigurationError(
+            f"activity type(s) {sorted(missing)} do not exist in Pipedrive; available: "
+            f"{sorted(a for a in available if a)} (set the DAG's activity_type Param)")
+    for activity_type in unchecked:
+        ledger.remember_fact(f"activity_type:{activity_type}", "exists")
 
 
 def activity_payload(unit: pd.DataFrame, person: Person, deal_id: int | None) -> dict[str, Any]:

@@ -25,6 +25,37 @@ MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel",
 NUMERIC_FIELD_TYPES = {"double", "monetary", "int"}
 
 
+def lead_label_ids(pipedrive, names: set[str]) -> dict[str, str]:
+    """Every Pipedrive lead label by name; a clear error when one of ``names`` does not exist."""
+    labels = {label["name"]: label["id"] for label in pipedrive.list_lead_labels()}
+    missing = names - set(labels)
+    if missing:
+        raise SyncConfigurationError(
+            f"lead label(s) {sorted(missing)} do not exist in Pipedrive; existing: {sorted(labels)} "
+            "(create them, or change the lead_labels/score_labels Params)")
+    return labels
+
+
+def deal_field_codes(pipedrive, custom_fields: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """LeadBoxer fact → (code, type) of the Pipedrive deal field ``custom_fields`` maps it to (leads use
+    deal fields); a clear error for an unknown fact or field."""
+    unknown_facts = set(custom_fields) - set(MAPPABLE_FACTS)
+    if unknown_facts:
+        raise SyncConfigurationError(
+            f"custom_fields maps unknown LeadBoxer fact(s) {sorted(unknown_facts)}; "
+            f"mappable: {', '.join(MAPPABLE_FACTS)}")
+    if not custom_fields:
+        return {}
+    fields = {f["field_name"]: (f["field_code"], f.get("field_type", "varchar"))
+              for f in pipedrive.list_deal_fields() if f.get("is_custom_field")}
+    missing = set(custom_fields.values()) - set(fields)
+    if missing:
+        raise SyncConfigurationError(
+            f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
+            f"existing custom fields: {sorted(fields)}")
+    return {fact: fields[name] for fact, name in custom_fields.items()}
+
+
 class LeadLoader:
     """Loads the lead rows of one run.
 
@@ -54,29 +85,10 @@ class LeadLoader:
     # -- configuration checks ---------------------------------------------------------------------
     def resolve_configuration(self, needed_labels: set[str]) -> None:
         """Label names → ids and custom field names → codes; a clear error for anything unknown."""
-        unknown_facts = set(self.custom_fields) - set(MAPPABLE_FACTS)
-        if unknown_facts:
-            raise SyncConfigurationError(
-                f"custom_fields maps unknown LeadBoxer fact(s) {sorted(unknown_facts)}; "
-                f"mappable: {', '.join(MAPPABLE_FACTS)}")
+        self._field_codes = deal_field_codes(self.pipedrive, self.custom_fields)
         wanted_labels = set(self.label_names) | needed_labels
         if wanted_labels:
-            labels = {label["name"]: label["id"] for label in self.pipedrive.list_lead_labels()}
-            missing = wanted_labels - set(labels)
-            if missing:
-                raise SyncConfigurationError(
-                    f"lead label(s) {sorted(missing)} do not exist in Pipedrive; existing: {sorted(labels)} "
-                    "(create them, or change the lead_labels/score_labels Params)")
-            self._label_ids = labels
-        if self.custom_fields:
-            fields = {f["field_name"]: (f["field_code"], f.get("field_type", "varchar"))
-                      for f in self.pipedrive.list_deal_fields() if f.get("is_custom_field")}
-            missing = set(self.custom_fields.values()) - set(fields)
-            if missing:
-                raise SyncConfigurationError(
-                    f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
-                    f"existing custom fields: {sorted(fields)}")
-            self._field_codes = {fact: fields[name] for fact, name in self.custom_fields.items()}
+            self._label_ids = lead_label_ids(self.pipedrive, wanted_labels)
         domain_field = self.settings.organization_domain_field
         if domain_field and self.link_to in ("organization", "both"):
             self._domain_field_code = organization_domain_field_code(self.pipedrive, self.ledger, domain_field)

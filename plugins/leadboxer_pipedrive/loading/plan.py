@@ -134,9 +134,9 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
     todo = activities[~activities["event_id"].isin(done)]
     if todo.empty:
         return planner.plan
-    from leadboxer_pipedrive.loading.activities import ActivityLoader
+    from leadboxer_pipedrive.loading.activities import ACTIVITY_TYPE_CHECK_SECONDS
 
-    if any(not ledger.fresh_fact(f"activity_type:{t}", ActivityLoader.activity_type_check_seconds)
+    if any(not ledger.fresh_fact(f"activity_type:{t}", ACTIVITY_TYPE_CHECK_SECONDS)
            for t in todo["type"].unique()):
         planner.plan.calls[ACTIVITY_TYPES] += 1
     planner.price_domain_field()

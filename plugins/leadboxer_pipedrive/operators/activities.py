@@ -37,6 +37,8 @@ class LeadBoxerExtractOperator(BaseOperator):
     :param segment_id: segment whose leads are synced. (templated)
     :param with_events: read the leads' events in the interval (activity sync) or only the leads
         active in it (leads sync).
+    :param preflight: the preflight task's return value (pass ``preflight.output``): carried on to the run
+        summary, which counts the Pipedrive tokens it spent.
     :param leadboxer_conn_id: Airflow connection to LeadBoxer. (templated)
     :param ledger_conn_id: Airflow connection to the ledger database, where LeadBoxer reads that can no
         longer change are kept for later runs (``extract.ReadCache``). (templated)
@@ -46,15 +48,16 @@ class LeadBoxerExtractOperator(BaseOperator):
     :param max_leads: stop after this many active leads (None: all). (templated)
     """
 
-    template_fields: Sequence[str] = ("dataset_id", "segment_id", "leadboxer_conn_id", "ledger_conn_id",
+    template_fields: Sequence[str] = ("preflight", "dataset_id", "segment_id", "leadboxer_conn_id", "ledger_conn_id",
                                       "read_cache_hours", "staging_url", "max_leads")
     ui_color = "#e8f4fd"
 
     def __init__(self, *, dataset_id: str, segment_id: int | str | None, with_events: bool = True,
                  leadboxer_conn_id: str = "leadboxer_default", ledger_conn_id: str = "leadboxer_pipedrive_ledger",
                  read_cache_hours: float | str = 24, staging_url: str | None = None,
-                 max_leads: int | str | None = None, **kwargs: Any) -> None:
+                 max_leads: int | str | None = None, preflight: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.preflight = preflight
         self.dataset_id = dataset_id
         self.segment_id = segment_id
         self.with_events = with_events
@@ -101,6 +104,7 @@ class LeadBoxerExtractOperator(BaseOperator):
             "leadboxer_requests": requests,
             "leadboxer_reads_kept": cache.hits if cache else 0,
             "extracted": len(events) if self.with_events else len(leads),
+            "preflight": self.preflight,
             "staging_folder": str(folder),
             "leads_path": write_frame(leads, folder / "leads.parquet"),
             "events_path": write_frame(events, folder / "events.parquet"),
@@ -215,12 +219,14 @@ class PipedriveActivityLoadOperator(BaseOperator):
                                   settings.organization_domain_field)
         priced = plan.as_dict(pipedrive.token_costs)
         if as_bool(self.dry_run):
-            return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())
+            return finish_dry_run(self, context, ledger, self.upstream, priced,
+                                  {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
         check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
         try:
             result = ActivityLoader(pipedrive, ledger, settings).load(frame)
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(),
+                          {**pipedrive.usage(), "spent_on": pipedrive.spent_on()},
                           estimated_tokens=priced["estimated_tokens"],
                           max_rejected_share=float(self.max_rejected_share))

@@ -38,6 +38,24 @@ def as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def as_list(value: Any) -> list[str]:
+    """Params rendered through templates may arrive as JSON text."""
+    if value in (None, "", "None"):
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",")]
+    return [str(v) for v in value if str(v).strip()]
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """Params rendered through templates may arrive as JSON text."""
+    if value in (None, "", "None"):
+        return {}
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value)
+
+
 def optional_text(value: Any) -> str | None:
     """Templated Params arrive as strings; empty, "None" and "null" mean "not set"."""
     if value is None or str(value).strip() in ("", "None", "null"):
@@ -110,8 +128,12 @@ def write_validation_report(operator, upstream: dict[str, Any], outcome, title: 
     return str(path)
 
 
-def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
-    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused)."""
+def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused). The Pipedrive
+    figures count the preflight's calls with the load's (``usage``: the load hook's, with ``spent_on``)."""
+    preflight = upstream.get("preflight") or {}
+    spent_on = {task: text for task, text in (("preflight", preflight.get("pipedrive_spent_on")),
+                                               ("load", usage.get("spent_on"))) if text}
     return {
         "interval_start": upstream["interval_start"],
         "interval_end": upstream["interval_end"],
@@ -127,9 +149,11 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
         "rejected_by_pipedrive": loaded["refused"],
         "rejected_by_reason": upstream.get("rejected_by_reason", {}),
         "loaded": loaded,
-        "tokens_spent": usage["tokens_spent"],
-        "requests": usage["requests"],
+        "tokens_spent": usage["tokens_spent"] + preflight.get("pipedrive_tokens", 0),
+        "requests": usage["requests"] + preflight.get("pipedrive_requests", 0),
         "rate_limited": usage["rate_limited"],
+        "preflight_tokens": preflight.get("pipedrive_tokens", 0),
+        "tokens_spent_on": spent_on,
         "validation_report": upstream.get("validation_report"),
         "task_durations": upstream.get("task_durations", {}),
     }
@@ -153,6 +177,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
     lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
                  f"{summary['rate_limited']} answered 429")
+    lines += [f"  {task + ':':<14}{spent}" for task, spent in (summary.get("tokens_spent_on") or {}).items()]
     if summary.get("duration_seconds") is not None:
         durations = ", ".join(f"{k} {v:.1f}s" for k, v in (summary.get("task_durations") or {}).items())
         lines.append(f"duration        load {summary['duration_seconds']:.1f}s"
@@ -172,7 +197,7 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=0, already_pushed=plan["already_pushed"],
-                      rejected=summary["rejected"], tokens_spent=usage["tokens_spent"],
+                      rejected=summary["rejected"], tokens_spent=summary["tokens_spent"],
                       rate_limited=usage["rate_limited"], summary=json.dumps(summary, default=str))
     lines = [f"DRY RUN for [{summary['interval_start']}, {summary['interval_end']}): nothing was written to "
              f"Pipedrive. {summary['extracted']} extracted, {summary['rejected']} rejected, "
@@ -227,7 +252,7 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
                       extracted=summary["extracted"], pushed=summary["pushed"],
                       already_pushed=summary["already_pushed"], rejected=summary["rejected"],
-                      tokens_spent=usage["tokens_spent"], rate_limited=usage["rate_limited"],
+                      tokens_spent=summary["tokens_spent"], rate_limited=usage["rate_limited"],
                       summary=json.dumps(summary))
     operator.log.info("Run summary:\n%s", format_summary(summary))
     if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +9,8 @@ from airflow.sdk import BaseOperator
 
 from leadboxer_pipedrive.operators.common import (
     as_bool,
+    as_dict,
+    as_list,
     check_budget,
     finish_dry_run,
     finish_run,
@@ -20,23 +21,6 @@ from leadboxer_pipedrive.operators.common import (
     staged_path,
     with_task_duration,
 )
-
-
-def _as_list(value: Any) -> list[str]:
-    """Params rendered through templates may arrive as JSON text."""
-    if value in (None, "", "None"):
-        return []
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",")]
-    return [str(v) for v in value if str(v).strip()]
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if value in (None, "", "None"):
-        return {}
-    if isinstance(value, str):
-        value = json.loads(value)
-    return dict(value)
 
 
 class ValidateLeadsOperator(BaseOperator):
@@ -91,7 +75,7 @@ class TransformLeadsOperator(BaseOperator):
         from leadboxer_pipedrive.transforms import DEFAULT_LEAD_TITLE, lead_payloads
 
         rows = lead_payloads(read_frame(self.upstream["valid_path"]), self.link_to,
-                             self.title_template or DEFAULT_LEAD_TITLE, _as_dict(self.score_labels))
+                             self.title_template or DEFAULT_LEAD_TITLE, as_dict(self.score_labels))
         return with_task_duration(context, {
             **self.upstream, "payloads_path": write_frame(rows, staged_path(self.upstream, "leads_out.parquet"))})
 
@@ -148,19 +132,21 @@ class PipedriveLeadLoadOperator(BaseOperator):
         ledger = LedgerHook(self.ledger_conn_id)
         settings = load_settings(context, self.upstream, max_attempts=optional_int(self.max_attempts) or 1,
                                  organization_domain_field=optional_text(self.organization_domain_field))
-        options = {"link_to": self.link_to, "label_names": _as_list(self.lead_labels),
-                   "custom_fields": _as_dict(self.custom_fields), "owner_id": optional_int(self.owner_id)}
+        options = {"link_to": self.link_to, "label_names": as_list(self.lead_labels),
+                   "custom_fields": as_dict(self.custom_fields), "owner_id": optional_int(self.owner_id)}
         frame = read_frame(self.upstream["payloads_path"])
         priced = plan_lead_load(frame, ledger, settings.dataset_id, **options,
                                 organization_domain_field=settings.organization_domain_field,
                                 ).as_dict(pipedrive.token_costs)
         if as_bool(self.dry_run):
-            return finish_dry_run(self, context, ledger, self.upstream, priced, pipedrive.usage())
+            return finish_dry_run(self, context, ledger, self.upstream, priced,
+                                  {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
         check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
         try:
             result = LeadLoader(pipedrive, ledger, settings, **options).load(frame)
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(), pipedrive.usage(),
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(),
+                          {**pipedrive.usage(), "spent_on": pipedrive.spent_on()},
                           estimated_tokens=priced["estimated_tokens"],
                           max_rejected_share=float(self.max_rejected_share))

@@ -124,7 +124,9 @@ def test_answers_are_decoded_as_utf_8_with_what_cannot_be_read_as_replacement(le
     assert hook._decode("GET", "/v1/leads", response) == {
         "data": [{"use_id": "a", "firstName": "Bj\ufffdrn", "title": "a\ud800"}], "nextToken": None}
     response._content = b"<html>not json</html>"
-    with pytest.raises(TransientApiError, match="LeadBoxer GET /v1/leads -> 200: answer is not JSON"):
+    response.headers["Content-Type"] = "text/html"
+    with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads -> 200: the answer is not JSON "
+                                              r"\(text/html, 21 bytes\): '<html>not json</html>'"):
         hook._decode("GET", "/v1/leads", response)
 
 
@@ -218,3 +220,30 @@ def test_test_connection_failing(leadboxer_conn):
 def test_test_connection_without_a_key(leadboxer_conn):
     ok, message = fast_hook(leadboxer_conn(api_key="")).test_connection()
     assert not ok and "password" in message
+
+
+@pytest.mark.parametrize("host, cause", [
+    ("http://127.0.0.1:{port}", r"the connection is refused \(127\.0\.0\.1:\d+\)"),
+    ("https://no-such-host.invalid", r"the host name does not resolve \(no-such-host\.invalid\)"),
+])
+def test_a_host_that_cannot_be_reached_fails_at_once_naming_host_and_cause(host, cause, monkeypatch):
+    import json
+    import socket
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from leadboxer_pipedrive.exceptions import ApiUnreachableError
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_LEADBOXER_AWAY", json.dumps({
+        "conn_type": "leadboxer", "host": host.format(port=port), "password": API_KEY}))
+    hook = fast_hook("leadboxer_away")
+    attempts = []
+    hook.before_request = lambda method, path: attempts.append(path)
+    with pytest.raises(ApiUnreachableError, match=rf"LeadBoxer GET /v1/leads -> no answer: {cause} \(check the "
+                                                  rf"host of connection 'leadboxer_away'") as raised:
+        list(hook.iter_leads_seen_since(DEFAULT_SITE, DEFAULT_SEGMENT_ID, SINCE))
+    assert isinstance(raised.value, AirflowFailException)  # the task is not retried either
+    assert attempts == ["/v1/leads"] and API_KEY not in str(raised.value)
