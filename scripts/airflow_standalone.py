@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.sandboxes import running_sandboxes
+from scripts.sandboxes import airflow_env, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow" / "home"))
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false",
-           # standalone starts its components as `airflow ...` subprocesses: find the venv's one first
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    env = airflow_env(home)
     with running_sandboxes() as sandboxes:
         env.update(sandboxes.connection_env())
         print(f"Pipedrive sandbox {sandboxes.pipedrive_url} (state: {sandboxes.pipedrive_url}/_sandbox/state)")

@@ -2,24 +2,26 @@
 
 Starts both sandboxes, migrates a fresh SQLite Airflow database, then runs
 ``airflow dags test`` for [05:00, 06:00) on 2026-11-20 (the sandbox's generated day) for the activity
-sync and the leads sync, each twice to show that the second run creates nothing, and prints the
-summaries. Exits non-zero if any invariant fails.
+sync and the leads sync, each twice to show that the second run creates nothing. It shows each task as it
+finishes, then the run's summary (what every Pipedrive token went on), where its log and validation report
+are, and at the end checks the invariants. Exits non-zero if any fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import requests
 
-from scripts.sandboxes import running_sandboxes
+from scripts.sandboxes import airflow_env, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = "2026-11-20T06:00:00+00:00"  # a manual run's logical date is its interval's end
@@ -32,19 +34,38 @@ RUNS = [
 ]
 
 
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+_TASK = re.compile(r"^(\S+) .*\[DAG TEST\] (starting|end task) task_id=(\w+)")
+
+
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True)
+    return subprocess.run([AIRFLOW, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+def dags_test(env: dict[str, str], dag_id: str, conf: dict, log_file: Path) -> int:
+    """``airflow dags test`` of one hour, its output in ``log_file``; each task shown as it ends."""
+    started: dict[str, datetime] = {}
+    with log_file.open("w") as log, subprocess.Popen(
+            [AIRFLOW, "dags", "test", dag_id, RUN_DATE, "-c", json.dumps(conf)], env={**env, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        for line in iter(process.stdout.readline, ""):  # each line as it comes
+            log.write(line)
+            if found := _TASK.search(line):
+                stamp, moment, task = found.groups()
+                at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                if moment == "starting":
+                    started[task] = at
+                else:
+                    print(f"  {task:<10} done in {(at - started.get(task, at)).total_seconds():.1f} s", flush=True)
+        return process.wait()
 
 
 def main() -> int:
     home = ROOT / ".airflow" / "demo"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false"}
+    env = airflow_env(home)
     print("Migrating a fresh SQLite Airflow database in", home, flush=True)
     migrated = airflow(env, "db", "migrate")
     if migrated.returncode:
@@ -58,16 +79,16 @@ def main() -> int:
             for attempt in ("first run", "same hour again"):
                 print(f"\n== {dag_id}, {attempt}: airflow dags test {dag_id} {RUN_DATE} -c '{json.dumps(conf)}'",
                       flush=True)
-                ran = airflow(env, "dags", "test", dag_id, RUN_DATE, "-c", json.dumps(conf))
                 log_file = home / f"{dag_id}-{len(summaries.get(dag_id, [])) + 1}.log"
-                log_file.write_text(ran.stdout + ran.stderr)
-                if ran.returncode:
-                    print((ran.stdout + ran.stderr)[-6000:])
-                    print(f"FAILED: the DAG run exited {ran.returncode}; full log in {log_file}")
+                returncode = dags_test(env, dag_id, conf, log_file)
+                if returncode:
+                    print(log_file.read_text()[-6000:])
+                    print(f"FAILED: the DAG run exited {returncode}; full log in {log_file}")
                     return 1
                 summary = latest_run_summary(home, dag_id)
                 summaries.setdefault(dag_id, []).append(summary)
                 print_summary(summary)
+                print(f"  log             {log_file}")
         state = requests.get(f"{sandboxes.pipedrive_url}/_sandbox/state", timeout=10).json()
     return check_invariants(summaries, state)
 
@@ -92,6 +113,10 @@ def print_summary(summary: dict) -> None:
     print("  resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
     print(f"  pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
           f"{summary['rate_limited']} answered 429")
+    for task, spent in (summary.get("tokens_spent_on") or {}).items():
+        print(f"    {task + ':':<14}{spent}")
+    if summary.get("validation_report"):
+        print(f"  validation      {summary['validation_report']}")
 
 
 def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:

@@ -10,9 +10,24 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 PIPEDRIVE_TOKEN = "sandbox-token"
 LEADBOXER_KEY = "sandbox-key"
+ROOT = Path(__file__).resolve().parents[1]
+# Warnings the CLI prints that nobody here can act on: `airflow dags test` looks for graphviz (to draw DAGs)
+# and Airflow's in-process test client imports a deprecated starlette module.
+QUIET_WARNINGS = "ignore:Could not import graphviz,ignore:Using `httpx` with `starlette.testclient`"
+
+
+def airflow_env(home: Path) -> dict[str, str]:
+    """The environment of an Airflow on SQLite in ``home`` with this repository's DAGs and plugins."""
+    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false",
+            "PYTHONWARNINGS": QUIET_WARNINGS,
+            # Airflow starts its components as `airflow ...` subprocesses: the venv's first.
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
 
 
 def free_port() -> int:

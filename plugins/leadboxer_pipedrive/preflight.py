@@ -55,10 +55,10 @@ def check_pipedrive(pipedrive, ledger, *, activity_type: str | None = None, pipe
         found.append(f"organization field {organization_domain_field!r} exists")
     labels = set(lead_labels)
     if labels:
-        lead_label_ids(pipedrive, labels)
+        lead_label_ids(pipedrive, ledger, labels)
         found.append(f"lead labels {sorted(labels)} exist")
     if custom_fields:
-        deal_field_codes(pipedrive, custom_fields)
+        deal_field_codes(pipedrive, ledger, custom_fields)
         found.append(f"deal fields {sorted(custom_fields.values())} exist")
     return found
 

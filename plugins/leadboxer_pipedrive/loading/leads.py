@@ -14,6 +14,7 @@ from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationErr
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, pending_retries, refuse_rows
 from leadboxer_pipedrive.loading.resolver import (
+    FIELD_CODE_CHECK_SECONDS,
     PipedriveResolver,
     in_flight_seconds,
     is_present,
@@ -25,9 +26,12 @@ MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel",
 NUMERIC_FIELD_TYPES = {"double", "monetary", "int"}
 
 
-def lead_label_ids(pipedrive, names: set[str]) -> dict[str, str]:
-    """Every Pipedrive lead label by name; a clear error when one of ``names`` does not exist."""
-    labels = {label["name"]: label["id"] for label in pipedrive.list_lead_labels()}
+def lead_label_ids(pipedrive, ledger, names: set[str]) -> dict[str, str]:
+    """Every Pipedrive lead label by name (remembered in the ledger for a day, read again when one of
+    ``names`` is not among them); a clear error when one of ``names`` does not exist."""
+    def read() -> dict[str, str]:
+        return {label["name"]: label["id"] for label in pipedrive.list_lead_labels()}
+    labels = _remembered(ledger, LEAD_LABELS_FACT, read, still_good=lambda known: names <= set(known))
     missing = names - set(labels)
     if missing:
         raise SyncConfigurationError(
@@ -36,9 +40,10 @@ def lead_label_ids(pipedrive, names: set[str]) -> dict[str, str]:
     return labels
 
 
-def deal_field_codes(pipedrive, custom_fields: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+def deal_field_codes(pipedrive, ledger, custom_fields: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """LeadBoxer fact → (code, type) of the Pipedrive deal field ``custom_fields`` maps it to (leads use
-    deal fields); a clear error for an unknown fact or field."""
+    deal fields; remembered in the ledger for a day, as lead labels are); a clear error for an unknown
+    fact or field."""
     unknown_facts = set(custom_fields) - set(MAPPABLE_FACTS)
     if unknown_facts:
         raise SyncConfigurationError(
@@ -46,14 +51,33 @@ def deal_field_codes(pipedrive, custom_fields: Mapping[str, str]) -> dict[str, t
             f"mappable: {', '.join(MAPPABLE_FACTS)}")
     if not custom_fields:
         return {}
-    fields = {f["field_name"]: (f["field_code"], f.get("field_type", "varchar"))
-              for f in pipedrive.list_deal_fields() if f.get("is_custom_field")}
-    missing = set(custom_fields.values()) - set(fields)
+
+    def read() -> dict[str, list[str]]:
+        return {f["field_name"]: [f["field_code"], f.get("field_type", "varchar")]
+                for f in pipedrive.list_deal_fields() if f.get("is_custom_field")}
+    wanted = set(custom_fields.values())
+    fields = _remembered(ledger, DEAL_FIELDS_FACT, read, still_good=lambda known: wanted <= set(known))
+    missing = wanted - set(fields)
     if missing:
         raise SyncConfigurationError(
             f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
             f"existing custom fields: {sorted(fields)}")
-    return {fact: fields[name] for fact, name in custom_fields.items()}
+    return {fact: tuple(fields[name]) for fact, name in custom_fields.items()}
+
+
+LEAD_LABELS_FACT = "pipedrive_lead_labels"
+DEAL_FIELDS_FACT = "pipedrive_deal_custom_fields"
+
+
+def _remembered(ledger, fact: str, read, still_good) -> Any:
+    """What ``read()`` returns (JSON), remembered in the ledger for a day; read again before then when
+    ``still_good(remembered)`` says it lacks something (a label or field made since)."""
+    remembered = ledger.fresh_fact(fact, FIELD_CODE_CHECK_SECONDS)
+    if remembered is not None and still_good(known := json.loads(remembered)):
+        return known
+    value = read()
+    ledger.remember_fact(fact, json.dumps(value))
+    return value
 
 
 class LeadLoader:
@@ -85,10 +109,10 @@ class LeadLoader:
     # -- configuration checks ---------------------------------------------------------------------
     def resolve_configuration(self, needed_labels: set[str]) -> None:
         """Label names → ids and custom field names → codes; a clear error for anything unknown."""
-        self._field_codes = deal_field_codes(self.pipedrive, self.custom_fields)
+        self._field_codes = deal_field_codes(self.pipedrive, self.ledger, self.custom_fields)
         wanted_labels = set(self.label_names) | needed_labels
         if wanted_labels:
-            self._label_ids = lead_label_ids(self.pipedrive, wanted_labels)
+            self._label_ids = lead_label_ids(self.pipedrive, self.ledger, wanted_labels)
         domain_field = self.settings.organization_domain_field
         if domain_field and self.link_to in ("organization", "both"):
             self._domain_field_code = organization_domain_field_code(self.pipedrive, self.ledger, domain_field)
@@ -210,9 +234,10 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
     plan = planner.plan
     if leads.empty:
         return plan
-    if label_names or leads["score_label"].notna().any():
+    if (label_names or leads["score_label"].notna().any()) \
+            and not ledger.fresh_fact(LEAD_LABELS_FACT, FIELD_CODE_CHECK_SECONDS):
         plan.calls[LEAD_LABELS] += 1
-    if custom_fields:
+    if custom_fields and not ledger.fresh_fact(DEAL_FIELDS_FACT, FIELD_CODE_CHECK_SECONDS):
         plan.calls[DEAL_FIELDS] += 1
     planner.price_domain_field()
     known_leads = ledger.leads_by_use_id(dataset_id, leads["use_id"].tolist())

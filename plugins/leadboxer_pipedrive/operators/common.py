@@ -205,7 +205,7 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
              f"Would create: {plan['would_create'] or 'nothing'}",
              f"Estimated cost: {plan['estimated_tokens']} tokens ({plan['calls']})"]
     for kind, samples in plan["samples"].items():
-        lines += [f"  sample {kind}: {json.dumps(sample, default=str)}" for sample in samples]
+        lines += [f"  sample {kind}: {json.dumps(sample, default=str, ensure_ascii=False)}" for sample in samples]
     operator.log.info("\n".join(lines))
     return json_safe(summary)
 
