@@ -247,3 +247,15 @@ def test_a_host_that_cannot_be_reached_fails_at_once_naming_host_and_cause(host,
         list(hook.iter_leads_seen_since(DEFAULT_SITE, DEFAULT_SEGMENT_ID, SINCE))
     assert isinstance(raised.value, AirflowFailException)  # the task is not retried either
     assert attempts == ["/v1/leads"] and API_KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize("extra, sent", [({}, (10.0, 30.0)), ({"timeout": 5}, (5.0, 5.0))])
+def test_a_connection_is_given_less_time_to_open_than_an_answer(leadboxer_sandbox, leadboxer_conn, extra, sent):
+    """A host that never accepts (a firewall dropping the connection) fails its attempts in 10 s each."""
+    hook = fast_hook(leadboxer_conn(**extra))
+    session = hook.get_conn()
+    timeouts = []
+    original = session.request
+    session.request = lambda *args, **kwargs: timeouts.append(kwargs["timeout"]) or original(*args, **kwargs)
+    list(hook.iter_leads_seen_since(DEFAULT_SITE, DEFAULT_SEGMENT_ID, SINCE))
+    assert timeouts and set(timeouts) == {sent}
