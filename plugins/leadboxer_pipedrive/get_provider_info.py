@@ -33,17 +33,22 @@ _COMMON_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The port is optional (the URL's own), but shown: Airflow 3.3.2's Test button refuses a connection without
+# one (apache/airflow#73298, fixed after 3.3.2), so users set 443 to test theirs from the UI.
+_PORT_PLACEHOLDER = "443 (optional; Airflow 3.3.2's Test button needs it)"
+
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {
         "connection-type": "pipedrive",
         "hook-class-name": "leadboxer_pipedrive.hooks.pipedrive.PipedriveHook",
         "hook-name": "Pipedrive",
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "login", "port"],
+            "hidden-fields": ["schema", "login"],
             "relabeling": {"host": "Company URL", "password": "API token (or OAuth client secret)"},
             "placeholders": {
                 "host": "https://yourcompany.pipedrive.com",
                 "password": "Your personal API token; with OAuth 2, the app's client secret",
+                "port": _PORT_PLACEHOLDER,
             },
         },
         "conn-fields": {
@@ -90,11 +95,12 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         "hook-class-name": "leadboxer_pipedrive.hooks.leadboxer.LeadBoxerHook",
         "hook-name": "LeadBoxer",
         "ui-field-behaviour": {
-            "hidden-fields": ["schema", "login", "port"],
+            "hidden-fields": ["schema", "login"],
             "relabeling": {"host": "API URL", "password": "API key"},
             "placeholders": {
                 "host": "https://data.leadboxer.com",
                 "password": "LeadBoxer API key (sent as x-api-key)",
+                "port": _PORT_PLACEHOLDER,
             },
         },
         "conn-fields": {

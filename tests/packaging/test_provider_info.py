@@ -117,8 +117,9 @@ def test_ui_field_behaviour_is_well_formed(info, conn_type):
     jsonschema.validate(legacy, airflow_schema("customized_form_field_behaviours.schema.json"))
     assert set(behaviour["hidden-fields"]) <= STANDARD_FIELDS
     assert set(behaviour["relabeling"]) <= STANDARD_FIELDS
-    # The hooks need the base URL and the secret; they never read login or schema.
-    assert {"host", "password"}.isdisjoint(behaviour["hidden-fields"])
+    # The hooks need the base URL and the secret; they never read login or schema. The port stays visible:
+    # Airflow 3.3.2's Test button refuses connections without one (apache/airflow#73298).
+    assert {"host", "password", "port"}.isdisjoint(behaviour["hidden-fields"])
     assert {"login", "schema"} <= set(behaviour["hidden-fields"])
     assert re.search(r"API (token|key)", behaviour["relabeling"]["password"])
     assert behaviour["placeholders"]["host"].startswith("https://")
