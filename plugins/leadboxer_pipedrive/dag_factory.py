@@ -34,17 +34,17 @@ DEFAULT_TAGS = ("leadboxer", "pipedrive")
 
 
 # A failed task is tried twice more, 30 s and then 60 s later: with the hooks' own retries of each call
-# (6 attempts, 0.5 to 8 s apart) a persistent outage fails a task within about three minutes. Errors that
-# retrying cannot fix (credentials, settings, a host that cannot be reached) fail at once.
+# (6 attempts, 0.5 to 8 s apart) a persistent outage (5xx, 429) fails a task within about three minutes.
+# Errors that retrying cannot fix (credentials, settings, a host that cannot be reached) fail at once.
 DEFAULT_RETRIES = 2
 
 
-def default_args(on_failure_callback: Any = None) -> dict[str, Any]:
+def default_args(on_failure_callback: Any = None, retries: int = DEFAULT_RETRIES) -> dict[str, Any]:
     """Retries for transient trouble, and the failure alert (``LeadBoxerPipedriveFailureNotifier``,
     to the log by default) on every task."""
     callbacks = on_failure_callback if on_failure_callback is not None else [LeadBoxerPipedriveFailureNotifier()]
     return {
-        "retries": DEFAULT_RETRIES,
+        "retries": retries,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
@@ -79,7 +79,7 @@ def _sync_params(dataset_id: str, segment_id: int, segment_description: str,
 
 
 def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: str, tags: Sequence[str],
-              on_failure_callback: Any, params: dict[str, Param], **dag_kwargs: Any) -> DAG:
+              on_failure_callback: Any, retries: int, params: dict[str, Param], **dag_kwargs: Any) -> DAG:
     """An hourly sync DAG: real one-hour data intervals, one run at a time, retries and the alert."""
     return DAG(
         dag_id=dag_id,
@@ -89,7 +89,7 @@ def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: st
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args=default_args(on_failure_callback),
+        default_args=default_args(on_failure_callback, retries),
         params=params,
         tags=list(tags),
         **dag_kwargs,
@@ -123,7 +123,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
                          tags: Sequence[str] = DEFAULT_TAGS, leadboxer_conn_id: str = "leadboxer_default",
                          pipedrive_conn_id: str = "pipedrive_default",
                          ledger_conn_id: str = "leadboxer_pipedrive_ledger",
-                         on_failure_callback: Any = None) -> DAG:
+                         on_failure_callback: Any = None, retries: int = DEFAULT_RETRIES) -> DAG:
     """extract → validate → transform → load of LeadBoxer events as Pipedrive activities."""
     params = _sync_params(
         dataset_id, segment_id, "LeadBoxer segment whose email-identified leads are synced.", organization_domain_field,
@@ -136,7 +136,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
                             description="One activity per event, or one per lead and hour (digest)."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
-                   on_failure_callback=on_failure_callback, params=params) as dag:
+                   on_failure_callback=on_failure_callback, retries=retries, params=params) as dag:
         extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=True,
                                          activity_type="{{ params.activity_type }}",
                                          pipeline_id="{{ params.pipeline_id }}")
@@ -157,7 +157,8 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                     organization_domain_field: str | None = None,
                     schedule: str = DEFAULT_SCHEDULE, tags: Sequence[str] = DEFAULT_TAGS,
                     leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
-                    ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None) -> DAG:
+                    ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None,
+                    retries: int = DEFAULT_RETRIES) -> DAG:
     """extract → validate → transform → load of a segment's leads as Pipedrive leads."""
     params = _sync_params(
         dataset_id, segment_id, "LeadBoxer segment whose leads become Pipedrive leads.", organization_domain_field,
@@ -178,7 +179,7 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                        description="Id of the Pipedrive user owning new leads; empty: the token's user."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
-                   on_failure_callback=on_failure_callback, params=params,
+                   on_failure_callback=on_failure_callback, retries=retries, params=params,
                    render_template_as_native_obj=True) as dag:
         extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=False,
                                          lead_labels="{{ params.lead_labels }}",
@@ -211,6 +212,7 @@ def build_integration_dag(integration: Integration, on_failure_callback: Any = N
         "leadboxer_conn_id": integration.leadboxer_conn_id, "pipedrive_conn_id": integration.pipedrive_conn_id,
         "ledger_conn_id": integration.ledger_conn_id, "on_failure_callback": on_failure_callback,
         "organization_domain_field": integration.organization_domain_field,
+        "retries": DEFAULT_RETRIES if integration.retries is None else integration.retries,
     }
     doc = (f"### LeadBoxer → Pipedrive integration `{integration.name}`\n\n"
            f"Generated from `include/integrations.yaml` ({integration.sync} sync of dataset "

@@ -28,7 +28,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 
 COMMON_FIELDS = ("name", "sync", "dataset_id", "segment_id", "leadboxer_conn_id", "pipedrive_conn_id",
-                 "ledger_conn_id", "schedule", "tags", "alert_emails", "description", "organization_domain_field")
+                 "ledger_conn_id", "schedule", "tags", "alert_emails", "description", "organization_domain_field",
+                 "retries")
 ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type")
 LEAD_FIELDS = ("link_to",)
 
@@ -49,6 +50,7 @@ class Integration:
     alert_emails: tuple[str, ...] = ()
     description: str | None = None
     organization_domain_field: str | None = None
+    retries: int | None = None  # None: the DAGs' default
     # activities only
     pipeline_id: int | None = None
     activity_mode: str = "per_event"
@@ -214,6 +216,11 @@ def _validate_entry(entry: dict[str, Any]) -> Integration:
         values["description"] = _text(entry, "description")
     if entry.get("organization_domain_field") is not None:
         values["organization_domain_field"] = _text(entry, "organization_domain_field")
+    if entry.get("retries") is not None:
+        retries = entry["retries"]
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise _EntryError(f"retries: how many more times a failed task is tried (0 or more), not {retries!r}")
+        values["retries"] = retries
 
     if sync == "activities":
         pipeline_id = entry.get("pipeline_id")

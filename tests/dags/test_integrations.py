@@ -94,6 +94,8 @@ def test_each_bad_entry_is_named_with_its_field_and_the_good_ones_stay():
      "pipedrive_conn_id"),
     ({"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1, "organization_domain_field": 3},
      "organization_domain_field"),
+    ({"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1, "retries": -1}, "retries"),
+    ({"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1, "retries": "3"}, "retries"),
 ])
 def test_validation_names_the_bad_field(entry, field):
     import yaml
@@ -101,6 +103,18 @@ def test_validation_names_the_bad_field(entry, field):
     config = parse_integrations(yaml.safe_dump({"integrations": [entry]}))
     assert config.integrations == ()
     assert len(config.errors) == 1 and f": {field}:" in config.errors[0], config.errors
+
+
+def test_an_entry_sets_its_tasks_retries_else_the_default():
+    import yaml
+
+    from leadboxer_pipedrive.dag_factory import DEFAULT_RETRIES, build_integration_dag
+
+    entries = [{"name": "none", "sync": "leads", "dataset_id": "d", "segment_id": 1, "retries": 0},
+               {"name": "usual", "sync": "activities", "dataset_id": "d", "segment_id": 1}]
+    config = parse_integrations(yaml.safe_dump({"integrations": entries}))
+    tries = {i.name: {t.retries for t in build_integration_dag(i).tasks} for i in config.integrations}
+    assert tries == {"none": {0}, "usual": {DEFAULT_RETRIES}}
 
 
 def test_duplicate_names_and_broken_yaml_are_errors():
