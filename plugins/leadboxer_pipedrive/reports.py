@@ -1,10 +1,10 @@
-"""Run reports: the great-expectations validation result as Data Docs HTML, and a readable summary.
+"""Run reports: the great-expectations validation result as one self-contained HTML page, and a readable
+summary for the log. Pure: results in, text out (no Airflow, no I/O).
 
-Pure: results object in, text out (no Airflow, no I/O). great-expectations is imported only inside
-``render_validation_html``. The page is GE's own Data Docs page (``ValidationResultsPageRenderer`` →
-``DefaultJinjaPageView``), rendered offline; its stylesheets come from public CDNs, so without internet
-the page shows unstyled but complete. Should GE's renderer fail, a small self-contained HTML table of
-the same figures is written instead, so a run never fails for its report.
+The page holds everything inline (its styles too, nothing fetched: it reads the same offline and behind a
+firewall): what was validated (DAG, run, interval, the rows' dataset and segment), each expectation with
+the rows it saw and the rows that failed it, and the rows set aside with their reasons. The Airflow UI
+serves it (``leadboxer_pipedrive.plugin``).
 """
 
 from __future__ import annotations
@@ -46,41 +46,64 @@ def format_validation_summary(results: Any, suite_name: str | None = None) -> st
     return "\n".join(lines)
 
 
-def render_validation_html(results: Any, title: str = "LeadBoxer validation") -> str:
-    """The validation result as an HTML page (GE Data Docs; a plain table if GE cannot render it)."""
-    if results is None or not getattr(results, "results", None):
-        return _page(title, "<p>Nothing to validate: the run extracted no rows.</p>")
-    try:
-        from great_expectations.render.renderer import ValidationResultsPageRenderer
-        from great_expectations.render.view import DefaultJinjaPageView
+# Rows set aside listed on the page (all are in the ledger's lbpd_rejected_row).
+REJECTED_ROWS_SHOWN = 200
 
-        document = ValidationResultsPageRenderer().render(results)
-        page = DefaultJinjaPageView().render(document)
-        if page and "<html" in page.lower():
-            return page
-    except Exception:  # the plain table below says the same
-        pass
-    return render_validation_table(results, title)
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #1f2933; }
+h1 { font-size: 1.4rem; margin: 0 0 1rem; } h2 { font-size: 1.1rem; margin: 2rem 0 .5rem; }
+dl { display: grid; grid-template-columns: max-content auto; gap: .25rem 1rem; margin: 0; }
+dt { color: #52606d; } dd { margin: 0; font-family: ui-monospace, monospace; }
+.status { display: inline-block; padding: .25rem .75rem; border-radius: 1rem; font-weight: 600; margin: 1rem 0; }
+.ok { background: #e3f9e5; color: #0e5814; } .failed { background: #ffe3e3; color: #8a1c1c; }
+table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
+th { background: #f5f7fa; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+"""
 
 
-def render_validation_table(results: Any, title: str = "LeadBoxer validation") -> str:
-    """A small self-contained HTML table of the expectations (the fallback page)."""
+def render_validation_html(results: Any, *, title: str, about: dict[str, Any] | None = None,
+                           rejected: Any = None) -> str:
+    """The validation of one run as a self-contained HTML page. ``about``: what was validated (label →
+    value, e.g. DAG, run, interval); ``rejected``: the rows set aside (record_id, use_id, reason)."""
+    esc = html.escape
+    parts = [f"<h1>{esc(title)}</h1>"]
+    if about:
+        parts.append("<dl>" + "".join(f"<dt>{esc(str(k))}</dt><dd>{esc(str(v))}</dd>" for k, v in about.items())
+                     + "</dl>")
     rows = validation_rows(results)
-    passed = sum(row["success"] for row in rows)
-    body = [f"<p>{passed} of {len(rows)} expectations met.</p>",
-            "<table border='1' cellpadding='4' cellspacing='0'>",
-            "<tr><th>expectation</th><th>column</th><th>success</th><th>rows</th>"
-            "<th>unexpected</th><th>unexpected %</th></tr>"]
+    if not rows:
+        parts.append('<p class="status ok">Nothing to validate: the run extracted no rows.</p>')
+        return _page(title, "\n".join(parts))
+    met = sum(row["success"] for row in rows)
+    status = "ok" if met == len(rows) else "failed"
+    parts.append(f'<p class="status {status}">{met} of {len(rows)} expectations met'
+                 f'{"" if status == "ok" else ": failing rows were set aside"}</p>')
+    parts.append("<h2>Expectations</h2><table><tr><th></th><th>expectation</th><th>column</th>"
+                 "<th>rows</th><th>unexpected</th><th>unexpected %</th></tr>")
     for row in rows:
         percent = row["unexpected_percent"]
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(value))}</td>" for value in (
-            row["expectation"], row["column"], "yes" if row["success"] else "NO", row["element_count"],
-            row["unexpected_count"], f"{percent:.2f}" if isinstance(percent, int | float) else percent)) + "</tr>")
-    body.append("</table>")
-    return _page(title, "\n".join(body))
+        parts.append("<tr>" + f"<td>{'✓' if row['success'] else '✗'}</td>"
+                     + "".join(f"<td>{esc(str(v))}</td>" for v in (row["expectation"], row["column"]))
+                     + "".join(f'<td class="n">{esc(str(v))}</td>' for v in (
+                         row["element_count"], row["unexpected_count"],
+                         f"{percent:.2f}" if isinstance(percent, int | float) else percent)) + "</tr>")
+    parts.append("</table>")
+    if rejected is not None and len(rejected):
+        shown = rejected.head(REJECTED_ROWS_SHOWN)
+        parts.append(f"<h2>Rows set aside ({len(rejected)}"
+                     f"{f', the first {len(shown)} shown' if len(shown) < len(rejected) else ''})</h2>"
+                     "<table><tr><th>record</th><th>lead (use_id)</th><th>reason</th></tr>")
+        for record_id, use_id, reason in shown[["record_id", "use_id", "reason"]].itertuples(index=False):
+            parts.append("<tr>" + "".join(f"<td>{esc(_text(v))}</td>" for v in (record_id, use_id, reason)) + "</tr>")
+        parts.append("</table>")
+    return _page(title, "\n".join(parts))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or str(value) in ("<NA>", "nan", "None") else str(value)
 
 
 def _page(title: str, body: str) -> str:
-    safe = html.escape(title)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{safe}</title></head>\n"
-            f"<body><h1>{safe}</h1>\n{body}\n</body></html>\n")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")

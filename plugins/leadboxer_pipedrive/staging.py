@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def staging_root(url: str | None = None):
@@ -22,10 +24,12 @@ def staging_root(url: str | None = None):
     return ObjectStoragePath(url)
 
 
-def run_folder(root, dag_id: str, run_id: str):
+def run_folder(root, dag_id: str, run_id: str, *, create: bool = True):
+    """The run's folder under ``root`` (made unless ``create`` is false)."""
     safe_run = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     folder = root / dag_id / safe_run
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -36,6 +40,7 @@ def write_frame(frame: pd.DataFrame, path) -> str:
 
 
 def read_frame(path: str) -> pd.DataFrame:
+    import pandas as pd
     from airflow.sdk import ObjectStoragePath
 
     with ObjectStoragePath(path).open("rb") as handle:

@@ -114,7 +114,7 @@ def validate_events(events: pd.DataFrame, window_start_ms: int, window_end_ms: i
     Two whole-frame batches: the event-level expectations (id, time) read every event; the lead-level
     ones (email, segment) read each distinct (email, in_segment) pair once, as a lead's events all
     carry the same pair, and every event takes its pair's outcome. The rows set aside and their
-    reasons are the same as validating every event; the Data Docs count lead-level expectations in
+    reasons are the same as validating every event; the report counts lead-level expectations in
     distinct pairs."""
     frame = events.reset_index(drop=True)
     expectations = event_expectations(window_start_ms, window_end_ms) if len(frame) else []
@@ -250,7 +250,7 @@ def _validate(frame: pd.DataFrame, batches: list[tuple[pd.DataFrame, list[tuple[
 
 
 def _one_result(suite_results: list[Any]) -> Any:
-    """The batches' suite results as one (what reports and Data Docs show)."""
+    """The batches' suite results as one (what the reports show)."""
     if not suite_results:
         return None
     combined = suite_results[0]

@@ -276,10 +276,15 @@ def test_the_notifier_formats_and_fans_out_to_its_targets():
 
 @pytest.mark.integration
 def test_a_generated_integration_runs_and_stores_its_run_report(run_dag, connections):
-    """The sandbox leads integration end to end: duration and the Data Docs report in the stored summary."""
+    """The sandbox leads integration end to end: duration, and the validation report's link (the Airflow UI's
+    page of the run) in the stored summary."""
     import sqlite3
 
-    assert run_dag("leadboxer_pipedrive__sandbox_leads", "2026-11-20T06:00:00").state == "success"
+    from leadboxer_pipedrive.operators.common import ValidationReportLink
+    from leadboxer_pipedrive.plugin import report_path, report_url
+
+    run = run_dag("leadboxer_pipedrive__sandbox_leads", "2026-11-20T06:00:00")
+    assert run.state == "success"
     with sqlite3.connect(connections) as db:
         (dag_id, raw), = db.execute("SELECT dag_id, summary FROM lbpd_run").fetchall()
     summary = json.loads(raw)
@@ -289,8 +294,23 @@ def test_a_generated_integration_runs_and_stores_its_run_report(run_dag, connect
     assert set(summary["task_durations"]) == {"extract", "validate", "transform", "load"}
     for key in ("tokens_spent", "rate_limited", "rejected_by_reason", "started_at", "finished_at"):
         assert key in summary, key
-    report = Path(summary["validation_report"].removeprefix("file://"))
-    assert report.name == "validation.html" and "Great Expectations" in report.read_text(encoding="utf-8")
+    assert summary["validation_report"] == report_url(dag_id, run.run_id)
+    assert _stored_link(run, "validate", ValidationReportLink()) == summary["validation_report"]
+    page = report_path(dag_id, run.run_id).read_text(encoding="utf-8")
+    assert f"<dd>{run.run_id}</dd>" in page and "LeadBoxer leads of dataset" in page
+
+
+def _stored_link(run, task_id: str, link) -> str | None:
+    """The link the task stored for the UI's button (Airflow 3 keeps extra links as XCom)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id, XComModel.task_id == task_id,
+            XComModel.key == link.xcom_key))
+    return value
 
 
 def test_the_alert_says_when_a_failure_is_not_retried():

@@ -1,4 +1,4 @@
-"""Validation reports: great-expectations results rendered as Data Docs HTML, and the log summary."""
+"""Validation reports: the great-expectations result as one self-contained page, and the log summary."""
 
 from __future__ import annotations
 
@@ -26,27 +26,29 @@ def test_rows_list_every_expectation_with_its_unexpected_count(results):
     assert rows[("expect_column_values_to_match_regex", "email")]["unexpected_count"] == 1
 
 
-def test_the_html_is_great_expectations_data_docs(results):
-    page = reports.render_validation_html(results, title="LeadBoxer events run 1")
-    assert page.lstrip().lower().startswith("<!doctype html") or "<html" in page.lower()
-    assert "Great Expectations" in page
-    assert "leadboxer_events" in page
-    for column in ("event_id", "email", "event_time_ms", "in_segment"):
-        assert column in page
+@pytest.fixture(scope="module")
+def outcome():
+    events = pd.DataFrame({
+        "event_id": ["a", "a", "b", None], "email": ["x@y.io", "x@y.io", "not-an-email", None],
+        "in_segment": [True, True, False, True],
+        "event_time_ms": pd.array([1000, 1500, 5000, None], dtype="Int64"), "use_id": ["u1", "u1", "u2", "u3"]})
+    return validate_events(events, 1000, 2000)
 
 
-def test_a_renderer_failure_falls_back_to_a_plain_table(results, monkeypatch):
-    import great_expectations.render.renderer as renderer
-
-    class Broken:
-        def render(self, _):
-            raise RuntimeError("no renderer")
-
-    monkeypatch.setattr(renderer, "ValidationResultsPageRenderer", Broken)
-    page = reports.render_validation_html(results, title="Fallback <run>")
-    assert "<table" in page and "Fallback &lt;run&gt;" in page
-    assert page.count("<tr>") == 1 + 7
-    assert "expect_column_values_to_be_unique" in page and "NO" in page
+def test_the_page_says_what_was_validated_each_expectation_and_the_rows_set_aside(outcome):
+    about = {"DAG": "leadboxer_pipedrive_activities", "Run": "manual__2026-11-20T06:00:00+00:00",
+             "Rows": "LeadBoxer events of dataset ds, segment 14118"}
+    page = reports.render_validation_html(outcome.results, title="LeadBoxer events <run 1>", about=about,
+                                          rejected=outcome.rejected)
+    assert page.startswith("<!DOCTYPE html>") and "LeadBoxer events &lt;run 1&gt;" in page
+    for label, value in about.items():
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in page
+    assert "0 of 7 expectations met: failing rows were set aside" in page
+    assert page.count("<tr>") == 1 + 7 + 1 + len(outcome.rejected)
+    assert "expect_column_values_to_be_unique" in page and "<td>✗</td>" in page
+    assert "duplicate event id" in page and "<td>u2</td>" in page
+    # Styled, and nothing fetched from elsewhere: it reads the same offline.
+    assert "<style>" in page and "http" not in page and "__none__" not in page and "None</dd>" not in page
 
 
 def test_no_rows_gives_a_page_saying_so():

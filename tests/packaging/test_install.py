@@ -2,10 +2,10 @@
 
 The fresh environment has no pip and none of the repository on its path (cwd is a temporary folder,
 PYTHONPATH unset, Airflow's dags and plugins folders empty): only the installed wheel provides
-``leadboxer_pipedrive``. Its third-party packages come from the project's ``.venv`` through a ``.pth``
-file (``site.addsitedir``, placed after the fresh site-packages), so nothing is downloaded and a cold
-package cache does not matter; only the build backend (hatchling) comes from the package index or the
-uv/pip cache. About 20 s, most of it ``airflow db migrate``.
+``leadboxer_pipedrive``. uv installs it with the pinned lock (requirements.txt), from uv's cache that
+``make setup`` filled (a second or two; the package index only for what the cache lacks), so the
+environment is a user's and not the project's ``.venv``, where the package is installed editable. About
+20 s, most of it ``airflow db migrate``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 import textwrap
 import zipfile
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-UV = Path(sys.executable).with_name("uv")
+UV = Path(sys.executable).with_name("uv")  # installed by make setup
 
 
 @dataclass
@@ -49,10 +48,7 @@ class Installed:
 
 
 def _build_wheel(out_dir: Path) -> Path:
-    if UV.exists():
-        command = [str(UV), "build", "--wheel", "--out-dir", str(out_dir), str(ROOT)]
-    else:
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out_dir), str(ROOT)]
+    command = [str(UV), "build", "--wheel", "--out-dir", str(out_dir), str(ROOT)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"building the wheel failed:\n{result.stdout}\n{result.stderr}"
     (wheel,) = out_dir.glob("leadboxer_pipedrive-*.whl")
@@ -60,12 +56,8 @@ def _build_wheel(out_dir: Path) -> Path:
 
 
 def _install_wheel(wheel: Path, python: Path) -> None:
-    if UV.exists():
-        command = [str(UV), "pip", "install", "--python", str(python), "--no-deps", "--offline", str(wheel)]
-    else:
-        command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                   str(wheel)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    command = [str(UV), "pip", "install", "--python", str(python), "-r", str(ROOT / "requirements.txt"), str(wheel)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"installing the wheel failed:\n{result.stdout}\n{result.stderr}"
 
 
@@ -80,11 +72,6 @@ def installed(tmp_path_factory) -> Installed:
     site_packages = Path(subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True, capture_output=True, text=True).stdout.strip())
-    project_site_packages = sysconfig.get_paths()["purelib"]  # the project's .venv, which runs pytest
-    assert Path(project_site_packages).resolve() != site_packages.resolve()
-    # addsitedir (not a bare path line) so the project venv's own .pth files are processed too.
-    (site_packages / "_lbpd_project_venv.pth").write_text(
-        f"import site; site.addsitedir({project_site_packages!r})\n")
     _install_wheel(wheel, python)
 
     home, empty, cwd = base / "airflow-home", base / "empty", base / "cwd"
@@ -129,6 +116,8 @@ def test_wheel_carries_the_sql_and_the_entry_point(installed):
     assert "leadboxer_pipedrive/get_provider_info.py" in names
     assert "[apache_airflow_provider]" in entry_points
     assert "provider_info = leadboxer_pipedrive.get_provider_info:get_provider_info" in entry_points
+    assert "[airflow.plugins]" in entry_points
+    assert "leadboxer_pipedrive = leadboxer_pipedrive.plugin:LeadBoxerPipedrivePlugin" in entry_points
     assert not any(name.startswith(("tests/", "sandbox/", "dags/", "scripts/")) for name in names)
 
 
@@ -171,6 +160,14 @@ def test_airflow_lists_the_provider(installed):
     assert by_type["pipedrive"]["class"] == "leadboxer_pipedrive.hooks.pipedrive.PipedriveHook"
     assert by_type["leadboxer"]["class"] == "leadboxer_pipedrive.hooks.leadboxer.LeadBoxerHook"
     assert by_type["pipedrive"]["package_name"] == "leadboxer-pipedrive"
+
+
+def test_airflow_loads_the_plugin_once_without_import_errors(installed):
+    """From the entry point; the repository's plugins folder (plugins/.airflowignore) does not register it again."""
+    plugins = _last_json(installed.airflow("plugins", "--output", "json").stdout)
+    ours = [p for p in plugins if p["name"] == "leadboxer_pipedrive"]
+    assert len(ours) == 1, plugins
+    assert "/leadboxer-pipedrive" in json.dumps(ours[0]["fastapi_apps"])
 
 
 def test_cli_creates_a_pipedrive_connection(migrated):

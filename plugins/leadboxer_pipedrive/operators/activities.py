@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from leadboxer_pipedrive.operators.common import (
+    ValidationReportLink,
     as_bool,
     check_budget,
     data_interval,
@@ -120,6 +121,7 @@ class ValidateEventsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("upstream", "ledger_conn_id")
     ui_color = "#fdf6e3"
+    operator_extra_links = (ValidationReportLink(),)
 
     def __init__(self, *, upstream: Any, ledger_conn_id: str = "leadboxer_pipedrive_ledger",
                  **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from airflow.sdk import BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
 
 
@@ -116,16 +117,36 @@ def with_task_duration(context, result: dict[str, Any]) -> dict[str, Any]:
             "task_durations": durations}
 
 
-def write_validation_report(operator, upstream: dict[str, Any], outcome, title: str) -> str:
-    """The great-expectations result as Data Docs HTML (``validation.html`` in the run's staging folder);
-    logs a readable summary and returns the file's path."""
+def write_validation_report(operator, context, upstream: dict[str, Any], outcome, entity: str) -> str:
+    """The validation of the run as one HTML page (``validation.html`` in the run's staging folder, served
+    by the Airflow UI: ``leadboxer_pipedrive.plugin``); logs a readable summary and the page's link, and
+    returns the link."""
+    from leadboxer_pipedrive.plugin import VALIDATION_REPORT, report_url
     from leadboxer_pipedrive.reports import format_validation_summary, render_validation_html
 
+    dag_id, run_id = context["dag"].dag_id, context["run_id"]
+    title = f"LeadBoxer {entity}s of {dag_id}, run {run_id}"
     operator.log.info("%s", format_validation_summary(outcome.results, title))
-    path = staged_path(upstream, "validation.html")
-    path.write_text(render_validation_html(outcome.results, title=title), encoding="utf-8")
-    operator.log.info("Validation report (great-expectations Data Docs): %s", path)
-    return str(path)
+    about = {"DAG": dag_id, "Run": run_id, "Interval": f"[{upstream['interval_start']}, {upstream['interval_end']})",
+             "Rows": f"LeadBoxer {entity}s of dataset {upstream['dataset_id']}, segment {upstream['segment_id']}",
+             "Validated": f"{outcome.statistics.get('evaluated', 0)} rows, {len(outcome.rejected)} set aside"}
+    path = staged_path(upstream, VALIDATION_REPORT)
+    path.write_text(render_validation_html(outcome.results, title=title, about=about, rejected=outcome.rejected),
+                    encoding="utf-8")
+    url = report_url(dag_id, run_id)
+    operator.log.info("Validation report: %s (in the Airflow UI; the file: %s)", url, path)
+    return url
+
+
+class ValidationReportLink(BaseOperatorLink):
+    """The validate task's button in the Airflow UI: its run's validation report."""
+
+    name = "Validation report"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        from leadboxer_pipedrive.plugin import report_url
+
+        return report_url(ti_key.dag_id, ti_key.run_id)
 
 
 def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +309,7 @@ def json_safe(value: Any) -> Any:
 def finish_validation(operator, context, upstream: dict[str, Any], outcome, entity: str, ledger_conn_id: str,
                       staged_name: str) -> dict[str, Any]:
     """After validation of ``entity`` rows ("event" or "lead"): rejected rows to the ledger with their
-    reasons, a log line per reason, the Data Docs report, and valid/rejected frames to staging."""
+    reasons, a log line per reason, the validation report, and valid/rejected frames to staging."""
     from leadboxer_pipedrive.hooks.ledger import LedgerHook
     from leadboxer_pipedrive.staging import write_frame
 
@@ -296,7 +317,7 @@ def finish_validation(operator, context, upstream: dict[str, Any], outcome, enti
     by_reason = outcome.statistics.get("by_reason", {})
     for reason, count in by_reason.items():
         operator.log.info("Rejected %d %s(s): %s", count, entity, reason)
-    report = write_validation_report(operator, upstream, outcome, f"LeadBoxer {entity}s {context['run_id']}")
+    report = write_validation_report(operator, context, upstream, outcome, entity)
     return with_task_duration(context, {
         **upstream,
         "validation_report": report,

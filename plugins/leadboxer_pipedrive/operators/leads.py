@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from leadboxer_pipedrive.operators.common import (
+    ValidationReportLink,
     as_bool,
     as_dict,
     as_list,
@@ -33,6 +34,7 @@ class ValidateLeadsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("upstream", "link_to", "ledger_conn_id")
     ui_color = "#fdf6e3"
+    operator_extra_links = (ValidationReportLink(),)
 
     def __init__(self, *, upstream: Any, link_to: str = "both",
                  ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:

@@ -1,0 +1,67 @@
+"""The package's Airflow plugin: each sync run's validation report, served by Airflow's API server behind its
+login (``/leadboxer-pipedrive/reports/<dag_id>/<run_id>/validation``). The validate task logs the link and
+shows it as its "Validation report" button (``ValidationReportLink``).
+
+Registered by the installed distribution's ``airflow.plugins`` entry point (``plugins/.airflowignore`` keeps
+Airflow's plugins-folder scan from registering it twice). Every Airflow process imports plugins, task
+workers too, so this module imports only FastAPI at load time; Airflow's API security is imported when a
+request comes.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+URL_PREFIX = "/leadboxer-pipedrive"
+VALIDATION_REPORT = "validation.html"
+
+
+def report_path(dag_id: str, run_id: str, staging_url: str | None = None):
+    """Where a run's validation report is staged (under ``staging_url``, default
+    ``LEADBOXER_PIPEDRIVE_STAGING_URL``, where the tasks wrote it)."""
+    from leadboxer_pipedrive.staging import run_folder, staging_root
+
+    return run_folder(staging_root(staging_url), dag_id, run_id, create=False) / VALIDATION_REPORT
+
+
+def report_url(dag_id: str, run_id: str, base_url: str | None = None) -> str:
+    """The link to a run's validation report in the Airflow UI at ``base_url`` (default: Airflow's
+    ``[api] base_url``, else http://localhost:8080)."""
+    from urllib.parse import quote
+
+    if base_url is None:
+        from airflow.configuration import conf
+
+        base_url = conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
+    return f"{base_url.rstrip('/')}{URL_PREFIX}/reports/{quote(dag_id)}/{quote(run_id, safe='')}/validation"
+
+
+async def can_read_dag_runs(request: Request) -> None:
+    """Airflow's own check: the signed-in user (or token) may read this DAG's runs."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user, requires_access_dag
+
+    user = await get_user(request, None, await bearer_scheme(request))
+    requires_access_dag("GET", DagAccessEntity.RUN)(request, user)
+
+
+def reports_app() -> FastAPI:
+    app = FastAPI(title="LeadBoxer → Pipedrive", description="Reports of the LeadBoxer → Pipedrive sync runs")
+
+    @app.get("/reports/{dag_id}/{run_id}/validation", response_class=HTMLResponse,
+             dependencies=[Depends(can_read_dag_runs)])
+    def validation_report(dag_id: str, run_id: str) -> HTMLResponse:
+        path = report_path(dag_id, run_id)
+        if not path.exists():
+            raise HTTPException(404, f"No validation report for run {run_id!r} of {dag_id!r} (it is written by the "
+                                     "run's validate task, in LEADBOXER_PIPEDRIVE_STAGING_URL)")
+        return HTMLResponse(path.read_text(encoding="utf-8"))
+
+    return app
+
+
+class LeadBoxerPipedrivePlugin(AirflowPlugin):
+    name = "leadboxer_pipedrive"
+    fastapi_apps = [{"app": reports_app(), "url_prefix": URL_PREFIX, "name": "LeadBoxer → Pipedrive reports"}]
