@@ -12,14 +12,17 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup test test-fast test-services lint demo airflow chaos bench lock clean
+.PHONY: setup test test-fast test-services lint demo airflow browser-check chaos bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The package itself is installed editable (no dependencies: the locks have them), so Airflow sees it as a
+# provider (connection types, form fields) and loads its plugin (the UI's report pages), as a user's Airflow does.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt -r requirements-dev.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
 	touch $(STAMP)
 
 ## The whole suite: unit, sandbox, contract and DAG integration tests (not the ones needing real services).
@@ -42,10 +45,14 @@ lint: setup
 demo: setup
 	$(BIN)/python -m scripts.demo
 
-## Airflow standalone (SQLite) with the DAGs, the plugins and connections to fresh sandboxes;
-## UI on http://localhost:8080 (user and password printed by Airflow).
+## Airflow standalone (SQLite) with the DAGs, the plugin, the connections to fresh sandboxes in its database and
+## the demo hour synced; every DAG paused. UI on http://localhost:8080 (login printed by Airflow). Ctrl-C stops it.
 airflow: setup
 	$(BIN)/python -m scripts.airflow_standalone
+
+## The UI of `make airflow` in Debian's chromium (Playwright): trigger forms, connections, Test, reports.
+browser-check: setup
+	$(BIN)/python -m scripts.browser_check
 
 ## Recompile the locks from requirements*.in (needs the package index).
 lock:

@@ -1,35 +1,149 @@
-"""`make airflow`: Airflow standalone on SQLite with our DAGs and plugins, connections to sandboxes.
+"""`make airflow`: Airflow standalone on SQLite with our DAGs, the plugin and connections to fresh sandboxes.
 
-Starts both sandboxes on free ports, then runs ``airflow standalone`` (UI on http://localhost:8080;
-Airflow prints the admin password) with ``AIRFLOW_CONN_*`` pointing at them. Ctrl-C stops everything.
+Starts both sandboxes on free ports, migrates a fresh database in ``.airflow/home`` (the sandboxes start
+empty, so the ledger does too; the login Airflow generated is kept), stores the ``pipedrive_default``
+and ``leadboxer_default`` connections in it (listed in the UI, which can test them), syncs the demo's hour
+with both DAGs, pauses every DAG, then runs ``airflow standalone``: UI on http://localhost:8080. Ctrl-C
+stops Airflow, its components and the sandboxes within seconds.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.sandboxes import airflow_env, running_sandboxes
+from scripts.demo import AIRFLOW, RUN_DATE, RUNS, airflow, dags_test, latest_run_summary, print_summary
+from scripts.sandboxes import Sandboxes, airflow_env, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
+PASSWORDS = "simple_auth_manager_passwords.json.generated"  # the login `airflow standalone` made
+STOP_GRACE_SECONDS = 5
+
+
+@dataclass
+class RunningAirflow:
+    url: str
+    home: Path
+    sandboxes: Sandboxes
+    process: subprocess.Popen
+
+    def login(self) -> tuple[str, str]:
+        """The admin user and password `airflow standalone` generated."""
+        ((user, password),) = json.loads((self.home / PASSWORDS).read_text()).items()
+        return user, password
+
+
+def fresh_home(home: Path) -> None:
+    """An empty AIRFLOW_HOME, keeping only the generated login."""
+    kept = (home / PASSWORDS).read_bytes() if (home / PASSWORDS).exists() else None
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    if kept is not None:
+        (home / PASSWORDS).write_bytes(kept)
+
+
+def checked(env: dict[str, str], *args: str) -> None:
+    result = airflow(env, *args)
+    if result.returncode:
+        raise SystemExit(f"airflow {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}"
+                         f"\n{result.stderr[-3000:]}")
+
+
+def store_connections(env: dict[str, str], sandboxes: Sandboxes) -> None:
+    """The sandbox connections in the metadata database (replacing those of an earlier start)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(sandboxes.connections(), file)
+        file.flush()
+        checked(env, "connections", "import", "--overwrite", file.name)
+
+
+def sync_demo_hour(env: dict[str, str], home: Path) -> None:
+    for dag_id, conf in RUNS:
+        print(f"Syncing {dag_id} for the hour ending {RUN_DATE}", flush=True)
+        log_file = home / f"{dag_id}.log"
+        if dags_test(env, dag_id, conf, log_file):
+            raise SystemExit(f"{dag_id} failed; its log: {log_file}")
+        summary = latest_run_summary(home, dag_id)
+        print_summary(summary)
+        print(f"  validation      {summary['validation_report']}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Airflow standalone and every component it started (its process group): TERM, then KILL."""
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    signal_group(process, signal.SIGTERM)
+    while time.monotonic() < deadline:
+        process.poll()  # reaps the leader, so that only living components count
+        if not signal_group(process, 0):
+            return
+        time.sleep(0.2)
+    signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
+def signal_group(process: subprocess.Popen, sig: int) -> bool:
+    """Sends ``sig`` to the process group; false when none of it is left."""
+    try:
+        os.killpg(process.pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@contextmanager
+def running_airflow(home: Path, port: int = 8080, output=None) -> Iterator[RunningAirflow]:
+    """Airflow standalone as described above, its output on ``output`` (a file; default: this console)."""
+    fresh_home(home)
+    url = f"http://localhost:{port}"
+    env = {**airflow_env(home), "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": url,
+           "AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}
+    with running_sandboxes() as sandboxes:
+        print(f"Pipedrive sandbox {sandboxes.pipedrive_url} (state: {sandboxes.pipedrive_url}/_sandbox/state)")
+        print(f"LeadBoxer sandbox {sandboxes.leadboxer_url}")
+        print("Migrating a fresh SQLite Airflow database in", home, flush=True)
+        checked(env, "db", "migrate")
+        store_connections(env, sandboxes)
+        sync_demo_hour(env, home)
+        checked(env, "dags", "reserialize")
+        checked(env, "dags", "pause", "--treat-dag-id-as-regex", "--yes", ".*")
+        # Its own session: Ctrl-C reaches this script only, which stops the whole group in order.
+        process = subprocess.Popen([AIRFLOW, "standalone"], env=env, cwd=ROOT, start_new_session=True,
+                                   stdout=output, stderr=subprocess.STDOUT if output else None)
+        try:
+            yield RunningAirflow(url, home, sandboxes, process)
+        finally:
+            stop(process)
+
+
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow" / "home"))
-    home.mkdir(parents=True, exist_ok=True)
-    env = airflow_env(home)
-    with running_sandboxes() as sandboxes:
-        env.update(sandboxes.connection_env())
-        print(f"Pipedrive sandbox {sandboxes.pipedrive_url} (state: {sandboxes.pipedrive_url}/_sandbox/state)")
-        print(f"LeadBoxer sandbox {sandboxes.leadboxer_url}")
-        print("Trigger leadboxer_pipedrive_activities with a logical date such as 2026-11-20T06:00:00Z to sync "
-              "the sandbox's generated hour [05:00, 06:00).", flush=True)
-        try:
-            return subprocess.call([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, cwd=ROOT)
-        except KeyboardInterrupt:
-            return 0
+    # A closed terminal or a `kill` stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    try:
+        with running_airflow(home) as running:
+            print(f"\nAirflow UI: {running.url} (the login is printed below and kept in {home / PASSWORDS}).\n"
+                  "Connections pipedrive_default and leadboxer_default point at the sandboxes; the hour [05:00, "
+                  f"06:00) of 2026-11-20 is synced. Every DAG is paused: trigger one with the logical date "
+                  f"{RUN_DATE} to sync that hour again. Ctrl-C stops everything.\n", flush=True)
+            return running.process.wait()
+    except KeyboardInterrupt:
+        print("\nStopped Airflow and the sandboxes.")
+        return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import requests
 
+from leadboxer_pipedrive.plugin import report_path
 from scripts.sandboxes import airflow_env, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,16 +89,19 @@ def main() -> int:
                 summary = latest_run_summary(home, dag_id)
                 summaries.setdefault(dag_id, []).append(summary)
                 print_summary(summary)
+                report = report_path(dag_id, summary["run_id"], env["LEADBOXER_PIPEDRIVE_STAGING_URL"])
+                print(f"  validation      {report.path}")
                 print(f"  log             {log_file}")
         state = requests.get(f"{sandboxes.pipedrive_url}/_sandbox/state", timeout=10).json()
     return check_invariants(summaries, state)
 
 
 def latest_run_summary(home: Path, dag_id: str) -> dict:
+    """The summary the DAG's latest run left in the ledger, with its dag_id and run_id."""
     with sqlite3.connect(home / "leadboxer_pipedrive_ledger.sqlite") as db:
-        row = db.execute("SELECT summary FROM lbpd_run WHERE dag_id = ? ORDER BY rowid DESC LIMIT 1",
-                         (dag_id,)).fetchone()
-    return json.loads(row[0])
+        run_id, summary = db.execute("SELECT run_id, summary FROM lbpd_run WHERE dag_id = ? ORDER BY rowid DESC "
+                                     "LIMIT 1", (dag_id,)).fetchone()
+    return {**json.loads(summary), "dag_id": dag_id, "run_id": run_id}
 
 
 def print_summary(summary: dict) -> None:
@@ -115,8 +119,6 @@ def print_summary(summary: dict) -> None:
           f"{summary['rate_limited']} answered 429")
     for task, spent in (summary.get("tokens_spent_on") or {}).items():
         print(f"    {task + ':':<14}{spent}")
-    if summary.get("validation_report"):
-        print(f"  validation      {summary['validation_report']}")
 
 
 def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:

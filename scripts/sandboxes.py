@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PIPEDRIVE_TOKEN = "sandbox-token"
 LEADBOXER_KEY = "sandbox-key"
@@ -25,9 +26,15 @@ def airflow_env(home: Path) -> dict[str, str]:
     return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}", "GX_ANALYTICS_ENABLED": "false",
+            "LEADBOXER_PIPEDRIVE_STAGING_URL": f"file://{home / 'staging'}",
             "PYTHONWARNINGS": QUIET_WARNINGS,
             # Airflow starts its components as `airflow ...` subprocesses: the venv's first.
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+
+
+def _host_and_port(url: str) -> dict[str, str | int]:
+    parts = urlsplit(url)
+    return {"host": f"{parts.scheme}://{parts.hostname}", "port": parts.port}
 
 
 def free_port() -> int:
@@ -41,15 +48,21 @@ class Sandboxes:
     pipedrive_url: str
     leadboxer_url: str
 
-    def connection_env(self, burst_limit: int = 100) -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables pointing the DAGs at these sandboxes."""
+    def connections(self, burst_limit: int = 100) -> dict[str, dict]:
+        """The Airflow connections (id -> fields) pointing the DAGs at these sandboxes. The port is a field of
+        its own, not in the host: Airflow 3.3.2's Test button refuses connections without one."""
         return {
-            "AIRFLOW_CONN_PIPEDRIVE_DEFAULT": json.dumps({
-                "conn_type": "pipedrive", "host": self.pipedrive_url, "password": PIPEDRIVE_TOKEN,
-                "extra": {"burst_limit": burst_limit, "search_burst_limit": 10}}),
-            "AIRFLOW_CONN_LEADBOXER_DEFAULT": json.dumps({
-                "conn_type": "leadboxer", "host": self.leadboxer_url, "password": LEADBOXER_KEY}),
+            "pipedrive_default": {"conn_type": "pipedrive", **_host_and_port(self.pipedrive_url),
+                                  "password": PIPEDRIVE_TOKEN,
+                                  "extra": {"burst_limit": burst_limit, "search_burst_limit": 10}},
+            "leadboxer_default": {"conn_type": "leadboxer", **_host_and_port(self.leadboxer_url),
+                                  "password": LEADBOXER_KEY},
         }
+
+    def connection_env(self, burst_limit: int = 100) -> dict[str, str]:
+        """The same connections as ``AIRFLOW_CONN_*`` variables."""
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields)
+                for conn_id, fields in self.connections(burst_limit).items()}
 
 
 def _start(module: str, args: list[str]) -> tuple[subprocess.Popen, str]:
