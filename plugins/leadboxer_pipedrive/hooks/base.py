@@ -1,7 +1,9 @@
-"""A JSON-over-HTTP hook: one Airflow connection, one ``requests.Session``, retries with tenacity.
+"""A JSON-over-HTTP hook on the HTTP provider's ``HttpHook``: its connection handling (base URL from
+host, scheme and port; ``verify``, ``proxies``, ``cert``, ``trust_env``, ``max_redirects``, ``timeout``
+extras; TCP keep-alive), with our own retry policy on top.
 
 Subclasses set the class attributes (service name, default host, the header that carries the secret)
-and add typed methods on top of :meth:`JsonApiHook.request`.
+and add typed methods on top of :meth:`JsonApiHook.request` and :meth:`JsonApiHook.pages`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 import tenacity
 import urllib3
-from airflow.sdk import BaseHook
+from airflow.providers.http.hooks.http import HttpHook
+from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from leadboxer_pipedrive.exceptions import (
     AmbiguousWriteError,
@@ -24,15 +28,18 @@ from leadboxer_pipedrive.exceptions import (
     ApiUnreachableError,
     TransientApiError,
 )
+from leadboxer_pipedrive.hooks.pagination import Paginator, read_pages
 
 
-class JsonApiHook(BaseHook):
+class JsonApiHook(HttpHook):
     """Base for the LeadBoxer and Pipedrive hooks.
 
-    The connection is read lazily in :meth:`get_conn`: ``host`` is the base URL (with scheme), the
-    ``password`` the secret sent in :attr:`auth_header`; ``extra`` may set ``timeout`` (seconds),
-    ``verify`` (TLS verification, on unless set to false), ``max_attempts`` (tries per call, default 6)
-    and ``backoff_base`` (seconds before the first retry when the server gives no hint, doubling).
+    The connection is read once, lazily, by :meth:`get_conn`, which builds the one session every call
+    goes through (``HttpHook.get_conn`` builds a new one each time). ``host`` is the base URL (https
+    unless it names another scheme), the ``password`` the secret sent in :attr:`auth_header`. Besides
+    ``HttpHook``'s extras, ``extra`` may set ``max_attempts`` (tries per call, default 6) and
+    ``backoff_base`` (seconds before the first retry when the server gives no hint, doubling). Unlike
+    ``HttpHook``, extras are never sent as headers: ours are settings, some of them secret.
     """
 
     service_name: str = "API"
@@ -50,43 +57,72 @@ class JsonApiHook(BaseHook):
     backoff_max: float = 30.0
 
     def __init__(self, conn_id: str | None = None, *, max_attempts: int | None = None,
-                 timeout: float | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.conn_id = conn_id or self.default_conn_name
+                 timeout: float | None = None) -> None:
+        super().__init__(method="GET", http_conn_id=conn_id or self.default_conn_name)
         self._max_attempts_override = max_attempts
         self.max_attempts = max_attempts or self.default_max_attempts
         self._timeout_override = timeout
         self._session: requests.Session | None = None
-        self.base_url = ""
         self.timeout = timeout or self.default_timeout
         self.extras: dict[str, Any] = {}
         self.responses_by_status: dict[int, int] = {}
         self._status_lock = threading.Lock()
         self._conn_lock = threading.RLock()  # the session is built once, whichever thread asks first
 
+    @property
+    def conn_id(self) -> str:
+        return self.http_conn_id
+
     # -- connection -------------------------------------------------------------------------------
-    def get_conn(self) -> requests.Session:
-        """Build (once) the session from the Airflow connection."""
+    def get_conn(self, headers: dict[str, Any] | None = None,
+                 extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """The hook's one session, built from the Airflow connection on first use."""
         with self._conn_lock:
             if self._session is None:
-                self._session = self._new_session()
+                self._session = super().get_conn(headers, extra_options)
             return self._session
 
-    def _new_session(self) -> requests.Session:
-        conn = self.get_connection(self.conn_id)
-        self.extras = dict(conn.extra_dejson or {})
-        self.base_url = self._base_url_from(conn.host or self.default_host, conn.port)
-        auth_headers = self._connection_auth_headers(conn)
+    def _set_base_url(self, connection: Any) -> None:
+        host = connection.host or self.default_host
+        if not host.strip():
+            raise ValueError(f"connection {self.conn_id!r} has no host: set it to the service's base URL")
+        self.base_url = base_url(host, connection.schema, connection.port)
+        self._base_url_initialized = True
+
+    def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
+        """Our settings from the extras, then the secret in its header (never HTTP basic auth)."""
+        self.extras = dict(connection.extra_dejson or {})
         if self._max_attempts_override is None and self.extras.get("max_attempts"):
             self.max_attempts = int(self.extras["max_attempts"])
         if self.extras.get("backoff_base") is not None:
             self.backoff_base = float(self.extras["backoff_base"])
         if self._timeout_override is None and self.extras.get("timeout"):
             self.timeout = float(self.extras["timeout"])
-        session = requests.Session()
-        session.headers.update({"Accept": "application/json", **auth_headers})
-        session.verify = _to_bool(self.extras.get("verify", True))
+        session.auth = None
+        session.headers.update({"Accept": "application/json", **self._connection_auth_headers(connection)})
         return session
+
+    def _configure_session_from_extra(self, session: requests.Session, connection: Any,
+                                      extra_options: dict[str, Any]) -> requests.Session:
+        headers = dict(session.headers)
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        session.headers.clear()  # HttpHook sends every extra it does not know as a header
+        session.headers.update(headers)
+        if isinstance(session.verify, str) and session.verify.strip().lower() in _BOOLEAN_WORDS:
+            session.verify = _BOOLEAN_WORDS[session.verify.strip().lower()]  # else a CA bundle's path
+        return session
+
+    def _configure_session_from_mount_adapters(self, session: requests.Session) -> requests.Session:
+        # HttpHook's keep-alive adapter, with a connection for every request we let be in flight at once.
+        adapter = TCPKeepAliveAdapter(idle=120, count=20, interval=30, pool_connections=4,
+                                      pool_maxsize=self.pool_size())
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def pool_size(self) -> int:
+        """Pooled connections (an extension point: subclasses size it to their concurrency)."""
+        return 10
 
     def _connection_auth_headers(self, conn: Any) -> dict[str, str]:
         """The session's auth headers for ``conn`` (an extension point: the Pipedrive hook adds OAuth 2).
@@ -98,26 +134,18 @@ class JsonApiHook(BaseHook):
         if not secret:
             raise ApiAuthError(self.service_name, "-", "-", None,
                                f"connection {self.conn_id!r} has no password: put the API key/token there")
-        return self._auth_headers(secret)
-
-    def _auth_headers(self, secret: str) -> dict[str, str]:
         return {self.auth_header: secret}
 
-    @staticmethod
-    def _base_url_from(host: str, port: int | None) -> str:
-        host = host.strip().rstrip("/")
-        if not host:
-            raise ValueError("the connection has no host: set it to the service's base URL")
-        if "://" not in host:
-            host = f"https://{host}"
-        if port and host.count(":") < 2:
-            host = f"{host}:{port}"
-        return host
-
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        with self._conn_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def pages(self, path: str, params: dict[str, Any], paginator: Paginator) -> Iterator[list[Any]]:
+        """The rows of every page of a paged read, in order (see :mod:`.pagination`)."""
+        return read_pages(lambda page_params: self.request("GET", path, params=page_params),
+                          self.service_name, path, params, paginator)
 
     # -- requests ---------------------------------------------------------------------------------
     # Answers that say the server did not act on the request: safe to resend even a create.
@@ -242,10 +270,6 @@ class JsonApiHook(BaseHook):
         self.log.warning("%s; retrying (attempt %d of %d) in %.1f s", exc, retry_state.attempt_number + 1,
                          self.max_attempts, retry_state.upcoming_sleep)
 
-    def test_connection(self) -> tuple[bool, str]:
-        raise NotImplementedError
-
-
 def _unreachable_because(exc: requests.RequestException) -> str | None:
     """Why a request could not reach the server at all, when that is no passing trouble: the name does
     not resolve, the connection is refused, TLS fails. None for timeouts and dropped connections."""
@@ -272,10 +296,19 @@ def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
     return cleaned
 
 
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "off")
-    return bool(value)
+def base_url(host: str, scheme: str | None = None, port: int | None = None) -> str:
+    """``host`` as a base URL. Secrets travel in headers: a host without a scheme means https (HttpHook
+    would take http)."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = f"{scheme or 'https'}://{host}"
+    if port and host.count(":") < 2:
+        host = f"{host}:{port}"
+    return host
+
+
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+                  "false": False, "no": False, "off": False, "0": False}
 
 
 __all__ = ["JsonApiHook", "ApiError"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import requests
 
-from leadboxer_pipedrive.exceptions import ApiRequestError
 from leadboxer_pipedrive.hooks.base import JsonApiHook
+from leadboxer_pipedrive.hooks.pagination import NEXT_TOKEN, Paginator
 from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
 
 
@@ -57,18 +57,17 @@ class LeadBoxerHook(JsonApiHook):
         self.leadboxer_conn_id = leadboxer_conn_id
         self._limiter: SlidingWindowLimiter | None = None
 
-    def get_conn(self) -> requests.Session:
+    def get_conn(self, *args: Any, **kwargs: Any) -> requests.Session:
         with self._conn_lock:
-            session = super().get_conn()
+            session = super().get_conn(*args, **kwargs)
             if self._limiter is None:
                 self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
                                                                           self.default_requests_per_second), 1.0)
-                # A pooled connection for every request in flight: the readers' and the lead list's.
-                readers = self._positive_extra("max_concurrency", self.default_max_concurrency)
-                adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(10, readers + 1))
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
             return session
+
+    def pool_size(self) -> int:
+        # A pooled connection for every request in flight: the readers' and the lead list's.
+        return max(10, self._positive_extra("max_concurrency", self.default_max_concurrency) + 1)
 
     def _positive_extra(self, name: str, default: int) -> int:
         value = self.extras.get(name)
@@ -96,29 +95,9 @@ class LeadBoxerHook(JsonApiHook):
             self._limiter.pause(min(self.retry_after_seconds(response) or 1.0, self.backoff_max))
 
     # -- paged reads ------------------------------------------------------------------------------
-    def pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
-        """The ``data`` list of every page of a list endpoint, following ``nextToken``. A token the read
-        has already followed, or one that is not a token, is an error: the read cannot finish, and must
-        not pass for complete."""
-        params = {"limit": self.page_size, **params}
-        followed: set[str] = set()
-        while True:
-            body = self.request("GET", path, params=params)
-            if body is None:  # an empty answer: no rows
-                body = {}
-            if not isinstance(body, dict) or not isinstance(body.get("data"), (list, type(None))):
-                raise ApiRequestError(self.service_name, "GET", path, 200,
-                                      f"the answer is not a page ({{\"data\": [...]}}): {str(body)[:200]}")
-            yield body.get("data") or []
-            token = body.get("nextToken")
-            if token in (None, ""):
-                return
-            if not isinstance(token, (str, int)) or isinstance(token, bool) or str(token) in followed:
-                raise ApiRequestError(self.service_name, "GET", path, 200,
-                                      f"nextToken {str(token)[:40]!r} is repeated or not a token: the list cannot "
-                                      "be read to its end")
-            followed.add(str(token))
-            params = {**params, "nextToken": str(token)}
+    def pages(self, path: str, params: dict[str, Any], paginator: Paginator = NEXT_TOKEN) -> Iterator[list[Any]]:
+        """The ``data`` list of every page of a list endpoint, following ``nextToken``."""
+        return super().pages(path, {"limit": self.page_size, **params}, paginator)
 
     def paginate(self, path: str, params: dict[str, Any]) -> Iterator[Any]:
         """Every row of every page of a list endpoint (see ``pages``)."""

@@ -23,7 +23,8 @@ from leadboxer_pipedrive.exceptions import (
     SyncConfigurationError,
     TransientApiError,
 )
-from leadboxer_pipedrive.hooks.base import JsonApiHook
+from leadboxer_pipedrive.hooks.base import JsonApiHook, base_url
+from leadboxer_pipedrive.hooks.pagination import CURSOR, OFFSET, SEARCH
 from leadboxer_pipedrive.ratelimit import SlidingWindowLimiter
 
 PIPEDRIVE_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
@@ -131,21 +132,24 @@ class PipedriveHook(JsonApiHook):
         self._oauth_lock = threading.RLock()
         self.oauth_refreshes = 0
 
-    def get_conn(self) -> requests.Session:
-        session = super().get_conn()
-        if self._limiter is None:
-            burst = int(self.extras.get("burst_limit", self.default_burst_limit))
-            search_burst = int(self.extras.get("search_burst_limit", self.default_search_burst_limit))
-            window = self.burst_window_seconds + self.limiter_slack_seconds
-            self._limiter = SlidingWindowLimiter(burst, window)
-            self._search_limiter = SlidingWindowLimiter(search_burst, window)
-            # Enough pooled connections for every request the limiter lets be in flight at once
-            # (requests' default of 10 makes a busy load reconnect, and reconnects delay departures
-            # unevenly, which the server sees as bursts).
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, min(burst, 128)))
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        return session
+    def get_conn(self, *args: Any, **kwargs: Any) -> requests.Session:
+        with self._conn_lock:
+            session = super().get_conn(*args, **kwargs)
+            if self._limiter is None:
+                window = self.burst_window_seconds + self.limiter_slack_seconds
+                self._limiter = SlidingWindowLimiter(self._burst_limit(), window)
+                self._search_limiter = SlidingWindowLimiter(
+                    int(self.extras.get("search_burst_limit", self.default_search_burst_limit)), window)
+            return session
+
+    def _burst_limit(self) -> int:
+        return int(self.extras.get("burst_limit", self.default_burst_limit))
+
+    def pool_size(self) -> int:
+        # Enough pooled connections for every request the limiter lets be in flight at once (requests'
+        # default of 10 makes a busy load reconnect, and reconnects delay departures unevenly, which the
+        # server sees as bursts).
+        return max(16, min(self._burst_limit(), 128))
 
     # -- authentication: API token or OAuth 2 ----------------------------------------------------------
     oauth_token_url = PIPEDRIVE_TOKEN_URL
@@ -186,7 +190,7 @@ class PipedriveHook(JsonApiHook):
                        "env_backed": env_backed, **state}
         _mask(self._oauth.get("access_token"), self._oauth.get("refresh_token"))
         if self._oauth.get("api_domain"):
-            self.base_url = self._base_url_from(str(self._oauth["api_domain"]), None)
+            self.base_url = base_url(str(self._oauth["api_domain"]))
         if self._oauth_token_is_fresh():
             return {"Authorization": f"Bearer {self._oauth['access_token']}"}
         return {}  # refreshed before the first call
@@ -271,7 +275,7 @@ class PipedriveHook(JsonApiHook):
         oauth.update(state)
         self.oauth_refreshes += 1
         if state["api_domain"]:
-            self.base_url = self._base_url_from(state["api_domain"], None)
+            self.base_url = base_url(state["api_domain"])
         if self._session is not None:
             self._session.headers["Authorization"] = f"Bearer {state['access_token']}"
         with _OAUTH_MEMORY_LOCK:
@@ -429,52 +433,19 @@ class PipedriveHook(JsonApiHook):
         return body.get("data")
 
     def paginate_v2(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every item of a v2 list, following ``additional_data.next_cursor``."""
-        params = {"limit": self.page_limit, **(params or {})}
-        while True:
-            body = self.request("GET", path, params=params)
-            yield from (body.get("data") or [])
-            cursor = (body.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
-                return
-            params = {**params, "cursor": cursor}
+        """Every item of a v2 list, following ``additional_data.next_cursor``."""
+        for page in self.pages(path, {"limit": self.page_limit, **(params or {})}, CURSOR):
+            yield from page
 
     def paginate_v1(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every item of a v1 list, following offset pagination.
-
-        The official spec puts ``start``/``limit``/``more_items_in_collection`` directly in
-        ``additional_data``; some answers nest them in ``additional_data.pagination``: read either.
-        """
-        params = {"limit": self.page_limit, "start": 0, **(params or {})}
-        while True:
-            body = self.request("GET", path, params=params)
-            items = body.get("data") or []
-            yield from items
-            additional = body.get("additional_data") or {}
-            pagination = additional.get("pagination") or additional
-            if not pagination.get("more_items_in_collection") or not items:
-                return
-            next_start = pagination.get("next_start")
-            if next_start is None:
-                next_start = int(params["start"]) + len(items)
-            params = {**params, "start": int(next_start)}
+        """Every item of a v1 list, following ``start``/``limit`` offsets."""
+        for page in self.pages(path, {"limit": self.page_limit, **(params or {})}, OFFSET):
+            yield from page
 
     # -- persons ------------------------------------------------------------------------------------
     def _search_items(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a v2 search. An answer without an ``items`` list is an error, never "not found"."""
-        items: list[dict[str, Any]] = []
-        params = {**params, "limit": self.page_limit}
-        while True:
-            body = self.request("GET", path, params=params)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, dict) or not isinstance(data.get("items"), list) or \
-                    not all(isinstance(e, dict) and isinstance(e.get("item"), dict) for e in data["items"]):
-                raise ApiError(self.service_name, "GET", path, 200, f"unreadable search answer: {str(body)[:200]}")
-            items.extend(entry["item"] for entry in data["items"])
-            cursor = (body.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
-                return items
-            params = {**params, "cursor": cursor}
+        return [item for page in self.pages(path, {**params, "limit": self.page_limit}, SEARCH) for item in page]
 
     def search_persons_by_email(self, email: str) -> list[dict[str, Any]]:
         """Persons having exactly this email (case-insensitive) among any of their emails."""

@@ -84,7 +84,7 @@ def test_a_token_that_is_not_a_token_is_an_error(leadboxer_conn, monkeypatch):
     hook = fast_hook(leadboxer_conn())
     for token in ({"a": 1}, ["t"], True, 1.5):
         monkeypatch.setattr(hook, "request", lambda *args, token=token, **kwargs: {"data": [1], "nextToken": token})
-        with pytest.raises(ApiRequestError, match="is repeated or not a token"):
+        with pytest.raises(ApiRequestError, match="is not a cursor"):
             list(hook.paginate("/v1/leads", {"site": "s"}))
 
 
