@@ -73,18 +73,23 @@ ON CONFLICT (dataset_id, use_id) DO UPDATE SET lead_id = excluded.lead_id, perso
     org_id = excluded.org_id, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at;
 
 -- name: insert_claim
-INSERT INTO lbpd_claim (claim_key, owner, claimed_ms) VALUES (:claim_key, :owner, :claimed_ms)
+INSERT INTO lbpd_create_claim (claim_key, dag_id, run_id, task_id, try_number, hostname, pid, thread_id, claimed_ms)
+VALUES (:claim_key, :dag_id, :run_id, :task_id, :try_number, :hostname, :pid, :thread_id, :claimed_ms)
 ON CONFLICT (claim_key) DO NOTHING;
 
 -- name: claim_by_key
-SELECT claim_key, owner, claimed_ms FROM lbpd_claim WHERE claim_key = :claim_key;
+SELECT claim_key, dag_id, run_id, task_id, try_number, hostname, pid, thread_id, claimed_ms
+FROM lbpd_create_claim WHERE claim_key = :claim_key;
 
 -- name: take_over_claim
-UPDATE lbpd_claim SET owner = :owner, claimed_ms = :claimed_ms
-WHERE claim_key = :claim_key AND owner = :previous_owner;
+UPDATE lbpd_create_claim SET dag_id = :dag_id, run_id = :run_id, task_id = :task_id, try_number = :try_number,
+    hostname = :hostname, pid = :pid, thread_id = :thread_id, claimed_ms = :claimed_ms
+WHERE claim_key = :claim_key AND claimed_ms = :previous_claimed_ms AND hostname = :previous_hostname
+    AND pid = :previous_pid AND thread_id = :previous_thread_id;
 
 -- name: release_claim
-DELETE FROM lbpd_claim WHERE claim_key = :claim_key AND owner = :owner;
+DELETE FROM lbpd_create_claim WHERE claim_key = :claim_key AND hostname = :hostname AND pid = :pid
+    AND thread_id = :thread_id;
 
 -- name: forget_person
 DELETE FROM lbpd_person WHERE email = :email AND person_id = :person_id;

@@ -89,10 +89,18 @@ CREATE TABLE IF NOT EXISTS lbpd_lead (
 -- Claims: who is creating which Pipedrive record right now. A run claims a key ("person:jane@acme.com",
 -- "org:domain:acme.com", "deal:42", "event:ds:e1", "lead:ds:u1") before it searches or creates, and
 -- releases it once the id is in the ledger, so two runs never create the same record. A claim left by
--- a killed task marks a create that may have happened: whoever takes it over reconciles first.
-CREATE TABLE IF NOT EXISTS lbpd_claim (
+-- a killed task marks a create that may have happened: whoever takes it over reconciles first. The
+-- holder is one thread of one try of a task instance, on one machine and process.
+-- (lbpd_claim, which held the holder as one text, is no longer used.)
+CREATE TABLE IF NOT EXISTS lbpd_create_claim (
     claim_key   TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
+    dag_id      TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    try_number  INTEGER NOT NULL,
+    hostname    TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    thread_id   BIGINT NOT NULL,
     claimed_ms  BIGINT NOT NULL
 );
 

@@ -7,25 +7,31 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from sqlalchemy import bindparam, create_engine, event, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 from leadboxer_pipedrive.sql import load_named_queries, load_script
+
+if TYPE_CHECKING:
+    from leadboxer_pipedrive.loading.claims import ClaimOwner
 
 # IN-lists are sent in chunks: SQLite allows 32,766 parameters, and shorter lists plan faster anyway.
 _CHUNK = 900
 
 
 class LedgerHook(BaseHook):
-    """A SQL database reached through an Airflow connection, holding the ledger tables.
+    """The ledger tables in the SQL database of an Airflow connection, reached through that connection's
+    own hook (``Connection.get_hook()``: ``SqliteHook``, ``PostgresHook``, both ``DbApiHook``).
 
-    ``conn_type`` ``sqlite`` (``host`` = the file path) or ``postgres``. When the connection
-    ``leadboxer_pipedrive_ledger`` is not defined, the ledger is a SQLite file in ``$AIRFLOW_HOME``
-    (fine for one machine; give every worker the same PostgreSQL connection in production).
+    Supported: ``conn_type`` ``sqlite`` (``host`` = the file path) and ``postgres``; any other type fails
+    at the first use naming the two. When the connection ``leadboxer_pipedrive_ledger`` is not defined,
+    the ledger is a SQLite file in ``$AIRFLOW_HOME`` (fine for one machine; give every worker the same
+    PostgreSQL connection in production).
     """
 
     conn_name_attr = "ledger_conn_id"
@@ -36,6 +42,7 @@ class LedgerHook(BaseHook):
     schema_file = "ledger_schema.sql"
     queries_file = "ledger_queries.sql"
     default_sqlite_name = "leadboxer_pipedrive_ledger.sqlite"
+    supported_dialects = ("sqlite", "postgresql")
 
     def __init__(self, ledger_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -54,34 +61,27 @@ class LedgerHook(BaseHook):
             return self._engine
 
     def _new_engine(self) -> Engine:
-        url = self._url()
-        if not str(url).startswith("sqlite"):
-            return create_engine(url, future=True, pool_pre_ping=True)
-        # Loads write from several threads, and runs from several processes: wait for locks instead of
-        # failing, and let readers work while one writer writes (WAL).
-        engine = create_engine(url, future=True, connect_args={"timeout": 60, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # Take the write lock when a transaction starts: a read that later upgrades to a write fails at
-        # once under WAL ("database is locked") instead of waiting its turn.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        return engine
-
-    def _url(self) -> URL | str:
         try:
             conn = self.get_connection(self.ledger_conn_id)
         except AirflowNotFoundException:
-            home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
-            path = home / self.default_sqlite_name
-            self.log.info("Connection %r is not defined: using the SQLite ledger %s",
-                          self.ledger_conn_id, path)
-            return f"sqlite:///{path}"
-        if conn.conn_type == "sqlite":
-            return f"sqlite:///{conn.host}"
-        if conn.conn_type in ("postgres", "postgresql"):
-            return URL.create("postgresql+psycopg2", username=conn.login, password=conn.password,
-                              host=conn.host, port=conn.port, database=conn.schema)
-        raise ValueError(f"ledger connection {self.ledger_conn_id!r}: conn_type {conn.conn_type!r} is "
-                         "not supported (use sqlite or postgres)")
+            path = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / self.default_sqlite_name
+            self.log.info("Connection %r is not defined: using the SQLite ledger %s", self.ledger_conn_id, path)
+            return _sqlite_engine(f"sqlite:///{path}")
+        db_hook = self._db_hook(conn)
+        if db_hook.dialect_name == "sqlite":
+            return _sqlite_engine(db_hook.get_uri())
+        return db_hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True})
+
+    def _db_hook(self, conn: Any) -> DbApiHook:
+        unsupported = (f"ledger connection {self.ledger_conn_id!r}: conn_type {conn.conn_type!r} is not supported "
+                       "(use sqlite or postgres)")
+        try:
+            db_hook = conn.get_hook()
+        except Exception as exc:  # noqa: BLE001 - an unknown type, or its provider is not installed
+            raise ValueError(f"{unsupported}: {exc}") from None
+        if not isinstance(db_hook, DbApiHook) or db_hook.dialect_name not in self.supported_dialects:
+            raise ValueError(unsupported)
+        return db_hook
 
     def ensure_schema(self) -> None:
         if self._schema_ready:
@@ -240,19 +240,26 @@ class LedgerHook(BaseHook):
         self.write("delete_leadboxer_reads_before", {"dataset_id": dataset_id, "before": before_iso})
 
     # -- claims -----------------------------------------------------------------------------------
-    def insert_claim(self, claim_key: str, owner: str, claimed_ms: int) -> bool:
-        return self.write("insert_claim", {"claim_key": claim_key, "owner": owner, "claimed_ms": claimed_ms}) == 1
+    def insert_claim(self, claim_key: str, owner: ClaimOwner, claimed_ms: int) -> bool:
+        return self.write("insert_claim", {"claim_key": claim_key, **owner.as_row(), "claimed_ms": claimed_ms}) == 1
 
-    def get_claim(self, claim_key: str) -> dict[str, Any] | None:
+    def get_claim(self, claim_key: str) -> tuple[ClaimOwner, int] | None:
+        """The claim's holder and when it was taken (epoch ms), or None when nobody holds it."""
+        from leadboxer_pipedrive.loading.claims import ClaimOwner
+
         rows = self.fetch("claim_by_key", claim_key=claim_key)
-        return rows[0] if rows else None
+        return (ClaimOwner.from_row(rows[0]), int(rows[0]["claimed_ms"])) if rows else None
 
-    def take_over_claim(self, claim_key: str, owner: str, previous_owner: str, claimed_ms: int) -> bool:
-        return self.write("take_over_claim", {"claim_key": claim_key, "owner": owner,
-                                              "previous_owner": previous_owner, "claimed_ms": claimed_ms}) == 1
+    def take_over_claim(self, claim_key: str, owner: ClaimOwner, previous: ClaimOwner, previous_claimed_ms: int,
+                        claimed_ms: int) -> bool:
+        return self.write("take_over_claim", {
+            "claim_key": claim_key, **owner.as_row(), "claimed_ms": claimed_ms,
+            "previous_claimed_ms": previous_claimed_ms, "previous_hostname": previous.hostname,
+            "previous_pid": previous.pid, "previous_thread_id": previous.thread_id}) == 1
 
-    def release_claim(self, claim_key: str, owner: str) -> None:
-        self.write("release_claim", {"claim_key": claim_key, "owner": owner})
+    def release_claim(self, claim_key: str, owner: ClaimOwner) -> None:
+        self.write("release_claim", {"claim_key": claim_key, "hostname": owner.hostname, "pid": owner.pid,
+                                     "thread_id": owner.thread_id})
 
     def forget(self, what: str, **key: Any) -> None:
         """Drop a mapping found stale (the record was deleted or merged in Pipedrive)."""
@@ -266,6 +273,17 @@ class LedgerHook(BaseHook):
 
     def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.fetch("recent_runs", limit=limit)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    """Loads write from several threads, and runs from several processes: wait for locks instead of
+    failing, and let readers work while one writer writes (WAL). The write lock is taken when a
+    transaction starts: a read that later upgrades to a write fails at once under WAL ("database is
+    locked") instead of waiting its turn."""
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

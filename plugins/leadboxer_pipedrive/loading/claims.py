@@ -19,46 +19,55 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from leadboxer_pipedrive.exceptions import ApiError, TransientApiError
 
 
 @dataclass(frozen=True)
 class ClaimOwner:
-    """Who holds a claim: one thread of one try of one task instance."""
+    """Who holds a claim: one thread of one try of one task instance, on one machine and process (a row
+    of ``lbpd_create_claim``)."""
 
     dag_id: str
     run_id: str
     task_id: str
     try_number: int
+    hostname: str = ""
+    pid: int = 0
+    thread_id: int = 0
 
-    @property
-    def task_key(self) -> str:
-        return f"{self.dag_id}|{self.run_id}|{self.task_id}"
+    def in_this_thread(self) -> ClaimOwner:
+        """This task try, as held by the calling thread of this process."""
+        return replace(self, hostname=socket.gethostname(), pid=os.getpid(), thread_id=threading.get_ident())
 
-    def for_thread(self) -> str:
-        return f"{self.task_key}|{self.try_number}|{threading.get_ident()}|{socket.gethostname()}|{os.getpid()}"
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ClaimOwner:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
 
-def _holder_process_is_gone(holder: str) -> bool:
-    """True when the holder ran on this machine and its process no longer exists (killed task)."""
-    parts = holder.split("|")
-    if len(parts) < 7 or parts[5] != socket.gethostname():
-        return False  # another machine: only staleness can tell
-    try:
-        pid = int(parts[6])
-    except ValueError:
+    def is_earlier_try_of(self, other: ClaimOwner) -> bool:
+        return ((self.dag_id, self.run_id, self.task_id) == (other.dag_id, other.run_id, other.task_id)
+                and self.try_number != other.try_number)
+
+    def process_is_gone(self) -> bool:
+        """True when the holder ran on this machine and its process no longer exists (killed task)."""
+        if self.hostname != socket.gethostname() or self.pid == os.getpid():
+            return False  # another machine: only staleness can tell
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+
+    def __str__(self) -> str:
+        return (f"{self.dag_id}/{self.run_id}/{self.task_id} try {self.try_number} "
+                f"(pid {self.pid} on {self.hostname})")
 
 
 class ClaimTimeout(TransientApiError):
@@ -91,7 +100,7 @@ class ClaimManager:
         Yields None for a fresh claim, or, when it took over an abandoned one, the epoch-ms time that
         claim was taken: the earlier holder may have created the record since then, so reconcile.
         """
-        me = self.owner.for_thread()
+        me = self.owner.in_this_thread()
         takeover = self._acquire(key, me)
         try:
             yield takeover
@@ -109,7 +118,7 @@ class ClaimManager:
         else:
             self.ledger.release_claim(key, me)
 
-    def _acquire(self, key: str, me: str) -> int | None:
+    def _acquire(self, key: str, me: ClaimOwner) -> int | None:
         deadline = self._clock() + self.wait_timeout
         while True:
             if self.ledger.insert_claim(key, me, self._now_ms()):
@@ -117,15 +126,12 @@ class ClaimManager:
             held = self.ledger.get_claim(key)
             if held is None:
                 continue  # released between our insert and our read: try again at once
-            holder = held["owner"]
-            earlier_try_of_this_task = (holder.startswith(self.owner.task_key + "|")
-                                        and holder.split("|")[3] != str(self.owner.try_number))
-            stale = (self._now_ms() - int(held["claimed_ms"]) > self.stale_after * 1000
-                     or _holder_process_is_gone(holder))
-            if earlier_try_of_this_task or stale:
-                if self.ledger.take_over_claim(key, me, holder, self._now_ms()):
+            holder, claimed_ms = held
+            stale = self._now_ms() - claimed_ms > self.stale_after * 1000 or holder.process_is_gone()
+            if holder.is_earlier_try_of(me) or stale:
+                if self.ledger.take_over_claim(key, me, holder, claimed_ms, self._now_ms()):
                     self._sleep(self.settle_seconds)  # the holder's last create may still be landing
-                    return int(held["claimed_ms"])
+                    return claimed_ms
                 continue  # someone else took it over first
             if self._clock() > deadline:
                 raise ClaimTimeout("ledger", "claim", key, None,

@@ -62,3 +62,27 @@ def test_missing_connection_falls_back_to_a_sqlite_file_in_airflow_home(monkeypa
     hook.remember_organization("domain:acme.com", 3, "Acme")
     assert (tmp_path / LedgerHook.default_sqlite_name).exists()
     assert hook.organizations_by_key(["domain:acme.com"])["domain:acme.com"]["org_id"] == 3
+
+
+@pytest.mark.parametrize("conn", [
+    {"conn_type": "mysql", "host": "db.example.com"},  # a type whose provider is not installed
+    {"conn_type": "http", "host": "https://example.com"},  # a hook that is not a SQL database's
+])
+def test_a_ledger_connection_of_another_type_fails_naming_the_supported_ones(conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_OTHER_LEDGER", json.dumps(conn))
+    with pytest.raises(ValueError, match=rf"ledger connection 'other_ledger': conn_type '{conn['conn_type']}' is not "
+                                         r"supported \(use sqlite or postgres\)"):
+        LedgerHook("other_ledger").get_conn()
+
+
+def test_the_engine_comes_from_the_connections_own_hook(monkeypatch, tmp_path):
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    made = []
+    original = SqliteHook.get_uri
+    monkeypatch.setattr(SqliteHook, "get_uri", lambda self: made.append(self) or original(self))
+    monkeypatch.setenv("AIRFLOW_CONN_FILE_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "l.db")}))
+    hook = LedgerHook("file_ledger")
+    hook.remember_person("jane@acme.com", 11, None)
+    assert made and (tmp_path / "l.db").exists()
+    hook.get_conn().dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from leadboxer_pipedrive.hooks.ledger import LedgerHook
@@ -40,7 +42,7 @@ def test_a_fresh_claim_is_not_a_takeover_and_is_released(ledger):
 def test_a_retry_of_the_same_task_takes_over_at_once_and_learns_when(ledger):
     clock = Clock()
     first = manager(ledger, clock)
-    first._acquire("k", first.owner.for_thread())  # then the process dies: never released
+    first._acquire("k", first.owner.in_this_thread())  # then the process dies: never released
     claimed_at = int(clock.now * 1000)
     clock.now += 5
     with manager(ledger, clock, try_number=2).claim("k") as takeover:
@@ -50,7 +52,7 @@ def test_a_retry_of_the_same_task_takes_over_at_once_and_learns_when(ledger):
 def test_a_takeover_lets_the_holders_last_request_land_before_the_taker_reconciles(ledger):
     clock = Clock()
     first = manager(ledger, clock)
-    first._acquire("k", first.owner.for_thread())
+    first._acquire("k", first.owner.in_this_thread())
     with manager(ledger, clock, try_number=2, settle_seconds=8.0).claim("k") as takeover:
         assert takeover is not None and clock.now == 1_000_008.0
     with manager(ledger, clock, try_number=3, settle_seconds=8.0).claim("k") as fresh:
@@ -60,8 +62,8 @@ def test_a_takeover_lets_the_holders_last_request_land_before_the_taker_reconcil
 def test_another_run_waits_then_times_out_while_the_holder_is_alive(ledger):
     clock = Clock()
     holder = manager(ledger, clock, run="r1")
-    holder._acquire("k", holder.owner.for_thread())
-    with pytest.raises(ClaimTimeout, match="held by dag\\|r1"):
+    holder._acquire("k", holder.owner.in_this_thread())
+    with pytest.raises(ClaimTimeout, match="held by dag/r1/load try 1"):
         with manager(ledger, clock, run="r2", wait_timeout=10, stale_after=300).claim("k"):
             pass
 
@@ -69,7 +71,7 @@ def test_another_run_waits_then_times_out_while_the_holder_is_alive(ledger):
 def test_another_run_takes_over_an_abandoned_claim_once_stale(ledger):
     clock = Clock()
     holder = manager(ledger, clock, run="r1")
-    holder._acquire("k", holder.owner.for_thread())
+    holder._acquire("k", holder.owner.in_this_thread())
     with manager(ledger, clock, run="r2", wait_timeout=1000, stale_after=60).claim("k") as takeover:
         assert takeover is not None
         assert clock.now >= 1_000_060
@@ -78,11 +80,12 @@ def test_another_run_takes_over_an_abandoned_claim_once_stale(ledger):
 def test_a_claim_of_a_dead_process_on_this_machine_is_taken_over_at_once(ledger):
     import subprocess
     import sys
+    from dataclasses import replace
 
     clock = Clock()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     holder = manager(ledger, clock, run="r1")
-    owner = holder.owner.for_thread().rsplit("|", 1)[0] + "|" + dead.stdout.strip()
+    owner = replace(holder.owner.in_this_thread(), pid=int(dead.stdout))
     ledger.insert_claim("k", owner, int(clock.now * 1000))
     with manager(ledger, clock, run="r2", wait_timeout=5, stale_after=300).claim("k") as takeover:
         assert takeover is not None and clock.now == 1_000_000.0  # no waiting
@@ -100,7 +103,7 @@ def test_a_claim_is_released_only_when_nothing_may_have_been_written(ledger):
         raise AmbiguousWriteError("Pipedrive", "POST", "/api/v2/persons", None, "no answer")
     assert ledger.get_claim("kept") is not None
     first = manager(ledger, clock)
-    first._acquire("taken over", first.owner.for_thread())  # then the process dies
+    first._acquire("taken over", first.owner.in_this_thread())  # then the process dies
     with pytest.raises(TransientApiError), manager(ledger, clock, try_number=2).claim("taken over") as takeover:
         assert takeover is not None
         raise busy  # the reconcile's look failed: the next holder must reconcile again
@@ -109,3 +112,17 @@ def test_a_claim_is_released_only_when_nothing_may_have_been_written(ledger):
     with pytest.raises(TransientApiError), manager(ledger, clock).claim("kept too"):
         raise busy
     assert ledger.get_claim("kept too") is not None
+
+
+def test_a_claims_holder_is_stored_in_columns_the_ledger_can_query(ledger):
+    from sqlalchemy import text
+
+    clock = Clock()
+    holder = manager(ledger, clock, run="r|1")  # a run id may hold any character
+    with holder.claim("person:a@b.co"):
+        with ledger.get_conn().connect() as db:
+            row = db.execute(text("SELECT run_id, task_id, try_number, pid FROM lbpd_create_claim "
+                                  "WHERE claim_key = 'person:a@b.co'")).one()
+        assert tuple(row) == ("r|1", holder.owner.task_id, holder.owner.try_number, os.getpid())
+        stored, _ = ledger.get_claim("person:a@b.co")
+        assert stored == holder.owner.in_this_thread()
