@@ -152,8 +152,7 @@ class ActivityLoader:
             self._record(found, None, person, deal_id, activity_ids=[created[e] for e in found["event_id"]])
             result.count_rows(found, "pushed", "retries_pushed")
             result.count("reconciled_activities", len(found))
-            with result._lock:
-                result.pushed_ids.extend(found["event_id"])
+            result.mark_pushed(found["event_id"])
         return rows[~rows["event_id"].isin(created)]
 
     def _create_activity(self, unit: pd.DataFrame, person: Person, deal_id: int | None,
@@ -196,8 +195,7 @@ class ActivityLoader:
         self._record(unit, activity["id"], person, deal_id)
         result.count_rows(unit, "pushed", "retries_pushed")
         result.count("activities_created")
-        with result._lock:
-            result.pushed_ids.extend(unit["event_id"])
+        result.mark_pushed(unit["event_id"])
 
     def _record(self, unit: pd.DataFrame, activity_id: int | None, person: Person, deal_id: int | None, *,
                 activity_ids: list[int] | None = None) -> None:

@@ -56,6 +56,16 @@ class LoadResult:
             else:
                 self.counts[key] += amount
 
+    def mark_pushed(self, record_ids) -> None:
+        """Thread-safe: these records are in Pipedrive (pushed now, earlier, or found there)."""
+        with self._lock:
+            self.pushed_ids.extend(record_ids)
+
+    def add_refusals(self, record_ids, reason: str) -> None:
+        """Thread-safe: Pipedrive refused these records, for this reason."""
+        with self._lock:
+            self.refusals.extend({"record_id": record_id, "reason": reason} for record_id in record_ids)
+
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "pushed": self.pushed, "already_pushed": self.already_pushed,
                 "refused": self.refused, **dict(sorted(self.counts.items()))}
@@ -97,8 +107,7 @@ def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Dat
     result.count_rows(rows, "refused", "retries_refused")
     if quarantined:
         result.count("quarantined", quarantined)
-    with result._lock:
-        result.refusals.extend({"record_id": record_id, "reason": reason} for record_id in ids)
+    result.add_refusals(ids, reason)
 
 
 def pending_retries(ledger, settings: LoadSettings, entity: str, exclude: set[str]) -> pd.DataFrame:

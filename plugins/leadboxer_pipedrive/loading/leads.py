@@ -145,53 +145,57 @@ class LeadLoader:
 
     def _push_lead(self, row: pd.Series, known: dict | None, resolver: PipedriveResolver,
                    result: LoadResult) -> None:
-        org_id = resolver.organization(row) if self.link_to in ("organization", "both") else None
-        person_id = None
-        if self.link_to in ("person", "both") and is_present(row["email"]):
-            person = resolver.person(row["email"], row, link_organization=self.link_to == "both")
-            person_id = person.person_id
-            if self.link_to == "both" and org_id is None:
-                org_id = person.org_id
-        body = self.lead_body(row, person_id, org_id)
+        person_id, org_id = self._links(row, resolver)
         fingerprint = lead_fingerprint(row, person_id, org_id, self.label_names, self.custom_fields, self.owner_id)
         retry = bool(row.get("_retry", False))
-        if known and known["fingerprint"] == fingerprint:
-            result.count("retries_already_pushed" if retry else "already_pushed")
-            result.count("leads_unchanged")
-            with result._lock:
-                result.pushed_ids.append(row["use_id"])
-            return
         dataset, use_id = self.settings.dataset_id, row["use_id"]
-        marker = f"leadboxer:{use_id}"
+        if known and known["fingerprint"] == fingerprint:
+            _count_unchanged(result, retry)
+            result.mark_pushed([use_id])
+            return
         with self.claims.claim(f"lead:{dataset}:{use_id}") as takeover:
             known = self.ledger.leads_by_use_id(dataset, [use_id]).get(use_id)  # another run may have done it
             if known and known["fingerprint"] == fingerprint:
-                result.count("retries_already_pushed" if retry else "already_pushed")
-                result.count("leads_unchanged")
+                _count_unchanged(result, retry)
                 return
-            lead_id = known["lead_id"] if known else None
-            if lead_id is None and takeover is not None:
-                # A killed try may have created it: leads carry our marker in origin_id.
-                links = {"person_id": person_id} if person_id else {"organization_id": org_id}
-                lead_id = next((lead["id"] for lead in self.pipedrive.list_leads(**links)
-                                if lead.get("origin_id") == marker), None)
-                result.count("reconciled_lookups")
-            if lead_id:
-                lead = self.pipedrive.update_lead(lead_id, {**body, "person_id": person_id,
-                                                            "organization_id": org_id})
-                result.count("leads_updated")
-            else:
-                links = {"person_id": person_id} if person_id else {"organization_id": org_id}
-                lead = resolver.create_or_reconcile(
-                    lambda: self.pipedrive.create_lead({**body, "origin_id": marker}),
-                    lambda _since: next((lead for lead in self.pipedrive.list_leads(**links)
-                                         if lead.get("origin_id") == marker), None))
-                result.count("leads_created")
+            lead = self._write_lead(row, known, person_id, org_id, takeover, resolver, result)
             self.ledger.remember_lead(dataset_id=dataset, use_id=use_id, lead_id=lead["id"],
                                       person_id=person_id, org_id=org_id, fingerprint=fingerprint)
         result.count("retries_pushed" if retry else "pushed")
-        with result._lock:
-            result.pushed_ids.append(use_id)
+        result.mark_pushed([use_id])
+
+    def _links(self, row: pd.Series, resolver: PipedriveResolver) -> tuple[int | None, int | None]:
+        """The (person id, organization id) the lead is linked to, as ``link_to`` says."""
+        org_id = resolver.organization(row) if self.link_to in ("organization", "both") else None
+        if self.link_to not in ("person", "both") or not is_present(row["email"]):
+            return None, org_id
+        person = resolver.person(row["email"], row, link_organization=self.link_to == "both")
+        if self.link_to == "both" and org_id is None:
+            org_id = person.org_id
+        return person.person_id, org_id
+
+    def _write_lead(self, row: pd.Series, known: dict | None, person_id: int | None, org_id: int | None,
+                    takeover: int | None, resolver: PipedriveResolver, result: LoadResult) -> dict[str, Any]:
+        """Update the lead the ledger (or, after a takeover, our marker) knows, else create it."""
+        body = self.lead_body(row, person_id, org_id)
+        marker = f"leadboxer:{row['use_id']}"
+        links = {"person_id": person_id} if person_id else {"organization_id": org_id}
+
+        def marked_lead(_since=None) -> dict[str, Any] | None:
+            return next((lead for lead in self.pipedrive.list_leads(**links) if lead.get("origin_id") == marker), None)
+        lead_id = known["lead_id"] if known else None
+        if lead_id is None and takeover is not None:
+            # A killed try may have created it: leads carry our marker in origin_id.
+            lead_id = (marked_lead() or {}).get("id")
+            result.count("reconciled_lookups")
+        if lead_id:
+            lead = self.pipedrive.update_lead(lead_id, {**body, "person_id": person_id, "organization_id": org_id})
+            result.count("leads_updated")
+            return lead
+        lead = resolver.create_or_reconcile(lambda: self.pipedrive.create_lead({**body, "origin_id": marker}),
+                                            marked_lead)
+        result.count("leads_created")
+        return lead
 
     def lead_body(self, row: pd.Series, person_id: int | None, org_id: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"title": row["title"]}
@@ -244,15 +248,7 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
     planner.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
     orgs = ledger.organizations_by_key(leads["org_key"].dropna().unique().tolist())
     for _, row in leads.iterrows():
-        org_id = None
-        if link_to in ("organization", "both") and planner.organization(row):
-            org_id = (orgs.get(row["org_key"]) or {}).get("org_id")
-        person_id = None
-        if link_to in ("person", "both") and is_present(row["email"]):
-            known, _ = planner.person(row["email"], row, link_organization=link_to == "both")
-            person_id = (known or {}).get("person_id")
-            if link_to == "both" and org_id is None and known:
-                org_id = known.get("org_id")
+        person_id, org_id = _planned_links(planner, orgs, row, link_to)
         known_lead = known_leads.get(row["use_id"])
         fingerprint = lead_fingerprint(row, person_id, org_id, label_names, custom_fields or {}, owner_id)
         if known_lead and known_lead["fingerprint"] == fingerprint:
@@ -266,3 +262,22 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
             plan.sample("leads", {"title": row["title"], "email": row.get("email"),
                                   "organization": row.get("org_name")})
     return plan
+
+
+def _planned_links(planner, orgs: dict[str, dict[str, Any]], row: pd.Series,
+                   link_to: str) -> tuple[int | None, int | None]:
+    """The (person id, organization id) the ledger already knows for the lead (None: to be created)."""
+    org_id = None
+    if link_to in ("organization", "both") and planner.organization(row):
+        org_id = (orgs.get(row["org_key"]) or {}).get("org_id")
+    if link_to not in ("person", "both") or not is_present(row["email"]):
+        return None, org_id
+    known, _ = planner.person(row["email"], row, link_organization=link_to == "both")
+    if link_to == "both" and org_id is None and known:
+        org_id = known.get("org_id")
+    return (known or {}).get("person_id"), org_id
+
+
+def _count_unchanged(result: LoadResult, retry: bool) -> None:
+    result.count("retries_already_pushed" if retry else "already_pushed")
+    result.count("leads_unchanged")
