@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
@@ -69,10 +70,10 @@ ACTIVITY_COLUMNS = [
 
 
 def html_escape(values: pd.Series) -> pd.Series:
-    """Vectorised ``html.escape(value, quote=True)``."""
+    """Vectorised ``html.escape(value, quote=True)``, and no ``[[`` (see ``event_marker``)."""
     return (values.str.replace("&", "&amp;", regex=False).str.replace("<", "&lt;", regex=False)
             .str.replace(">", "&gt;", regex=False).str.replace('"', "&quot;", regex=False)
-            .str.replace("'", "&#x27;", regex=False))
+            .str.replace("'", "&#x27;", regex=False).str.replace(_OPENS_MARKER, "[ ", regex=True))
 
 
 def clip(values: pd.Series, limit: int = MAX_TEXT) -> pd.Series:
@@ -224,23 +225,33 @@ def activity_note(frame: pd.DataFrame) -> pd.Series:
 
 def lead_card_line(url: str | None) -> str:
     """The note line linking the lead's LeadBoxer card (``url``: a ``safe_url``; none: no line)."""
-    return "" if pd.isna(url) else f'<p><a href="{html.escape(str(url))}">Open the lead card in LeadBoxer</a></p>'
+    if pd.isna(url):
+        return ""
+    return f'<p><a href="{_OPENS_MARKER.sub("[ ", html.escape(str(url)))}">Open the lead card in LeadBoxer</a></p>'
 
 
 # Every note sent ends with its event's marker: how the loader finds an activity again in Pipedrive
-# (after a killed try or a create whose answer was lost) and knows which event it holds. Read without
-# its markup, which Pipedrive may rewrite in the notes it returns.
-_MARKER_RE = re.compile(r"LeadBoxer event ([^<\s]+)")
+# (after a killed try or a create whose answer was lost) and knows which event it holds. The id sits
+# between "[[" and "]]", percent-encoded, and every text a note holds has its "[[" split ("[ ["), so
+# only markers hold one: a page title spelling a marker is not read as one, and the marker reads the
+# same whatever Pipedrive does to the note's markup (tags, entities, whitespace).
+_OPENS_MARKER = re.compile(r"\[(?=\[)")
+_MARKER_RE = re.compile(r"LeadBoxer event \[\[([^\]\s<>]+)\]\]")
 
 
 def event_marker(event_id: str) -> str:
     """The note line naming ``event_id`` (read back by ``event_ids_in_note``)."""
-    return f"<p><small>LeadBoxer event {html.escape(str(event_id))}</small></p>"
+    return f"<p><small>LeadBoxer event [[{quote(str(event_id), safe='')}]]</small></p>"
 
 
 def event_ids_in_note(note: str | None) -> list[str]:
     """The event ids whose markers a note holds."""
-    return [html.unescape(match) for match in _MARKER_RE.findall(note or "")]
+    return [unquote(match) for match in _MARKER_RE.findall(note or "")]
+
+
+def _legacy_marker(event_id: str) -> str:
+    """The marker notes had before it was unambiguous (rows staged or queued for a retry then)."""
+    return f"<p><small>LeadBoxer event {html.escape(str(event_id))}</small></p>"
 
 
 def activity_subjects(rows: pd.DataFrame) -> pd.Series:
@@ -310,11 +321,14 @@ def activity_fields(unit: pd.DataFrame) -> pd.Series:
 
 def _sent_note(note, event_id, card_url=None) -> str:
     """An activity row's note as sent: ``note``, the lead-card line (``card_url``) and the event's
-    marker. A note that ends with that marker already (rows staged, or queued for a retry, by versions
-    that wrote the whole note up front) is sent as it is: the text inside a note is escaped, so only a
-    marker can end with its markup."""
-    note, marker = _text(note), event_marker(event_id)
-    return note if note.endswith(marker) else note + lead_card_line(card_url) + marker
+    marker. A note that ends with a marker already (rows staged, or queued for a retry, by versions
+    that wrote the whole note up front) keeps its card and gets today's marker."""
+    note, marker, legacy = _text(note), event_marker(event_id), _legacy_marker(event_id)
+    if note.endswith(marker):
+        return note
+    if note.endswith(legacy):
+        return note[:-len(legacy)] + marker
+    return note + lead_card_line(card_url) + marker
 
 
 def _text(value) -> str:

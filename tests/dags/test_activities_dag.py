@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from leadboxer_pipedrive.transforms import event_ids_in_note
 from sandbox.leadboxer import synced_events
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def test_one_hour_lands_as_one_activity_per_valid_event(run_dag, pipedrive_sandb
     for event_id, activity_id in pushed.items():
         activity = activity_by_id[activity_id]
         assert expected[event_id] in email_of_person[activity["person_id"]]
-        assert f"LeadBoxer event {event_id}" in activity["note"]
+        assert event_id in event_ids_in_note(activity["note"])
         person = persons[activity["person_id"]]
         assert activity.get("org_id") == person.get("org_id")
         assert activity.get("deal_id") is not None
@@ -133,6 +134,6 @@ def test_an_hour_that_fails_after_its_retries_is_restored_by_clear_and_rerun(
     start_ms, end_ms = 1795150800000, 1795154400000
     expected = expected_valid_events(leadboxer_sandbox.data, start_ms, end_ms)
     activities = pipedrive_sandbox.state()["activities"]
-    markers = Counter(e for a in activities for e in expected if f"LeadBoxer event {e}<" in a["note"])
+    markers = Counter(e for a in activities for e in set(event_ids_in_note(a["note"])) & set(expected))
     assert set(markers) == set(expected) and set(markers.values()) == {1}
     assert len(activities) == len(expected)

@@ -36,7 +36,6 @@ ACTIVITIES, LEADS = "leadboxer_pipedrive_activities", "leadboxer_pipedrive_leads
 RUN_END = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)  # the interval [05:00, 06:00)
 SEGMENT_ID = 1
 MAX_TEXT = 255
-_MARKER = re.compile(r"LeadBoxer event ([^<\s]+)")
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
 
@@ -138,9 +137,9 @@ def rejections(hostile, dag_id: str, entity: str) -> dict[str, list[str]]:
 
 
 def markers(activity: dict) -> list[str]:
-    import html
+    from leadboxer_pipedrive.transforms import event_ids_in_note
 
-    return [html.unescape(m) for m in _MARKER.findall(activity.get("note") or "")]
+    return event_ids_in_note(activity.get("note"))
 
 
 # -- the tests ------------------------------------------------------------------------------------------

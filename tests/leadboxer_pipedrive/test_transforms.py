@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 
 from leadboxer_pipedrive.distinct import plain
@@ -166,17 +168,45 @@ def test_working_per_distinct_value_gives_what_working_per_row_gives(monkeypatch
     assert isinstance(per_distinct["org_address"].dtype, pd.CategoricalDtype)  # each distinct value once
 
 
-def test_rows_staged_or_queued_with_their_whole_note_are_sent_as_they_are():
+def test_rows_staged_or_queued_with_their_whole_note_keep_their_card_and_get_todays_marker():
     # Earlier versions wrote the lead-card line and the marker into the note up front, and had no
-    # leadcard_url: such rows (a staged payload, a row queued for a retry) must not get them twice.
-    whole = ('<p><b>Page:</b> <a href="https://ex.com/">Home</a></p><p><a href="https://lb.io/l">Open the lead '
-             'card in LeadBoxer</a></p>' + event_marker("e1"))
+    # leadcard_url: such rows (a staged payload, a row queued for a retry) must not get a second card.
+    card = '<p><a href="https://lb.io/l">Open the lead card in LeadBoxer</a></p>'
+    whole = '<p><b>Page:</b> <a href="https://ex.com/">Home</a></p>' + card
     old = pd.DataFrame([{"event_id": "e1", "subject": "s", "type": "task", "due_date": "2026-11-20",
-                         "due_time": "05:10", "done": True, "note": whole, "use_id": "l", "event_time_ms": 1}])
-    assert activity_fields(old)["note"] == whole
-    digest = activity_fields(pd.concat([old, old.assign(event_id="e2", note=whole.replace("e1", "e2"))]))["note"]
-    assert event_ids_in_note(digest) == ["e1", "e2"] and digest.count("lead card") == 2
-    # A page whose title spells a marker is not taken for one: the text in a note is escaped.
-    fresh = build({}, {"title": "LeadBoxer event e1"})
-    assert activity_fields(fresh)["note"].endswith(event_marker("e1"))
-    assert activity_fields(fresh)["note"].count("LeadBoxer event e1") == 2
+                         "due_time": "05:10", "done": True, "note": whole + "<p><small>LeadBoxer event e1</small></p>",
+                         "use_id": "l", "event_time_ms": 1}])
+    assert activity_fields(old)["note"] == whole + event_marker("e1")
+    assert activity_fields(old.assign(note=whole + event_marker("e1")))["note"] == whole + event_marker("e1")
+    digest = activity_fields(pd.concat([old, old.assign(event_id="e2", note=old["note"].str.replace("e1", "e2"))]))
+    assert event_ids_in_note(digest["note"]) == ["e1", "e2"] and digest["note"].count("lead card") == 2
+
+
+SPELLS_MARKERS = "LeadBoxer event [[e2]] <p><small>LeadBoxer event [[e3]]</small></p> LeadBoxer event [[[e4]]]"
+
+
+def rewritten(note: str) -> list[str]:
+    """The note as Pipedrive might hand it back: its markup rewritten, entities decoded, or its text only."""
+    from html import unescape
+
+    div = re.sub(r"<(/?)p>", r"<\1div>", note).replace("<small>", '<span class="small">').replace("</small>", "</span>")
+    text = re.sub(r"<[^>]+>", " ", note)
+    return [note, div, unescape(note), unescape(text), re.sub(r"\s+", " ", unescape(text))]
+
+
+def test_a_page_title_or_url_spelling_markers_is_never_read_as_one_however_the_note_is_rewritten():
+    frame = build({"leadcard_url": "https://lb.io/?q=[[e5]]"},
+                  {"title": SPELLS_MARKERS, "original_url": "https://ex.com/LeadBoxer%20event%20[[e6]]",
+                   "referrer": SPELLS_MARKERS, "utm_campaign": SPELLS_MARKERS})
+    note = activity_fields(frame)["note"]
+    assert "e2" in note and "e4" in note  # the text is kept, its "[[" split
+    for seen in rewritten(note):
+        assert event_ids_in_note(seen) == ["e1"], seen
+
+
+def test_every_event_of_a_digest_reads_back_from_its_note_however_it_is_rewritten():
+    frame = build({}, {"title": SPELLS_MARKERS})
+    frame = pd.concat([frame.assign(event_id=f"id {n}/]]<{n}>", event_time_ms=n) for n in range(60)])
+    note = activity_fields(frame)["note"]  # 50 events in full, 10 by their markers only
+    for seen in rewritten(note):
+        assert event_ids_in_note(seen) == [f"id {n}/]]<{n}>" for n in range(60)], seen

@@ -4,10 +4,8 @@ scenario, the expected events, and a small supervisor for Airflow processes."""
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -20,6 +18,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from leadboxer_pipedrive.transforms import event_ids_in_note
 from sandbox.leadboxer import synced_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +39,6 @@ EXPECTED_INTERVALS = [
 
 RUNS_TIMEOUT = 360  # seconds for the three runs to finish
 STARTUP_TIMEOUT = 120
-EVENT_MARKER = re.compile(r"LeadBoxer event ([^<\s]+)")
 
 
 def expected_events(data: dict, start: datetime, end: datetime) -> set[str]:
@@ -83,9 +81,9 @@ def assert_the_three_hours_were_synced_exactly(runs: list[tuple], pipedrive_url:
     state = requests.get(f"{pipedrive_url}/_sandbox/state", timeout=10).json()
     synced = Counter()
     for activity in state["activities"]:
-        marker = EVENT_MARKER.search(activity.get("note") or "")
+        marker = event_ids_in_note(activity.get("note"))
         assert marker, f"activity without a LeadBoxer event marker: {activity}"
-        synced[html.unescape(marker.group(1))] += 1
+        synced[marker[0]] += 1
     assert not set(synced) & outside, "events outside the three hours were synced"
     assert set(synced) == expected
     assert all(count == 1 for count in synced.values()), [e for e, n in synced.items() if n > 1]

@@ -14,6 +14,7 @@ from leadboxer_pipedrive.exceptions import BudgetExhaustedError, TransientApiErr
 from leadboxer_pipedrive.hooks.ledger import LedgerHook
 from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
 from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
+from leadboxer_pipedrive.transforms import event_ids_in_note
 
 LEADS = [
     {"use_id": "u1", "email": "jane@acme.com", "organizationName": "Acme", "organizationDomain": "acme.com"},
@@ -34,7 +35,7 @@ def settings(run_id="run-1", try_number=1, **kwargs):
 
 def assert_exactly_once(state, frame):
     activities = state["activities"]
-    markers = Counter(e for a in activities for e in frame["event_id"] if f"LeadBoxer event {e}<" in a["note"])
+    markers = Counter(e for a in activities for e in set(event_ids_in_note(a["note"])) & set(frame["event_id"]))
     assert set(markers) == set(frame["event_id"]) and set(markers.values()) == {1}, markers
     emails = Counter(e["value"] for p in state["persons"] for e in p["emails"])
     assert all(count == 1 for count in emails.values()), emails
@@ -228,8 +229,8 @@ def test_a_spent_daily_budget_fails_clearly_and_marks_nothing_unpushed_as_pushed
     with pytest.raises(BudgetExhaustedError, match="daily API token budget is spent"):
         ActivityLoader(hook(pipedrive_conn), ledger, settings(workers=1)).load(frame)
     pushed = ledger.pushed_event_ids("ds", frame["event_id"])
-    in_pipedrive = {e for a in pipedrive_sandbox.state()["activities"] for e in frame["event_id"]
-                    if f"LeadBoxer event {e}<" in a["note"]}
+    in_pipedrive = {e for a in pipedrive_sandbox.state()["activities"] for e in event_ids_in_note(a["note"])
+                    if e in set(frame["event_id"])}
     assert pushed == in_pipedrive
 
 
