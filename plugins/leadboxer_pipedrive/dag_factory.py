@@ -80,7 +80,8 @@ def _sync_params(dataset_id: str, segment_id: int, segment_description: str,
 
 def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: str, tags: Sequence[str],
               on_failure_callback: Any, retries: int, params: dict[str, Param], **dag_kwargs: Any) -> DAG:
-    """An hourly sync DAG: real one-hour data intervals, one run at a time, retries and the alert."""
+    """An hourly sync DAG: real one-hour data intervals, one run at a time, retries and the alert. Params
+    reach the operators as what they are (numbers, lists, None), not as text."""
     return DAG(
         dag_id=dag_id,
         description=description,
@@ -91,6 +92,7 @@ def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: st
         max_active_runs=1,
         default_args=default_args(on_failure_callback, retries),
         params=params,
+        render_template_as_native_obj=True,
         tags=list(tags),
         **dag_kwargs,
     )
@@ -179,8 +181,7 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                        description="Id of the Pipedrive user owning new leads; empty: the token's user."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
-                   on_failure_callback=on_failure_callback, retries=retries, params=params,
-                   render_template_as_native_obj=True) as dag:
+                   on_failure_callback=on_failure_callback, retries=retries, params=params) as dag:
         extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=False,
                                          lead_labels="{{ params.lead_labels }}",
                                          score_labels="{{ params.score_labels }}",

@@ -14,16 +14,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from leadboxer_pipedrive.operators.common import (
+    PipedriveLoadOperator,
     ValidationReportLink,
-    as_bool,
-    check_budget,
     data_interval,
-    finish_dry_run,
-    finish_run,
     finish_validation,
-    load_settings,
-    optional_int,
-    optional_text,
     staged_path,
     to_ms,
     with_task_duration,
@@ -80,11 +74,10 @@ class LeadBoxerExtractOperator(BaseOperator):
         dataset_id = str(self.dataset_id or "").strip()
         if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
-        segment_id = self.segment_id if self.segment_id not in ("", "None", None) else None
         hook = LeadBoxerHook(self.leadboxer_conn_id)
         cache_hours = float(self.read_cache_hours or 0)
         cache = ReadCache(LedgerHook(self.ledger_conn_id), dataset_id, cache_hours) if cache_hours > 0 else None
-        window = fetch_window(hook, dataset_id, segment_id, start, end, optional_int(self.max_leads),
+        window = fetch_window(hook, dataset_id, self.segment_id, start, end, self.max_leads,
                               with_events=self.with_events, read_cache=cache)
         leads = window.leads
         events = events_frame(window.events, leads, dataset_id)
@@ -97,7 +90,7 @@ class LeadBoxerExtractOperator(BaseOperator):
         return with_task_duration(context, {
             "entity": "event" if self.with_events else "lead",
             "dataset_id": dataset_id,
-            "segment_id": str(segment_id),
+            "segment_id": str(self.segment_id),
             "interval_start": start.isoformat(),
             "interval_end": end.isoformat(),
             "leads": len(leads),
@@ -163,72 +156,38 @@ class TransformActivitiesOperator(BaseOperator):
             "payloads_path": write_frame(activities, staged_path(self.upstream, "activities.parquet"))})
 
 
-class PipedriveActivityLoadOperator(BaseOperator):
+class PipedriveActivityLoadOperator(PipedriveLoadOperator):
     """Pushes activity rows to Pipedrive (person, organization, deal, activity) and records the run.
 
-    :param upstream: the transform task's return value. (templated)
-    :param pipeline_id: pipeline for new deals; empty: link existing open deals, never create. (templated)
+    :param pipeline_id: pipeline for new deals; None: link existing open deals, never create. (templated)
     :param activity_mode: ``per_event`` (one activity per event) or ``digest`` (one per lead and
         hour, listing its events). (templated)
-    :param organization_domain_field: name of a Pipedrive organization custom (text) field holding the
-        domain: organizations are matched by it first and new ones get it; empty: none. (templated)
     :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
-    :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
-    :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
-    :param max_attempts: refusals before a row is quarantined (no more retries).
-    :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
-    :param ledger_conn_id: Airflow connection to the ledger database. (templated)
+
+    The other parameters: see :class:`~leadboxer_pipedrive.operators.common.PipedriveLoadOperator`.
     """
 
-    template_fields: Sequence[str] = ("upstream", "pipeline_id", "activity_mode", "organization_domain_field",
-                                      "workers", "dry_run", "max_rejected_share", "max_attempts",
-                                      "pipedrive_conn_id", "ledger_conn_id")
-    ui_color = "#fde8e8"
+    template_fields: Sequence[str] = (*PipedriveLoadOperator.template_fields, "pipeline_id", "activity_mode",
+                                      "workers")
 
-    def __init__(self, *, upstream: Any, pipeline_id: int | str | None = None, activity_mode: str = "per_event",
-                 organization_domain_field: str | None = None, workers: int | str = 4, dry_run: bool | str = False,
-                 max_rejected_share: float | str = 0.2, max_attempts: int | str = 3,
-                 pipedrive_conn_id: str = "pipedrive_default",
-                 ledger_conn_id: str = "leadboxer_pipedrive_ledger", **kwargs: Any) -> None:
+    def __init__(self, *, pipeline_id: int | None = None, activity_mode: str = "per_event", workers: int = 4,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.upstream = upstream
         self.pipeline_id = pipeline_id
         self.activity_mode = activity_mode
-        self.organization_domain_field = organization_domain_field
         self.workers = workers
-        self.dry_run = dry_run
-        self.max_rejected_share = max_rejected_share
-        self.max_attempts = max_attempts
-        self.pipedrive_conn_id = pipedrive_conn_id
-        self.ledger_conn_id = ledger_conn_id
 
-    def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
-        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
-        from leadboxer_pipedrive.loading import ActivityLoader
+    def load_settings(self, context, **overrides: Any):
+        return super().load_settings(context, pipeline_id=self.pipeline_id, activity_mode=self.activity_mode,
+                                     workers=self.workers, **overrides)
+
+    def plan(self, frame, settings):
         from leadboxer_pipedrive.loading.plan import plan_activity_load
-        from leadboxer_pipedrive.staging import read_frame
 
-        pipedrive = PipedriveHook(self.pipedrive_conn_id)
-        ledger = LedgerHook(self.ledger_conn_id)
-        settings = load_settings(context, self.upstream, pipeline_id=optional_int(self.pipeline_id),
-                                 activity_mode=str(self.activity_mode or "per_event"),
-                                 organization_domain_field=optional_text(self.organization_domain_field),
-                                 workers=optional_int(self.workers) or 1,
-                                 max_attempts=optional_int(self.max_attempts) or 1)
-        frame = read_frame(self.upstream["payloads_path"])
-        plan = plan_activity_load(frame, ledger, settings.dataset_id, settings.pipeline_id, settings.activity_mode,
-                                  settings.organization_domain_field)
-        priced = plan.as_dict(pipedrive.token_costs)
-        if as_bool(self.dry_run):
-            return finish_dry_run(self, context, ledger, self.upstream, priced,
-                                  {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
-        check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
-        try:
-            result = ActivityLoader(pipedrive, ledger, settings).load(frame)
-        finally:
-            self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(),
-                          {**pipedrive.usage(), "spent_on": pipedrive.spent_on()},
-                          estimated_tokens=priced["estimated_tokens"],
-                          max_rejected_share=float(self.max_rejected_share))
+        return plan_activity_load(frame, self.ledger_hook, settings.dataset_id, settings.pipeline_id,
+                                  settings.activity_mode, settings.organization_domain_field)
+
+    def loader(self, settings):
+        from leadboxer_pipedrive.loading import ActivityLoader
+
+        return ActivityLoader(self.pipedrive_hook, self.ledger_hook, settings)

@@ -6,9 +6,11 @@ Imports here stay light (Airflow's SDK only): pandas and great-expectations load
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperatorLink
+from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
 
 
@@ -30,45 +32,6 @@ def staged_path(upstream: dict[str, Any], name: str):
     from airflow.sdk import ObjectStoragePath
 
     return ObjectStoragePath(upstream["staging_folder"]) / name
-
-
-def as_bool(value: Any) -> bool:
-    """Templated booleans may arrive as text."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
-
-
-def as_list(value: Any) -> list[str]:
-    """Params rendered through templates may arrive as JSON text."""
-    if value in (None, "", "None"):
-        return []
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",")]
-    return [str(v) for v in value if str(v).strip()]
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    """Params rendered through templates may arrive as JSON text."""
-    if value in (None, "", "None"):
-        return {}
-    if isinstance(value, str):
-        value = json.loads(value)
-    return dict(value)
-
-
-def optional_text(value: Any) -> str | None:
-    """Templated Params arrive as strings; empty, "None" and "null" mean "not set"."""
-    if value is None or str(value).strip() in ("", "None", "null"):
-        return None
-    return str(value).strip()
-
-
-def optional_int(value: Any) -> int | None:
-    """Templated Params arrive as strings; empty, "None" and 0 mean "not set"."""
-    if value in (None, "", "None", "null", 0, "0"):
-        return None
-    return int(value)
 
 
 def load_settings(context, upstream: dict[str, Any], **overrides: Any):
@@ -327,3 +290,81 @@ def finish_validation(operator, context, upstream: dict[str, Any], outcome, enti
         "valid_path": write_frame(outcome.valid, staged_path(upstream, f"valid{staged_name}.parquet")),
         "rejected_path": write_frame(outcome.rejected, staged_path(upstream, f"rejected{staged_name}.parquet")),
     })
+
+
+class PipedriveLoadOperator(BaseOperator):
+    """What both load tasks do: price the plan, stop there on a dry run, check the token budget, load,
+    and record the run summary. Subclasses say how to plan and which loader loads.
+
+    Params arrive as native objects (the sync DAGs set ``render_template_as_native_obj``).
+
+    :param upstream: the transform task's return value. (templated)
+    :param organization_domain_field: name of a Pipedrive organization custom (text) field holding the
+        domain: organizations are matched by it first and new ones get it; empty: none. (templated)
+    :param dry_run: write nothing to Pipedrive; log and return the priced plan instead. (templated)
+    :param max_rejected_share: fail the run when Pipedrive refuses more than this share of the rows.
+    :param max_attempts: refusals before a row is quarantined (no more retries).
+    :param pipedrive_conn_id: Airflow connection to Pipedrive. (templated)
+    :param ledger_conn_id: Airflow connection to the ledger database. (templated)
+    """
+
+    template_fields: Sequence[str] = ("upstream", "organization_domain_field", "dry_run", "max_rejected_share",
+                                      "max_attempts", "pipedrive_conn_id", "ledger_conn_id")
+    ui_color = "#fde8e8"
+
+    def __init__(self, *, upstream: Any, organization_domain_field: str | None = None, dry_run: bool = False,
+                 max_rejected_share: float = 0.2, max_attempts: int = 3,
+                 pipedrive_conn_id: str = "pipedrive_default", ledger_conn_id: str = "leadboxer_pipedrive_ledger",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream = upstream
+        self.organization_domain_field = organization_domain_field
+        self.dry_run = dry_run
+        self.max_rejected_share = max_rejected_share
+        self.max_attempts = max_attempts
+        self.pipedrive_conn_id = pipedrive_conn_id
+        self.ledger_conn_id = ledger_conn_id
+
+    @cached_property
+    def pipedrive_hook(self):
+        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
+
+        return PipedriveHook(self.pipedrive_conn_id)
+
+    @cached_property
+    def ledger_hook(self):
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
+
+        return LedgerHook(self.ledger_conn_id)
+
+    def plan(self, frame, settings):
+        """The load's plan (``loading.plan``), priced by the caller."""
+        raise NotImplementedError
+
+    def loader(self, settings):
+        """The loader that pushes the frame (``load(frame)`` returns a ``LoadResult``)."""
+        raise NotImplementedError
+
+    def load_settings(self, context, **overrides: Any):
+        return load_settings(context, self.upstream, max_attempts=self.max_attempts,
+                             organization_domain_field=self.organization_domain_field or None, **overrides)
+
+    def execute(self, context) -> dict[str, Any]:
+        from leadboxer_pipedrive.staging import read_frame
+
+        pipedrive, ledger = self.pipedrive_hook, self.ledger_hook
+        settings = self.load_settings(context)
+        frame = read_frame(self.upstream["payloads_path"])
+        priced = self.plan(frame, settings).as_dict(pipedrive.token_costs)
+        if self.dry_run:
+            return finish_dry_run(self, context, ledger, self.upstream, priced,
+                                  {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
+        check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
+        try:
+            result = self.loader(settings).load(frame)
+        finally:
+            self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
+        return finish_run(self, context, ledger, self.upstream, result.as_dict(),
+                          {**pipedrive.usage(), "spent_on": pipedrive.spent_on()},
+                          estimated_tokens=priced["estimated_tokens"],
+                          max_rejected_share=float(self.max_rejected_share))

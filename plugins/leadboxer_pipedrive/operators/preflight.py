@@ -8,8 +8,6 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from leadboxer_pipedrive.operators.common import as_dict, as_list, optional_int, optional_text
-
 
 class SyncPreflightOperator(BaseOperator):
     """Checks, before anything is read or written, that both connections answer and authenticate, that the
@@ -63,13 +61,13 @@ class SyncPreflightOperator(BaseOperator):
         if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
         pipedrive = PipedriveHook(self.pipedrive_conn_id)
-        found = [check_leadboxer(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, optional_text(self.segment_id))]
+        segment_id = None if self.segment_id is None else str(self.segment_id)
+        found = [check_leadboxer(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, segment_id)]
         found += check_pipedrive(pipedrive, LedgerHook(self.ledger_conn_id),
-                                 activity_type=optional_text(self.activity_type),
-                                 pipeline_id=optional_int(self.pipeline_id),
-                                 organization_domain_field=optional_text(self.organization_domain_field),
-                                 lead_labels=[*as_list(self.lead_labels), *as_dict(self.score_labels)],
-                                 custom_fields=as_dict(self.custom_fields))
+                                 activity_type=self.activity_type or None, pipeline_id=self.pipeline_id,
+                                 organization_domain_field=self.organization_domain_field or None,
+                                 lead_labels=[*(self.lead_labels or []), *(self.score_labels or {})],
+                                 custom_fields=dict(self.custom_fields or {}))
         usage = pipedrive.usage()
         self.log.info("Preflight: all set.\n%s\nPipedrive: %d tokens, %d requests (%s)",
                       "\n".join(f"  - {line}" for line in found), usage["tokens_spent"], usage["requests"],
