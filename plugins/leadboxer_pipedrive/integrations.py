@@ -1,66 +1,155 @@
 """The integrations file (``include/integrations.yaml``): one DAG per declared integration.
 
-Read at DAG-parse time, so this module is cheap: PyYAML and the standard library only (no pandas, no
-great-expectations, no Airflow). The parsed result is cached per file path and modification time, so
-a scheduler re-parsing an unchanged file does not read or validate it again.
+Read at DAG-parse time, so this module is cheap: PyYAML, pydantic (which Airflow's SDK loads anyway) and the
+standard library only (no pandas, no great-expectations). The parsed result is cached per file path and
+modification time, so a scheduler re-parsing an unchanged file does not read or validate it again.
 
-Each entry is validated on its own: a bad entry yields an error message naming the entry and the field,
-and never hides the good entries (see ``dags/leadboxer_pipedrive_integrations.py`` for where errors go).
+Each entry is validated on its own (the model ``Integration``): a bad entry yields an error message naming
+the entry and the field, and never hides the good entries (see ``dags/leadboxer_pipedrive_integrations.py``
+for where errors go).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.functional_validators import AfterValidator, BeforeValidator
+from pydantic.types import StringConstraints
+from pydantic_core import PydanticCustomError
 
 ENV_PATH = "LEADBOXER_PIPEDRIVE_INTEGRATIONS"
 DAG_ID_PREFIX = "leadboxer_pipedrive__"
 CONFIG_ERRORS_DAG_ID = DAG_ID_PREFIX + "config_errors"
 
-SYNCS = ("activities", "leads")
-LINK_TO_OPTIONS = ("organization", "person", "both")
-ACTIVITY_MODES = ("per_event", "digest")
+Sync = Literal["activities", "leads"]
+LinkTo = Literal["organization", "person", "both"]
+ActivityMode = Literal["per_event", "digest"]
+SYNCS, LINK_TO_OPTIONS, ACTIVITY_MODES = get_args(Sync), get_args(LinkTo), get_args(ActivityMode)
 DEFAULT_SCHEDULE = "0 * * * *"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 
-COMMON_FIELDS = ("name", "sync", "dataset_id", "segment_id", "leadboxer_conn_id", "pipedrive_conn_id",
-                 "ledger_conn_id", "schedule", "tags", "alert_emails", "description", "organization_domain_field",
-                 "retries")
 ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type")
 LEAD_FIELDS = ("link_to",)
+CONNECTION_FIELDS = ("leadboxer_conn_id", "pipedrive_conn_id", "ledger_conn_id")  # never empty, if given
+LIST_FIELDS = ("tags", "alert_emails")  # a single string is a list of one
 
 
-@dataclass(frozen=True)
-class Integration:
-    """One validated entry of the integrations file."""
+def _digits(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError("not digits")
+    return int(value)
 
-    name: str
-    sync: str
-    dataset_id: str
-    segment_id: int | str
-    leadboxer_conn_id: str = "leadboxer_default"
-    pipedrive_conn_id: str = "pipedrive_default"
-    ledger_conn_id: str = "leadboxer_pipedrive_ledger"
-    schedule: str = DEFAULT_SCHEDULE
-    tags: tuple[str, ...] = ()
-    alert_emails: tuple[str, ...] = ()
-    description: str | None = None
-    organization_domain_field: str | None = None
-    retries: int | None = None  # None: the DAGs' default
+
+# Strict types: an integer is never taken for a string, nor a string for an integer (except an id's digits).
+_Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]  # kept stripped
+_Id = Annotated[int, Field(strict=True, gt=0)] | Annotated[str, StringConstraints(strict=True), AfterValidator(_digits)]
+_Texts = Annotated[tuple[_Text, ...], Field(strict=True),  # from a list (not a set)
+                   BeforeValidator(lambda value: tuple(value) if isinstance(value, list) else value)]
+_DatasetId = Annotated[_Text, BeforeValidator(  # an integer is taken as its digits
+    lambda value: str(value) if isinstance(value, int) and not isinstance(value, bool) else value)]
+_Count = Annotated[int, Field(strict=True, ge=0)]
+_TEXT = "must be a non-empty string"
+
+
+class Integration(BaseModel):
+    """One validated entry of the integrations file. Its fields are checked in this order, and the first one
+    refused is the entry's error: ``<field>: <the field's description>, not <the value>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+
+    name: Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9_]{0,99}$")] = Field(
+        description="must be 1-100 lowercase letters, digits and underscores, starting with a letter or digit "
+                    f"(it makes the dag_id {DAG_ID_PREFIX}<name>)")
+    sync: Sync  # checked before any other field: see _fields_of_its_sync
+    dataset_id: _DatasetId = Field(description="required, the LeadBoxer dataset id (a string)")
+    segment_id: _Id = Field(description="required, a positive LeadBoxer segment id")
+    leadboxer_conn_id: _Text = Field("leadboxer_default", description=_TEXT)
+    pipedrive_conn_id: _Text = Field("pipedrive_default", description=_TEXT)
+    ledger_conn_id: _Text = Field("leadboxer_pipedrive_ledger", description=_TEXT)
+    schedule: _Text = Field(DEFAULT_SCHEDULE, description=_TEXT)  # a cron expression: _cron
+    tags: _Texts = Field((), description="must be a list of non-empty strings")
+    alert_emails: _Texts = Field((), description="must be a list of non-empty strings")  # addresses: _addresses
+    description: _Text | None = Field(None, description=_TEXT)
+    organization_domain_field: _Text | None = Field(None, description=_TEXT)
+    # None: the DAGs' default
+    retries: _Count | None = Field(None, description="how many more times a failed task is tried (0 or more)")
     # activities only
-    pipeline_id: int | None = None
-    activity_mode: str = "per_event"
-    activity_type: str = "task"
+    pipeline_id: _Id | None = Field(None, description="a positive Pipedrive pipeline id, or empty to never "
+                                                      "create deals")
+    activity_mode: ActivityMode = Field("per_event", description=f"must be one of {', '.join(ACTIVITY_MODES)}")
+    activity_type: _Text = Field("task", description=_TEXT)
     # leads only
-    link_to: str = "both"
+    link_to: LinkTo = Field("both", description=f"must be one of {', '.join(LINK_TO_OPTIONS)}")
 
     @property
     def dag_id(self) -> str:
         return DAG_ID_PREFIX + self.name
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_problem(cls, entry: Any, handler: Any) -> Integration:
+        """The entry's first problem as its only error, a message naming the field."""
+        entry = _as_given(_fields_of_its_sync(entry))
+        try:
+            return handler(entry)
+        except ValidationError as invalid:
+            first = invalid.errors(include_url=False)[0]
+            field = first["loc"][0]
+            if first["type"] == "integration":  # raised below, with its own message
+                raise _problem(f"{field}: {first['msg']}") from None
+            raise _problem(f"{field}: {cls.model_fields[field].description}, not {entry.get(field)!r}") from None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        if schedule not in _CRON_ALIASES and len(schedule.split()) not in (5, 6):
+            raise _problem(f"must be a cron expression such as '0 * * * *' (or @hourly, @daily...), "
+                           f"not {schedule!r}")
+        return schedule
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _addresses(cls, emails: tuple[str, ...]) -> tuple[str, ...]:
+        for email in emails:
+            if "@" not in email:
+                raise _problem(f"{email!r} is not an email address")
+        return emails
+
+
+COMMON_FIELDS = tuple(field for field in Integration.model_fields if field not in ACTIVITY_FIELDS + LEAD_FIELDS)
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """An error whose message is shown as it is."""
+    return PydanticCustomError("integration", "{message}", {"message": message})
+
+
+def _fields_of_its_sync(entry: Any) -> dict[Any, Any]:
+    """A mapping with a known sync, and the fields of that sync only (the other sync's may be empty)."""
+    if not isinstance(entry, dict):
+        raise _problem(f"must be a mapping of fields, not {type(entry).__name__}")
+    sync = entry.get("sync")
+    if sync not in SYNCS:
+        raise _problem(f"sync: must be one of {', '.join(SYNCS)}, not {sync!r}")
+    own, other = (ACTIVITY_FIELDS, LEAD_FIELDS) if sync == "activities" else (LEAD_FIELDS, ACTIVITY_FIELDS)
+    for key, value in entry.items():
+        if key in other and value is not None:
+            raise _problem(f"{key}: applies to sync: {'leads' if sync == 'activities' else 'activities'} only, "
+                           f"not to sync: {sync}")
+        if key not in COMMON_FIELDS + own + other:
+            raise _problem(f"{key}: unknown field (known: {', '.join(COMMON_FIELDS + own)})")
+    return entry
+
+
+def _as_given(entry: dict[Any, Any]) -> dict[Any, Any]:
+    """An empty field is left out (its default applies), except a connection id; a single string in place of
+    a list is a list of one."""
+    return {key: [value] if key in LIST_FIELDS and isinstance(value, str) else value
+            for key, value in entry.items() if value is not None or key in CONNECTION_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -68,12 +157,8 @@ class IntegrationsConfig:
     """What a file yielded: the valid integrations, and one message per problem found."""
 
     integrations: tuple[Integration, ...] = ()
-    errors: tuple[str, ...] = field(default_factory=tuple)
+    errors: tuple[str, ...] = ()
     path: str | None = None
-
-
-class _EntryError(ValueError):
-    pass
 
 
 def default_path() -> tuple[Path, bool]:
@@ -124,27 +209,36 @@ def parse_integrations(text: str, source: str = "integrations.yaml") -> Integrat
         return IntegrationsConfig(errors=(f"{source}: not valid YAML: {error}",), path=source)
     if document is None:
         return IntegrationsConfig(path=source)
-    if not isinstance(document, dict) or not isinstance(document.get("integrations", []), list):
-        return IntegrationsConfig(errors=(
-            f"{source}: expected a mapping with an 'integrations' list (and optional 'defaults')",), path=source)
-    unknown = sorted(set(document) - {"integrations", "defaults"})
+    problem = _layout_problem(document)
+    if problem:
+        return IntegrationsConfig(errors=(f"{source}: {problem}",), path=source)
     errors: list[str] = []
+    unknown = sorted(set(document) - {"integrations", "defaults"})
     if unknown:
         errors.append(f"{source}: unknown top-level key(s) {', '.join(map(str, unknown))} "
                       "(expected 'integrations' and optional 'defaults')")
-    defaults = document.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        return IntegrationsConfig(errors=(f"{source}: 'defaults' must be a mapping",), path=source)
+    integrations = _integrations(document.get("integrations") or [], document.get("defaults") or {}, source, errors)
+    return IntegrationsConfig(tuple(integrations), tuple(errors), source)
+
+
+def _layout_problem(document: Any) -> str | None:
+    if not isinstance(document, dict) or not isinstance(document.get("integrations", []), list):
+        return "expected a mapping with an 'integrations' list (and optional 'defaults')"
+    if not isinstance(document.get("defaults") or {}, dict):
+        return "'defaults' must be a mapping"
+    return None
+
+
+def _integrations(entries: list[Any], defaults: dict[str, Any], source: str, errors: list[str]) -> list[Integration]:
+    """The valid entries, with unique names; one message in ``errors`` for each other entry."""
     integrations: list[Integration] = []
     seen: dict[str, int] = {}
-    for number, entry in enumerate(document.get("integrations") or [], start=1):
+    for number, entry in enumerate(entries, start=1):
         label = _label(number, entry)
         try:
-            if not isinstance(entry, dict):
-                raise _EntryError(f"must be a mapping of fields, not {type(entry).__name__}")
-            integration = _validate_entry(_with_defaults(defaults, entry))
-        except _EntryError as error:
-            errors.append(f"{source}: integration {label}: {error}")
+            integration = Integration.model_validate(_with_defaults(defaults, entry))
+        except ValidationError as invalid:
+            errors.append(f"{source}: integration {label}: {invalid.errors()[0]['msg']}")
             continue
         if integration.name in seen:
             errors.append(f"{source}: integration {label}: name: {integration.name!r} is already used by "
@@ -152,11 +246,13 @@ def parse_integrations(text: str, source: str = "integrations.yaml") -> Integrat
             continue
         seen[integration.name] = number
         integrations.append(integration)
-    return IntegrationsConfig(tuple(integrations), tuple(errors), source)
+    return integrations
 
 
-def _with_defaults(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def _with_defaults(defaults: dict[str, Any], entry: Any) -> Any:
     """``defaults`` under ``entry``; a default that applies only to the other sync is left out."""
+    if not isinstance(entry, dict):
+        return entry
     sync = entry.get("sync", defaults.get("sync"))
     other = LEAD_FIELDS if sync == "activities" else ACTIVITY_FIELDS if sync == "leads" else ()
     return {**{k: v for k, v in defaults.items() if k not in other}, **entry}
@@ -165,100 +261,3 @@ def _with_defaults(defaults: dict[str, Any], entry: dict[str, Any]) -> dict[str,
 def _label(number: int, entry: Any) -> str:
     name = entry.get("name") if isinstance(entry, dict) else None
     return f"#{number} ({name!r})" if name else f"#{number}"
-
-
-def _validate_entry(entry: dict[str, Any]) -> Integration:
-    sync = entry.get("sync")
-    if sync not in SYNCS:
-        raise _EntryError(f"sync: must be one of {', '.join(SYNCS)}, not {sync!r}")
-    allowed = COMMON_FIELDS + (ACTIVITY_FIELDS if sync == "activities" else LEAD_FIELDS)
-    other = LEAD_FIELDS if sync == "activities" else ACTIVITY_FIELDS
-    for key in entry:
-        if key in other and entry[key] is not None:
-            raise _EntryError(f"{key}: applies to sync: {'leads' if sync == 'activities' else 'activities'} "
-                              f"only, not to sync: {sync}")
-        if key not in allowed and key not in other:
-            raise _EntryError(f"{key}: unknown field (known: {', '.join(allowed)})")
-
-    name = entry.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise _EntryError(f"name: must be 1-100 lowercase letters, digits and underscores, starting with a "
-                          f"letter or digit (it makes the dag_id {DAG_ID_PREFIX}<name>), not {name!r}")
-    values: dict[str, Any] = {"name": name, "sync": sync}
-
-    dataset_id = entry.get("dataset_id")
-    if isinstance(dataset_id, bool) or not isinstance(dataset_id, str | int) or not str(dataset_id).strip():
-        raise _EntryError(f"dataset_id: required, the LeadBoxer dataset id (a string), not {dataset_id!r}")
-    values["dataset_id"] = str(dataset_id).strip()
-
-    segment_id = entry.get("segment_id")
-    if isinstance(segment_id, bool) or not (
-            (isinstance(segment_id, int) and segment_id > 0)
-            or (isinstance(segment_id, str) and segment_id.strip().isdigit())):
-        raise _EntryError(f"segment_id: required, a positive LeadBoxer segment id, not {segment_id!r}")
-    values["segment_id"] = int(segment_id)
-
-    for key in ("leadboxer_conn_id", "pipedrive_conn_id", "ledger_conn_id"):
-        if key in entry:
-            values[key] = _text(entry, key)
-    if entry.get("schedule") is not None:
-        schedule = _text(entry, "schedule")
-        if schedule not in _CRON_ALIASES and len(schedule.split()) not in (5, 6):
-            raise _EntryError(f"schedule: must be a cron expression such as '0 * * * *' (or @hourly, @daily...), "
-                              f"not {schedule!r}")
-        values["schedule"] = schedule
-    values["tags"] = _strings(entry, "tags")
-    values["alert_emails"] = _strings(entry, "alert_emails")
-    for email in values["alert_emails"]:
-        if "@" not in email:
-            raise _EntryError(f"alert_emails: {email!r} is not an email address")
-    if entry.get("description") is not None:
-        values["description"] = _text(entry, "description")
-    if entry.get("organization_domain_field") is not None:
-        values["organization_domain_field"] = _text(entry, "organization_domain_field")
-    if entry.get("retries") is not None:
-        retries = entry["retries"]
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise _EntryError(f"retries: how many more times a failed task is tried (0 or more), not {retries!r}")
-        values["retries"] = retries
-
-    if sync == "activities":
-        pipeline_id = entry.get("pipeline_id")
-        if pipeline_id is not None:
-            if isinstance(pipeline_id, bool) or not (
-                    (isinstance(pipeline_id, int) and pipeline_id > 0)
-                    or (isinstance(pipeline_id, str) and pipeline_id.strip().isdigit())):
-                raise _EntryError(f"pipeline_id: a positive Pipedrive pipeline id, or empty to never create deals, "
-                                  f"not {pipeline_id!r}")
-            values["pipeline_id"] = int(pipeline_id)
-        if entry.get("activity_mode") is not None:
-            if entry["activity_mode"] not in ACTIVITY_MODES:
-                raise _EntryError(f"activity_mode: must be one of {', '.join(ACTIVITY_MODES)}, "
-                                  f"not {entry['activity_mode']!r}")
-            values["activity_mode"] = entry["activity_mode"]
-        if entry.get("activity_type") is not None:
-            values["activity_type"] = _text(entry, "activity_type")
-    else:
-        if entry.get("link_to") is not None:
-            if entry["link_to"] not in LINK_TO_OPTIONS:
-                raise _EntryError(f"link_to: must be one of {', '.join(LINK_TO_OPTIONS)}, not {entry['link_to']!r}")
-            values["link_to"] = entry["link_to"]
-    return Integration(**values)
-
-
-def _text(entry: dict[str, Any], key: str) -> str:
-    value = entry.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise _EntryError(f"{key}: must be a non-empty string, not {value!r}")
-    return value.strip()
-
-
-def _strings(entry: dict[str, Any], key: str) -> tuple[str, ...]:
-    value = entry.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise _EntryError(f"{key}: must be a list of non-empty strings, not {value!r}")
-    return tuple(v.strip() for v in value)

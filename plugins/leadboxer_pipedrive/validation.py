@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -169,71 +170,103 @@ def validate_leads(leads: pd.DataFrame, link_to: str, suite_name: str = "leadbox
                      id_column="use_id", suite_name=suite_name)
 
 
-def _validate(frame: pd.DataFrame, batches: list[tuple[pd.DataFrame, list[tuple[Any, str]], np.ndarray | None]],
-              reason_order: list[str], *, id_column: str, suite_name: str) -> ValidationOutcome:
+# A batch: (checked, expectations, row_of); see _validate.
+_Batch = tuple[pd.DataFrame, list[tuple[Any, str]], np.ndarray | None]
+_UNIQUE = "expect_column_values_to_be_unique"
+
+
+def _validate(frame: pd.DataFrame, batches: list[_Batch], reason_order: list[str], *, id_column: str,
+              suite_name: str) -> ValidationOutcome:
     """Run each batch's expectations over its frame (GE-friendly dtypes, whole frame at once) and set
     aside the rows of ``frame`` that fail any. A batch is ``(checked, expectations, row_of)``:
     ``row_of[i]`` is the row of ``checked`` that row ``i`` of ``frame`` takes its outcome from (None:
     the same row). Reasons are listed in ``reason_order``."""
     if frame.empty:
         return ValidationOutcome(frame, _rejected_frame([], [], [], id_column), {"evaluated": 0})
-    gx, context, batch_definition = _context()
-    from great_expectations.validator.v1_validator import Validator
-
     suite_results = []
-    failures: list[tuple[str, np.ndarray]] = []
-    duplicates: list[tuple[np.ndarray, str]] = []
+    failures: list[tuple[str, np.ndarray]] = []  # (reason, failing rows of frame)
+    duplicates: list[tuple[str, np.ndarray]] = []  # uniqueness: decided once every other reason is known
     for checked, expectations, row_of in batches:
         if not expectations:
             continue
-        suite = gx.ExpectationSuite(name=suite_name)
-        reasons_by_expectation = []
-        for expectation, reason in expectations:
-            suite.add_expectation(expectation)
-            reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
-        # GE hashes and filters the whole batch frame: hand it only the columns the expectations read.
-        columns = list(dict.fromkeys(column for _, column, _ in reasons_by_expectation))
-        # The validator great-expectations' own ValidationDefinition runs: it reads (and fingerprints) the
-        # batch once, where get_batch().validate() reads it twice.
-        results = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": checked[columns]},
-                            result_format={"result_format": "COMPLETE"}).validate_expectation_suite(suite)
+        results, reasons = _run_suite(checked, expectations, suite_name)
         suite_results.append(results)
-
-        # Failing rows as boolean masks, one per reason (vectorised: no per-row Python, whatever the
-        # number of failing rows).
-        positions = pd.RangeIndex(len(checked))
-        for result in results.results:
-            if result.success:
-                continue
-            config = result.expectation_config
-            reason = next(r for t, c, r in reasons_by_expectation
-                          if t == config.type and c == config.kwargs.get("column"))
-            failing = result.result.get("unexpected_index_list")
-            if failing is None:
-                raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
-            mask = np.zeros(len(checked), dtype=bool)
-            mask[positions.get_indexer(pd.Index(failing))] = True
-            if row_of is not None:
-                mask = mask[row_of]
-            if config.type == "expect_column_values_to_be_unique":
-                duplicates.append((mask, reason))  # decided once every other reason is known
-                continue
-            failures.append((reason, mask))
-    other = np.zeros(len(frame), dtype=bool)
-    for _, mask in failures:
-        other |= mask
-    for mask, reason in duplicates:
-        # Every copy fails uniqueness. Keep the first copy that passes everything else; later copies
-        # are duplicates. Copies failing something else are rejected for that alone.
-        clean = mask & ~other
-        later = frame[id_column][clean].duplicated(keep="first").to_numpy()
-        copy = np.zeros(len(frame), dtype=bool)
-        copy[np.flatnonzero(clean)[later]] = True
-        failures.append((reason, copy))
+        for expectation_type, reason, mask in _failing_rows(results, reasons, len(checked), row_of):
+            if expectation_type == _UNIQUE:
+                duplicates.append((reason, mask))
+            else:
+                failures.append((reason, mask))
+    failing_otherwise = _union([mask for _, mask in failures], len(frame))
+    failures.extend(_later_copies(frame[id_column], duplicates, failing_otherwise))
     failures.sort(key=lambda failure: reason_order.index(failure[0]))
-    is_rejected = np.zeros(len(frame), dtype=bool)
-    for _, mask in failures:
-        is_rejected |= mask
+    return _outcome(frame, failures, id_column, suite_results)
+
+
+def _run_suite(checked: pd.DataFrame, expectations: list[tuple[Any, str]], suite_name: str
+               ) -> tuple[Any, list[tuple[str, str, str]]]:
+    """great-expectations' COMPLETE result of the expectations over ``checked``, and the (type, column,
+    reason) of each expectation."""
+    gx, _, batch_definition = _context()
+    from great_expectations.validator.v1_validator import Validator
+
+    suite = gx.ExpectationSuite(name=suite_name)
+    reasons_by_expectation = []
+    for expectation, reason in expectations:
+        suite.add_expectation(expectation)
+        reasons_by_expectation.append((expectation.expectation_type, expectation.column, reason))
+    # GE hashes and filters the whole batch frame: hand it only the columns the expectations read.
+    columns = list(dict.fromkeys(column for _, column, _ in reasons_by_expectation))
+    # The validator great-expectations' own ValidationDefinition runs: it reads (and fingerprints) the
+    # batch once, where get_batch().validate() reads it twice.
+    results = Validator(batch_definition=batch_definition, batch_parameters={"dataframe": checked[columns]},
+                        result_format={"result_format": "COMPLETE"}).validate_expectation_suite(suite)
+    return results, reasons_by_expectation
+
+
+def _failing_rows(results: Any, reasons_by_expectation: list[tuple[str, str, str]], size: int,
+                  row_of: np.ndarray | None) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(type, reason, failing rows of ``frame``) of each failed expectation. Failing rows as boolean masks,
+    one per reason (vectorised: no per-row Python, whatever the number of failing rows)."""
+    positions = pd.RangeIndex(size)
+    for result in results.results:
+        if result.success:
+            continue
+        config = result.expectation_config
+        reason = next(r for t, c, r in reasons_by_expectation
+                      if t == config.type and c == config.kwargs.get("column"))
+        failing = result.result.get("unexpected_index_list")
+        if failing is None:
+            raise RuntimeError(f"great-expectations gave no failing rows for {config.type}")
+        mask = np.zeros(size, dtype=bool)
+        mask[positions.get_indexer(pd.Index(failing))] = True
+        yield config.type, reason, mask if row_of is None else mask[row_of]
+
+
+def _later_copies(ids: pd.Series, duplicates: list[tuple[str, np.ndarray]], failing_otherwise: np.ndarray
+                  ) -> list[tuple[str, np.ndarray]]:
+    """Every copy fails uniqueness. Keep the first copy that passes everything else; later copies are
+    duplicates. Copies failing something else are rejected for that alone."""
+    copies = []
+    for reason, mask in duplicates:
+        clean = mask & ~failing_otherwise
+        later = ids[clean].duplicated(keep="first").to_numpy()
+        copy = np.zeros(len(ids), dtype=bool)
+        copy[np.flatnonzero(clean)[later]] = True
+        copies.append((reason, copy))
+    return copies
+
+
+def _union(masks: list[np.ndarray], size: int) -> np.ndarray:
+    union = np.zeros(size, dtype=bool)
+    for mask in masks:
+        union |= mask
+    return union
+
+
+def _outcome(frame: pd.DataFrame, failures: list[tuple[str, np.ndarray]], id_column: str,
+             suite_results: list[Any]) -> ValidationOutcome:
+    """The valid rows, the rejected ones with their reasons (in the order of ``failures``), statistics."""
+    is_rejected = _union([mask for _, mask in failures], len(frame))
     bad = frame[is_rejected]
     reasons = pd.Series("", index=bad.index, dtype="object")
     for reason, mask in failures:

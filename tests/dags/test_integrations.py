@@ -105,6 +105,81 @@ def test_validation_names_the_bad_field(entry, field):
     assert len(config.errors) == 1 and f": {field}:" in config.errors[0], config.errors
 
 
+LEADS = {"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1}
+KNOWN_FOR_LEADS = ("name, sync, dataset_id, segment_id, leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, "
+                   "schedule, tags, alert_emails, description, organization_domain_field, retries, link_to")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"link_to": "everyone"}, "link_to: must be one of organization, person, both, not 'everyone'"),
+    ({"segment_id": None}, "segment_id: required, a positive LeadBoxer segment id, not None"),
+    ({"sync": "deals"}, "sync: must be one of activities, leads, not 'deals'"),
+    ({"colour": "red"}, f"colour: unknown field (known: {KNOWN_FOR_LEADS})"),
+    ({"pipeline_id": 2}, "pipeline_id: applies to sync: activities only, not to sync: leads"),
+    ({"schedule": "hourly"}, "schedule: must be a cron expression such as '0 * * * *' (or @hourly, @daily...), "
+                             "not 'hourly'"),
+    ({"schedule": " "}, "schedule: must be a non-empty string, not ' '"),
+    ({"alert_emails": ["ops@example.com", " ops "]}, "alert_emails: 'ops' is not an email address"),
+    ({"tags": ""}, "tags: must be a list of non-empty strings, not ['']"),
+    ({"retries": "3"}, "retries: how many more times a failed task is tried (0 or more), not '3'"),
+    ({"name": "A"}, "name: must be 1-100 lowercase letters, digits and underscores, starting with a letter or "
+                    "digit (it makes the dag_id leadboxer_pipedrive__<name>), not 'A'"),
+])
+def test_an_error_says_the_entry_the_field_what_it_must_be_and_the_value(changes, message):
+    config = parse_integrations(yaml_of({"integrations": [{**LEADS, **changes}]}), source="x.yaml")
+    assert config.errors == (f"x.yaml: integration #1 ('{changes.get('name', 'a')}'): {message}",)
+
+
+def test_of_several_bad_fields_the_first_is_reported():
+    """Unknown fields first (with sync, they say which fields the entry may have), then the fields in order."""
+    entry = {**LEADS, "dataset_id": "", "schedule": "x", "link_to": "x", "colour": 1}
+    (error,) = parse_integrations(yaml_of({"integrations": [entry]})).errors
+    assert ": colour: unknown field" in error
+    del entry["colour"]
+    (error,) = parse_integrations(yaml_of({"integrations": [entry]})).errors
+    assert ": dataset_id: required" in error
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("segment_id", True), ("segment_id", 0), ("segment_id", 1.0), ("segment_id", "1.5"), ("segment_id", "\u00b2"),
+    ("dataset_id", True), ("dataset_id", 1.5), ("dataset_id", " "), ("name", 7), ("pipedrive_conn_id", None),
+    ("pipedrive_conn_id", 7), ("description", 7), ("retries", True), ("retries", 1.0), ("tags", [1]),
+    ("tags", {"a": 1}), ("alert_emails", 7), ("link_to", ["both"]),
+])
+def test_types_are_strict_a_bool_is_no_number_and_a_number_no_string(field, value):
+    """(a digit like '\u00b2' that int() cannot read is refused too, never raised)"""
+    config = parse_integrations(yaml_of({"integrations": [{**LEADS, field: value}]}))
+    assert config.integrations == () and len(config.errors) == 1 and f": {field}:" in config.errors[0], config.errors
+
+
+def test_what_an_entry_may_write_loosely():
+    import yaml
+
+    text = textwrap.dedent("""
+        integrations:
+          - {name: a, sync: leads, dataset_id: 5, segment_id: " 12 ", tags: solo, description: null, link_to: null,
+             pipeline_id: null, schedule: " @daily ", alert_emails: [" ops@example.com "]}
+          - {name: b, sync: activities, dataset_id: " d ", segment_id: "7", pipeline_id: "3", activity_type: null}
+    """)
+    assert yaml.safe_load(text)  # plain YAML
+    config = parse_integrations(text)
+    assert config.errors == ()
+    leads, activities = config.integrations
+    assert (leads.dataset_id, leads.segment_id, leads.tags, leads.description, leads.link_to, leads.schedule,
+            leads.alert_emails) == ("5", 12, ("solo",), None, "both", "@daily", ("ops@example.com",))
+    assert (activities.dataset_id, activities.segment_id, activities.pipeline_id, activities.activity_type) == (
+        "d", 7, 3, "task")
+    (error,) = parse_integrations("integrations:\n  - {name: a, sync: leads, dataset_id: d, segment_id: 1, "
+                                  "tags: !!set {x: null}}").errors
+    assert ": tags: must be a list" in error  # a list, not a set
+
+
+def yaml_of(document):
+    import yaml
+
+    return yaml.safe_dump(document)
+
+
 def test_an_entry_sets_its_tasks_retries_else_the_default():
     import yaml
 
