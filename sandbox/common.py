@@ -32,6 +32,8 @@ class Request:
         self.headers = headers
         self.raw_body = body
         self.path_params: dict[str, str] = {}
+        # Set by a ``repeat_cursor`` fault rule: the answer's next-page pointer points back at this page.
+        self.repeat_cursor = False
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)

@@ -5,9 +5,24 @@ A fault rule is a dict (from a ``--fault JSON`` flag at start, or ``POST /_sandb
     {"kind": "status", "status": 500, "count": 3, "path": "^/api/v2/persons/search", "method": "GET"}
     {"kind": "slow", "delay": 2.5, "probability": 0.1}
     {"kind": "drop", "count": 1}
+    {"kind": "repeat_cursor", "path": "^/api/v2/persons$"}
 
 ``kind``: ``status`` answers ``status`` (default 500) with an error body; ``slow`` sleeps ``delay`` seconds
-and then answers normally; ``drop`` closes the connection without answering.
+and then answers normally; ``drop`` closes the connection without answering; ``repeat_cursor`` answers
+a paged read normally except that its next-page pointer points back at the page just served, so a
+client that follows it gets the same page and the same pointer again (a server repeating a cursor):
+
+- Pipedrive v2 lists and searches: ``additional_data.next_cursor`` is the ``cursor`` the request sent,
+  or on a first page (no cursor sent) a cursor designating the first page;
+- Pipedrive v1 ``start``/``limit`` lists (``/api/v1/leads``, ``/api/v1/leadFields``):
+  ``more_items_in_collection`` is true and ``pagination.next_start`` is the request's ``start`` (0 if none);
+- LeadBoxer lead, session and event lists: ``nextToken`` is the token the request sent, or on a first
+  page a valid token designating the first page.
+
+The pointer is set even on a last (or only) page. Answers that are not paged (single records, unpaged
+lists, writes) are unchanged, though the rule still counts them as fired; a ``repeat_cursor`` rule
+matches GET requests only unless it names another ``method``.
+
 ``count`` (default: unlimited) is how many requests the rule hits before it expires; ``probability``
 (default 1.0) makes it random (seeded, so runs repeat); ``path`` is a regex on the URL path and
 ``method`` an HTTP method; both default to any. ``after`` (default 0) skips that many matching requests
@@ -22,6 +37,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+KINDS = ("status", "slow", "drop", "repeat_cursor")
 
 
 @dataclass
@@ -41,8 +58,9 @@ class FaultRule:
     @classmethod
     def from_dict(cls, spec: dict[str, Any]) -> FaultRule:
         kind = spec.get("kind", "status")
-        if kind not in ("status", "slow", "drop"):
-            raise ValueError(f"unknown fault kind {kind!r}: use status, slow or drop")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}: use status, slow, drop or repeat_cursor")
+        method = spec.get("method") or ("GET" if kind == "repeat_cursor" else None)
         rule = cls(
             kind=kind,
             status=int(spec.get("status", 500)),
@@ -50,7 +68,7 @@ class FaultRule:
             count=None if spec.get("count") is None else int(spec["count"]),
             probability=float(spec.get("probability", 1.0)),
             path=spec.get("path"),
-            method=(spec.get("method") or None) and str(spec["method"]).upper(),
+            method=method and str(method).upper(),
             after=int(spec.get("after", 0)),
         )
         rule._path_re = re.compile(rule.path) if rule.path else None
@@ -69,7 +87,8 @@ class FaultRule:
 def apply_transport_fault(rule: FaultRule, handler: Any) -> bool:
     """Carry out a ``drop`` or ``slow`` rule; True when the connection was dropped (answer nothing).
 
-    A ``status`` rule is left to the server, which answers in its own service's error shape.
+    A ``status`` rule is left to the server, which answers in its own service's error shape; a
+    ``repeat_cursor`` rule too: it flags the request (``request.repeat_cursor``) for the paging code.
     """
     if rule.kind == "drop":
         handler.close_connection = True

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.common import HttpError, Request, Router, SandboxServer
-from sandbox.faults import FaultInjector, apply_transport_fault
+from sandbox.faults import FaultInjector, FaultRule, apply_transport_fault
 from sandbox.leadboxer.generator import DEFAULT_SEGMENT_ID, DEFAULT_SITE, DEFAULT_START, generate_dataset
 from sandbox.leadboxer.store import LeadStore, QueryError, day_window
 
@@ -30,6 +30,16 @@ UNAUTHORIZED = {"error": "Unauthorized", "message": "Invalid or missing API key"
 
 def _error(status: int, message: str) -> HttpError:
     return HttpError(status, {"error": HTTPStatus(status).phrase, "message": message})
+
+
+def _fault_answer(rule: FaultRule) -> tuple[int, Any, dict[str, str]]:
+    """A ``status`` fault, in LeadBoxer's error shape (a 429 carries ``Retry-After: 1``)."""
+    headers = {"Retry-After": "1"} if rule.status == 429 else {}
+    try:
+        phrase = HTTPStatus(rule.status).phrase
+    except ValueError:
+        phrase = "Error"
+    return rule.status, {"error": phrase, "message": "Injected fault"}, headers
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -52,6 +62,56 @@ def decode_token(token: str, fingerprint: str) -> int:
     if tag != "lb1" or offset < 0 or token_fp != fingerprint:
         raise _error(400, "Invalid nextToken")
     return offset
+
+
+# -- lead-list arguments (each one 400s on its own terms) ----------------------------------------------
+
+def _time_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _error(400, f"Unknown timeZone {name!r}") from None
+
+
+def _segment_id(text: str | None) -> int | None:
+    if text in (None, ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise _error(400, f"segmentId must be an integer, got {text!r}") from None
+
+
+def _time_window(request: Request, tz: ZoneInfo) -> tuple[str, int, int] | None:
+    """``criteriaTimeFilter`` (``field|op|value``, or ``op|value`` with the field in ``timeField``)."""
+    time_filter = request.arg("criteriaTimeFilter")
+    if not time_filter:
+        return None
+    if time_filter.count("|") == 1:
+        time_filter = f"{request.arg('timeField') or 'eventEsTimestamp'}|{time_filter}"
+    try:
+        return day_window(time_filter, tz)
+    except QueryError as exc:
+        raise _error(400, str(exc)) from None
+
+
+def _required_fields(field_filter: str | None) -> tuple[str, ...]:
+    """``criteriaFieldFilter=hasanyvalue|field[;field...]``: the fields a lead must have."""
+    if not field_filter:
+        return ()
+    op, _, fields = field_filter.partition("|")
+    if op.strip().lower() != "hasanyvalue" or not fields.strip():
+        raise _error(400, "criteriaFieldFilter must be hasanyvalue|field[;field...]")
+    return tuple(f.strip() for f in fields.split(";") if f.strip())
+
+
+def _sort(sort_text: str) -> tuple[str, str]:
+    sort_field, _, direction = sort_text.partition("|")
+    direction = (direction or "desc").lower()
+    if sort_field not in ("lastEvent", "_score") or direction not in ("asc", "desc"):
+        raise _error(400, f"sortBy must be lastEvent|desc, lastEvent|asc, _score|desc or _score|asc, "
+                          f"got {sort_text!r}")
+    return sort_field, direction
 
 
 class LeadBoxerApp:
@@ -144,12 +204,8 @@ class LeadBoxerApp:
                     if apply_transport_fault(rule, handler):
                         return None
                     if rule.kind == "status":
-                        headers = {"Retry-After": "1"} if rule.status == 429 else {}
-                        try:
-                            phrase = HTTPStatus(rule.status).phrase
-                        except ValueError:
-                            phrase = "Error"
-                        return rule.status, {"error": phrase, "message": "Injected fault"}, headers
+                        return _fault_answer(rule)
+                    request.repeat_cursor = rule.kind == "repeat_cursor"
                 if self.latency > 0:
                     time.sleep(self.latency)
                 if request.headers.get("x-api-key") != self.api_key:
@@ -194,11 +250,15 @@ class LeadBoxerApp:
         return value
 
     def _page(self, request: Request, items: list[Any], fingerprint: str) -> tuple[list[Any], str | None]:
+        """A page and its ``nextToken``; under a ``repeat_cursor`` fault the token points back at this page
+        (the one sent, or on a first page a token for offset 0)."""
         limit = self._limit(request)
         token = request.arg("nextToken")
         offset = decode_token(token, fingerprint) if token else 0
         page = items[offset:offset + limit]
         end = offset + len(page)
+        if request.repeat_cursor:
+            return page, token or encode_token(0, fingerprint)
         return page, (encode_token(end, fingerprint) if end < len(items) else None)
 
     # -- v1 routes -----------------------------------------------------------------------------------
@@ -207,39 +267,11 @@ class LeadBoxerApp:
         site = self._required(request, "site")
         store = self.store
         tz_name = request.arg("timeZone") or DEFAULT_TIME_ZONE
-        try:
-            tz = ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise _error(400, f"Unknown timeZone {tz_name!r}") from None
-        segment_text = request.arg("segmentId")
-        segment_id = None
-        if segment_text not in (None, ""):
-            try:
-                segment_id = int(segment_text)
-            except ValueError:
-                raise _error(400, f"segmentId must be an integer, got {segment_text!r}") from None
-        window = None
-        time_filter = request.arg("criteriaTimeFilter")
-        if time_filter:
-            if time_filter.count("|") == 1:  # op|value, with the field in timeField
-                time_filter = f"{request.arg('timeField') or 'eventEsTimestamp'}|{time_filter}"
-            try:
-                window = day_window(time_filter, tz)
-            except QueryError as exc:
-                raise _error(400, str(exc)) from None
-        required: tuple[str, ...] = ()
-        field_filter = request.arg("criteriaFieldFilter")
-        if field_filter:
-            op, _, fields = field_filter.partition("|")
-            if op.strip().lower() != "hasanyvalue" or not fields.strip():
-                raise _error(400, "criteriaFieldFilter must be hasanyvalue|field[;field...]")
-            required = tuple(f.strip() for f in fields.split(";") if f.strip())
-        sort_text = request.arg("sortBy") or "lastEvent|desc"
-        sort_field, _, direction = sort_text.partition("|")
-        direction = (direction or "desc").lower()
-        if sort_field not in ("lastEvent", "_score") or direction not in ("asc", "desc"):
-            raise _error(400, f"sortBy must be lastEvent|desc, lastEvent|asc, _score|desc or _score|asc, "
-                              f"got {sort_text!r}")
+        tz = _time_zone(tz_name)
+        segment_id = _segment_id(request.arg("segmentId"))
+        window = _time_window(request, tz)
+        required = _required_fields(request.arg("criteriaFieldFilter"))
+        sort_field, direction = _sort(request.arg("sortBy") or "lastEvent|desc")
         fingerprint = _fingerprint("leads", site, segment_id, request.arg("criteriaTimeFilter"),
                                    request.arg("timeField"), tz_name, required, sort_field, direction)
         if site != store.site:

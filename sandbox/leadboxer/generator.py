@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 DEFAULT_SITE = "07bacbd9d46a4e26b58b15d69f69250f"
@@ -210,7 +210,11 @@ def _url(path: str, params: dict[str, str | None]) -> str:
 
 def generate_dataset(seed: int = 7, leads: int = 200, start: str = DEFAULT_START, hours: int = 24,
                      site: str = DEFAULT_SITE) -> dict[str, Any]:
-    """Build a realistic, deterministic dataset (see the module docstring for the format)."""
+    """Build a realistic, deterministic dataset (see the module docstring for the format).
+
+    Every random draw comes from ``rng``, in a fixed order: the companies, then each lead's skeleton,
+    then the extra sessions that cover every hour, then each lead's sessions and events.
+    """
     rng = random.Random(seed)
     start_ms = parse_start(start)
     hours = max(1, int(hours))
@@ -219,119 +223,163 @@ def generate_dataset(seed: int = 7, leads: int = 200, start: str = DEFAULT_START
     companies = _make_companies(rng, max(3, int(n_leads * 0.5 / 1.8)))
     # A few companies attract most visitors, so colleagues share an organization.
     company_cum = list(accumulate(1.0 / (1 + (i % 40)) for i in range(len(companies))))
-
     # Phase 1: who each lead is, and when their sessions start.
-    skeletons: list[dict[str, Any]] = []
-    used_emails: set[str] = set()
-    used_randoms: set[str] = set()
-    for _ in range(n_leads):
-        identified = rng.random() < 0.6
-        has_org = rng.random() < (0.55 if identified else 0.42)
-        company = rng.choices(companies, cum_weights=company_cum)[0] if has_org else None
-        score = min(100, int(rng.triangular(0, 100, 55 if identified else 10)))
-        in_default = (identified and score >= 20) or (not identified and rng.random() < 0.08)
-        rand9 = f"{rng.randint(100_000_000, 999_999_999)}"
-        while rand9 in used_randoms:
-            rand9 = f"{rng.randint(100_000_000, 999_999_999)}"
-        used_randoms.add(rand9)
-        person: dict[str, str] = {}
-        if identified:
-            first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
-            domain = company["organizationDomain"] if company else rng.choice(_FREE_MAIL)
-            local = f"{_slug(first)}.{_slug(last)}"
-            email = f"{local}@{domain}"
-            suffix = 2
-            while email in used_emails:
-                email = f"{local}{suffix}@{domain}"
-                suffix += 1
-            used_emails.add(email)
-            person = {"firstName": first, "lastName": last, "fullName": f"{first} {last}", "email": email,
-                      "title": rng.choice(_JOB_TITLES)}
-            if rng.random() < 0.7:
-                person["phoneNumber"] = f"+31 6 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"
-        n_sessions = rng.choices([1, 2, 3, 4], weights=[45, 30, 15, 10])[0]
-        skeletons.append({"identified": identified, "company": company, "score": score,
-                          "in_default": in_default, "rand9": rand9, "person": person,
-                          "starts": _session_starts(rng, n_sessions, start_ms, end_ms)})
-
+    used: dict[str, set[str]] = {"emails": set(), "randoms": set()}
+    skeletons = [_skeleton(rng, companies, company_cum, used, start_ms, end_ms) for _ in range(n_leads)]
     # Phase 2: every hour of the span gets events of email-identified members of the default segment.
-    qualified = [s for s in skeletons if s["identified"] and s["in_default"]]
-    if qualified:
-        covered = {(t - start_ms) // HOUR_MS for s in qualified for t in s["starts"]}
-        turn = 0
-        for hour in range(hours):
-            if hour in covered:
-                continue
-            skeleton = qualified[turn % len(qualified)]
-            turn += 1
-            skeleton["starts"] = sorted([*skeleton["starts"],
-                                         start_ms + hour * HOUR_MS + rng.randint(0, 10 * MINUTE_MS)])
-
+    _cover_every_hour(rng, skeletons, start_ms, hours)
     # Phase 3: sessions, events and the lead's aggregates.
-    out_leads = [_build_lead(rng, s, site, end_ms) for s in skeletons]
+    out_leads = [_build_lead(rng, s, site) for s in skeletons]
     return {"site": site, "segments": _segments(site), "leads": out_leads}
 
 
-def _build_lead(rng: random.Random, sk: dict[str, Any], site: str, end_ms: int) -> dict[str, Any]:
-    rand9 = sk["rand9"]
-    company = sk["company"]
-    person = sk["person"]
-    email = person.get("email")
-    if company:
-        tld = company["organizationDomain"].split(".", 1)[1]
-    else:
-        tld = rng.choice(list(_LOCATIONS))
+def _skeleton(rng: random.Random, companies: list[dict[str, str]], company_cum: list[float],
+              used: dict[str, set[str]], start_ms: int, end_ms: int) -> dict[str, Any]:
+    """One lead before its sessions exist: identity, company, score, segment and session starts."""
+    identified = rng.random() < 0.6
+    has_org = rng.random() < (0.55 if identified else 0.42)
+    company = rng.choices(companies, cum_weights=company_cum)[0] if has_org else None
+    score = min(100, int(rng.triangular(0, 100, 55 if identified else 10)))
+    in_default = (identified and score >= 20) or (not identified and rng.random() < 0.08)
+    rand9 = _unique(lambda: f"{rng.randint(100_000_000, 999_999_999)}", used["randoms"])
+    person = _person(rng, company, used["emails"]) if identified else {}
+    n_sessions = rng.choices([1, 2, 3, 4], weights=[45, 30, 15, 10])[0]
+    return {"identified": identified, "company": company, "score": score, "in_default": in_default,
+            "rand9": rand9, "person": person, "starts": _session_starts(rng, n_sessions, start_ms, end_ms)}
+
+
+def _unique(draw: Any, used: set[str]) -> str:
+    """Draw until the value is new; remember it."""
+    value = draw()
+    while value in used:
+        value = draw()
+    used.add(value)
+    return value
+
+
+def _person(rng: random.Random, company: dict[str, str] | None, used_emails: set[str]) -> dict[str, str]:
+    first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+    domain = company["organizationDomain"] if company else rng.choice(_FREE_MAIL)
+    local = f"{_slug(first)}.{_slug(last)}"
+    email = f"{local}@{domain}"
+    suffix = 2
+    while email in used_emails:
+        email = f"{local}{suffix}@{domain}"
+        suffix += 1
+    used_emails.add(email)
+    person = {"firstName": first, "lastName": last, "fullName": f"{first} {last}", "email": email,
+              "title": rng.choice(_JOB_TITLES)}
+    if rng.random() < 0.7:
+        person["phoneNumber"] = f"+31 6 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}"
+    return person
+
+
+def _cover_every_hour(rng: random.Random, skeletons: list[dict[str, Any]], start_ms: int, hours: int) -> None:
+    """Give each hour without a session of an email-identified default-segment member one (in turns)."""
+    qualified = [s for s in skeletons if s["identified"] and s["in_default"]]
+    if not qualified:
+        return
+    covered = {(t - start_ms) // HOUR_MS for s in qualified for t in s["starts"]}
+    missing = [hour for hour in range(hours) if hour not in covered]
+    for turn, hour in enumerate(missing):
+        skeleton = qualified[turn % len(qualified)]
+        skeleton["starts"] = sorted([*skeleton["starts"], start_ms + hour * HOUR_MS + rng.randint(0, 10 * MINUTE_MS)])
+
+
+class _Visitor(NamedTuple):
+    """What every session and event of one lead shares."""
+
+    use_id: str
+    rand9: str
+    site: str
+    person: dict[str, str]
+    company: dict[str, str] | None
+    browser: str
+    platform: str
+    geo: tuple[str, str, str, str, str, str]  # country, code, city, region, ip, isp
+
+
+class _Visit(NamedTuple):
+    """What every event of one session shares."""
+
+    visitor: _Visitor
+    session_id: str
+    channel: str
+    utm: tuple[str | None, str | None, str | None]
+    campaign: str | None
+
+
+def _geo(rng: random.Random, company: dict[str, str] | None) -> tuple[str, str, str, str, str, str]:
+    """(country, code, city, region, ip, isp): the company's, else a random location and ISP."""
+    tld = company["organizationDomain"].split(".", 1)[1] if company else rng.choice(list(_LOCATIONS))
     country, code, cities, _phone, ip_prefix = _LOCATIONS[tld]
     city, region = (company["organizationCity"], company["_region"]) if company else rng.choice(cities)
     ip = f"{company['_ip_prefix'] if company else ip_prefix}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
     isp = company["organizationName"] if company else rng.choice(_ISPS)
-    browser = _weighted(rng, _BROWSERS)
-    platform = rng.choice(_PLATFORMS)
-    use_id = f"{sk['starts'][0]}.{rand9}"
+    return country, code, city, region, ip, isp
 
-    sessions: list[dict[str, Any]] = []
+
+def _build_lead(rng: random.Random, sk: dict[str, Any], site: str) -> dict[str, Any]:
+    company = sk["company"]
+    geo = _geo(rng, company)
+    visitor = _Visitor(f"{sk['starts'][0]}.{sk['rand9']}", sk["rand9"], site, sk["person"], company,
+                       _weighted(rng, _BROWSERS), rng.choice(_PLATFORMS), geo)
     used_ms: set[int] = set()
-    pages_total = 0
-    duration_total = 0
-    for index, session_ms in enumerate(sk["starts"]):
-        while session_ms in used_ms:
-            session_ms += 1
-        channel = _weighted(rng, _CHANNELS)
-        if channel == "email" and not email:
-            channel = "organic"
-        utm_source, utm_medium, utm_campaign = rng.choice(_UTM_BY_CHANNEL[channel])
-        campaign = rng.choice(_EMAIL_CAMPAIGNS) if channel == "email" else None
-        if channel == "email":
-            utm_campaign = campaign
-        session_id = f"{session_ms}.{rand9}"
-        events = _build_events(rng, session_ms, session_id, use_id, site, channel, email, person, company,
-                               (utm_source, utm_medium, utm_campaign), campaign, index == 0, used_ms)
-        first_ms = int(events[0]["eventUnixTimestamp"])
-        last_ms = int(events[-1]["eventUnixTimestamp"])
-        duration = (last_ms - first_ms) // 1000
-        pages = sum(1 for e in events if e["event_type"] == "pageview")
-        pages_total += pages
-        duration_total += duration
-        sessions.append({
-            "session_id": session_id, "use_id": use_id, "site": site,
-            "session_unix_timestamp": str(first_ms), "duration": str(duration), "pages_viewed": str(pages),
-            "entry_root_url": events[0]["root_url"], "referrer": _REFERRERS[channel], "channel": channel,
-            "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign,
-            "browser": browser, "platform": platform, "country_name": country, "city": city, "ip_number": ip,
-            "events": events,
-        })
-
-    first, last = sessions[0], sessions[-1]
-    last_event = last["events"][-1]
-    last_ms = int(last_event["eventUnixTimestamp"])
-    lead: dict[str, Any] = {"use_id": use_id, "site": site, **person}
+    sessions = [_build_session(rng, visitor, session_ms, index == 0, used_ms)
+                for index, session_ms in enumerate(sk["starts"])]
+    lead: dict[str, Any] = {"use_id": visitor.use_id, "site": site, **visitor.person}
     if company:
         lead.update({k: v for k, v in company.items() if not k.startswith("_")})
         lead["last_most_likely_company"] = company["organizationName"]
     else:
         lead["last_most_likely_company"] = ""
-    lead.update({
-        "esScore": str(sk["score"]),
+    lead.update(_lead_aggregates(visitor, sk["score"], sessions))
+    segments = [WEB_VISITORS_SEGMENT_ID]
+    if company:
+        segments.insert(0, TOP_LEADS_SEGMENT_ID)
+    if sk["in_default"]:
+        segments.insert(0, DEFAULT_SEGMENT_ID)
+    lead["segments"] = segments
+    lead["sessions"] = sessions
+    return lead
+
+
+def _build_session(rng: random.Random, visitor: _Visitor, session_ms: int, first_session: bool,
+                   used_ms: set[int]) -> dict[str, Any]:
+    while session_ms in used_ms:
+        session_ms += 1
+    channel = _weighted(rng, _CHANNELS)
+    if channel == "email" and not visitor.person.get("email"):
+        channel = "organic"
+    utm_source, utm_medium, utm_campaign = rng.choice(_UTM_BY_CHANNEL[channel])
+    campaign = rng.choice(_EMAIL_CAMPAIGNS) if channel == "email" else None
+    if channel == "email":
+        utm_campaign = campaign
+    visit = _Visit(visitor, f"{session_ms}.{visitor.rand9}", channel, (utm_source, utm_medium, utm_campaign),
+                   campaign)
+    events = _build_events(rng, visit, session_ms, first_session, used_ms)
+    first_ms = int(events[0]["eventUnixTimestamp"])
+    duration = (int(events[-1]["eventUnixTimestamp"]) - first_ms) // 1000
+    pages = sum(1 for e in events if e["event_type"] == "pageview")
+    country, _code, city, _region, ip, _isp = visitor.geo
+    return {
+        "session_id": visit.session_id, "use_id": visitor.use_id, "site": visitor.site,
+        "session_unix_timestamp": str(first_ms), "duration": str(duration), "pages_viewed": str(pages),
+        "entry_root_url": events[0]["root_url"], "referrer": _REFERRERS[channel], "channel": channel,
+        "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign,
+        "browser": visitor.browser, "platform": visitor.platform, "country_name": country, "city": city,
+        "ip_number": ip, "events": events,
+    }
+
+
+def _lead_aggregates(visitor: _Visitor, score: int, sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lead's fields summing up its sessions (first and last of each kind, totals)."""
+    first, last = sessions[0], sessions[-1]
+    last_event = last["events"][-1]
+    last_ms = int(last_event["eventUnixTimestamp"])
+    country, code, city, region, ip, isp = visitor.geo
+    return {
+        "esScore": str(score),
         "lastEvent": last_ms,
         "eventEsTimestamp": str(last_ms),
         "eventUnixTimestamp": str(last_ms),
@@ -341,8 +389,8 @@ def _build_lead(rng: random.Random, sk: dict[str, Any], site: str, end_ms: int) 
         "last_session_id": last["session_id"],
         "session_id": last["session_id"],
         "total_number_visits": len(sessions),
-        "total_pages_viewed": pages_total,
-        "total_session_duration": duration_total,
+        "total_pages_viewed": sum(int(s["pages_viewed"]) for s in sessions),
+        "total_session_duration": sum(int(s["duration"]) for s in sessions),
         "last_visit_duration": last["duration"],
         "first_channel": first["channel"], "last_channel": last["channel"],
         "first_utm_source": first["utm_source"], "first_utm_medium": first["utm_medium"],
@@ -356,30 +404,18 @@ def _build_lead(rng: random.Random, sk: dict[str, Any], site: str, end_ms: int) 
         "last_referrer": last["referrer"],
         "last_country_code": code, "last_country_name": country, "last_region_name": region, "last_city": city,
         "last_ip_number": ip, "last_isp": isp, "last_org": isp,
-        "last_browser": browser, "last_platform": platform,
+        "last_browser": visitor.browser, "last_platform": visitor.platform,
         "machine_id": f"{first['session_unix_timestamp']}:{first['session_unix_timestamp']}",
-        "leadcard_url": f"https://app.leadboxer.com?q={use_id}&site={site}",
+        "leadcard_url": f"https://app.leadboxer.com?q={visitor.use_id}&site={visitor.site}",
         "type": {"name": "user"},
         "customEventInfo": {},
         "ttl": 31_622_400_000,
         "documentExpiryDate": last_ms + 31_622_400_000,
-    })
-    segments = [WEB_VISITORS_SEGMENT_ID]
-    if company:
-        segments.insert(0, TOP_LEADS_SEGMENT_ID)
-    if sk["in_default"]:
-        segments.insert(0, DEFAULT_SEGMENT_ID)
-    lead["segments"] = segments
-    lead["sessions"] = sessions
-    return lead
+    }
 
 
-def _build_events(rng: random.Random, session_ms: int, session_id: str, use_id: str, site: str, channel: str,
-                  email: str | None, person: dict[str, str], company: dict[str, str] | None,
-                  utm: tuple[str | None, str | None, str | None], campaign: str | None, first_session: bool,
-                  used_ms: set[int]) -> list[dict[str, Any]]:
-    utm_source, utm_medium, utm_campaign = utm
-    referrer = _REFERRERS[channel]
+def _plan(rng: random.Random, channel: str, email: str | None, first_session: bool) -> list[str]:
+    """The event types of a session, in order (1-8; an email visit opens and/or clicks first)."""
     count = rng.randint(1, 8)
     plan: list[str] = []
     if channel == "email":
@@ -398,11 +434,15 @@ def _build_events(rng: random.Random, session_ms: int, session_id: str, use_id: 
             plan.append("pageview")
     if not plan or plan[0] not in ("email_open", "email_click", "pageview"):
         plan.insert(0, "pageview")
-    plan = plan[:8]
+    return plan[:8]
 
+
+def _build_events(rng: random.Random, visit: _Visit, session_ms: int, first_session: bool,
+                  used_ms: set[int]) -> list[dict[str, Any]]:
+    visitor = visit.visitor
+    plan = _plan(rng, visit.channel, visitor.person.get("email"), first_session)
     events: list[dict[str, Any]] = []
     ts = session_ms
-    landing_utm = {"utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign}
     for position, kind in enumerate(plan):
         if position:
             ts += rng.randint(5_000, 240_000)
@@ -411,56 +451,82 @@ def _build_events(rng: random.Random, session_ms: int, session_id: str, use_id: 
         used_ms.add(ts)
         page_path, page_title = rng.choice(_PAGES)
         event: dict[str, Any] = {
-            "event_id": f"{ts}.{use_id.split('.', 1)[1]}", "session_id": session_id, "use_id": use_id,
-            "site": site, "eventUnixTimestamp": str(ts), "event_type": kind,
-            "title": page_title, "original_url": "", "root_url": "", "referrer": referrer if position == 0 else "",
+            "event_id": f"{ts}.{visitor.rand9}", "session_id": visit.session_id, "use_id": visitor.use_id,
+            "site": visitor.site, "eventUnixTimestamp": str(ts), "event_type": kind,
+            "title": page_title, "original_url": "", "root_url": "",
+            "referrer": _REFERRERS[visit.channel] if position == 0 else "",
             "utm_source": None, "utm_medium": None, "utm_campaign": None, "utm_term": None, "utm_content": None,
             "campaign": None, "properties": {},
         }
         if position and events:
             event["referrer"] = events[-1]["root_url"]
-        if kind == "email_open":
-            event.update(title=f"Email open: {campaign}", campaign=campaign, email=email,
-                         original_url=f"https://track.leadboxer.com/log/open?datasetId={site}&campaign={campaign}"
-                                      f"&email={quote(email or '')}",
-                         root_url="https://track.leadboxer.com/log/open", referrer="")
-        elif kind == "email_click":
-            params = {**landing_utm, "utm_content": rng.choice(["cta-button", "header-link", "footer-link"]),
-                      "email": email, "firstName": person.get("firstName"), "lastName": person.get("lastName")}
-            event.update(original_url=_url(page_path, params), root_url=f"{SITE_ROOT}{page_path}",
-                         utm_source=utm_source, utm_medium=utm_medium, utm_campaign=utm_campaign,
-                         utm_content=params["utm_content"], campaign=campaign, email=email)
-        elif kind == "pageview":
-            params = landing_utm if position == 0 else {}
-            if position == 0 and utm_medium == "cpc":
-                params = {**params, "utm_term": rng.choice(["visitor identification", "b2b analytics"])}
-            event.update(original_url=_url(page_path, params), root_url=f"{SITE_ROOT}{page_path}")
-            if position == 0:
-                event.update(utm_source=utm_source, utm_medium=utm_medium, utm_campaign=utm_campaign,
-                             utm_term=params.get("utm_term"))
-        elif kind == "form_submit":
-            form_id, path, form_name = rng.choice(_FORMS)
-            props = {"form_id": form_id, "form_name": form_name, "email": email,
-                     "first_name": person.get("firstName"), "last_name": person.get("lastName")}
-            if company:
-                props["companyName"] = company["organizationName"]
-            if person.get("phoneNumber"):
-                props["phoneNumber"] = person["phoneNumber"]
-            if form_id == "5":
-                props["message"] = "Could you send me a quote for 25 seats?"
-            event.update(title="Form Submit", original_url=f"{SITE_ROOT}{path}", root_url=f"{SITE_ROOT}{path}",
-                         email=email, properties=props)
-        elif kind == "download":
-            name = rng.choice(_DOWNLOADS)
-            url = f"{SITE_ROOT}/resources/{name}"
-            event.update(title=f"Download: {name}", original_url=url, root_url=url,
-                         properties={"file_name": name, "file_type": "pdf"})
-        elif kind == "login":
-            url = f"{SITE_ROOT}/app/login"
-            event.update(title="Login", original_url=url, root_url=url, email=email,
-                         properties={"login": email})
+        _EVENT_DETAILS[kind](rng, event, visit, page_path, position)
         events.append(event)
     return events
+
+
+def _landing_utm(visit: _Visit) -> dict[str, str | None]:
+    utm_source, utm_medium, utm_campaign = visit.utm
+    return {"utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign}
+
+
+def _email_open(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    site, email, campaign = visit.visitor.site, visit.visitor.person.get("email"), visit.campaign
+    event.update(title=f"Email open: {campaign}", campaign=campaign, email=email,
+                 original_url=f"https://track.leadboxer.com/log/open?datasetId={site}&campaign={campaign}"
+                              f"&email={quote(email or '')}",
+                 root_url="https://track.leadboxer.com/log/open", referrer="")
+
+
+def _email_click(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    person = visit.visitor.person
+    params = {**_landing_utm(visit), "utm_content": rng.choice(["cta-button", "header-link", "footer-link"]),
+              "email": person.get("email"), "firstName": person.get("firstName"), "lastName": person.get("lastName")}
+    event.update(original_url=_url(page_path, params), root_url=f"{SITE_ROOT}{page_path}", **_landing_utm(visit),
+                 utm_content=params["utm_content"], campaign=visit.campaign, email=person.get("email"))
+
+
+def _pageview(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    """The landing page (position 0) carries the session's UTM parameters (and a paid search term)."""
+    params = _landing_utm(visit) if position == 0 else {}
+    if position == 0 and visit.utm[1] == "cpc":
+        params = {**params, "utm_term": rng.choice(["visitor identification", "b2b analytics"])}
+    event.update(original_url=_url(page_path, params), root_url=f"{SITE_ROOT}{page_path}")
+    if position == 0:
+        event.update(**_landing_utm(visit), utm_term=params.get("utm_term"))
+
+
+def _form_submit(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    person, company = visit.visitor.person, visit.visitor.company
+    form_id, path, form_name = rng.choice(_FORMS)
+    props = {"form_id": form_id, "form_name": form_name, "email": person.get("email"),
+             "first_name": person.get("firstName"), "last_name": person.get("lastName")}
+    if company:
+        props["companyName"] = company["organizationName"]
+    if person.get("phoneNumber"):
+        props["phoneNumber"] = person["phoneNumber"]
+    if form_id == "5":
+        props["message"] = "Could you send me a quote for 25 seats?"
+    event.update(title="Form Submit", original_url=f"{SITE_ROOT}{path}", root_url=f"{SITE_ROOT}{path}",
+                 email=person.get("email"), properties=props)
+
+
+def _download(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    name = rng.choice(_DOWNLOADS)
+    url = f"{SITE_ROOT}/resources/{name}"
+    event.update(title=f"Download: {name}", original_url=url, root_url=url,
+                 properties={"file_name": name, "file_type": "pdf"})
+
+
+def _login(rng: random.Random, event: dict[str, Any], visit: _Visit, page_path: str, position: int) -> None:
+    email = visit.visitor.person.get("email")
+    url = f"{SITE_ROOT}/app/login"
+    event.update(title="Login", original_url=url, root_url=url, email=email, properties={"login": email})
+
+
+# event_type -> what that kind of event adds to the common event fields
+_EVENT_DETAILS = {"email_open": _email_open, "email_click": _email_click, "pageview": _pageview,
+                  "form_submit": _form_submit, "download": _download, "login": _login}
 
 
 def synced_events(data: dict[str, Any], start_ms: int, end_ms: int,

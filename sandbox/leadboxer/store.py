@@ -80,6 +80,30 @@ def _score(lead: Any) -> float:
     return score if math.isfinite(score) else -1.0
 
 
+def _split(record: Any, nested: str) -> tuple[Any, list[Any]]:
+    """A record as served (without its ``nested`` list) and that list ([] when absent or not a list)."""
+    if not isinstance(record, dict):
+        return record, []
+    children = record.get(nested)
+    return {k: v for k, v in record.items() if k != nested}, children if isinstance(children, list) else []
+
+
+def _times(records: list[Any], field: str) -> list[int]:
+    """The readable epoch-ms values of ``field`` in the records that are objects."""
+    times = (parse_epoch_ms(record.get(field)) for record in records if isinstance(record, dict))
+    return [ts for ts in times if ts is not None]
+
+
+def _segment_ids(lead: Any) -> frozenset[int]:
+    """The lead's ``segments`` (a list, or one id) as integers; unreadable ids are dropped."""
+    segment_ids = lead.get("segments") if isinstance(lead, dict) else None
+    if isinstance(segment_ids, (list, tuple)):
+        ids = {_as_int(s) for s in segment_ids}
+    else:
+        ids = {_as_int(segment_ids)} if segment_ids is not None else set()
+    return frozenset(i for i in ids if i is not None)
+
+
 class QueryError(ValueError):
     """A lead-list parameter the server cannot understand (answered with 400)."""
 
@@ -145,45 +169,27 @@ class LeadStore:
         self._lock = threading.Lock()
 
     def _add(self, raw: Any) -> None:
-        sessions_raw = raw.get("sessions") if isinstance(raw, dict) else None
-        lead = {k: v for k, v in raw.items() if k != "sessions"} if isinstance(raw, dict) else raw
-        lead_id = raw.get("use_id") if isinstance(raw, dict) else None
-        event_times: list[int] = []
-        session_times: list[int] = []
+        lead, sessions_raw = _split(raw, "sessions")
         sessions: list[Any] = []
-        for session_raw in sessions_raw if isinstance(sessions_raw, list) else []:
-            events_raw = session_raw.get("events") if isinstance(session_raw, dict) else None
-            session = ({k: v for k, v in session_raw.items() if k != "events"}
-                       if isinstance(session_raw, dict) else session_raw)
+        event_times: list[int] = []
+        for session_raw in sessions_raw:
+            session, events = _split(session_raw, "events")
             sessions.append(session)
-            events = events_raw if isinstance(events_raw, list) else []
-            if isinstance(session_raw, dict):
-                ts = parse_epoch_ms(session_raw.get("session_unix_timestamp"))
-                if ts is not None:
-                    session_times.append(ts)
-                session_id = session_raw.get("session_id")
-                if session_id is not None and events:
-                    self.events.setdefault(str(session_id), []).extend(events)
-            for event in events:
-                if isinstance(event, dict):
-                    ts = parse_epoch_ms(event.get("eventUnixTimestamp"))
-                    if ts is not None:
-                        event_times.append(ts)
+            session_id = session_raw.get("session_id") if isinstance(session_raw, dict) else None
+            if session_id is not None and events:
+                self.events.setdefault(str(session_id), []).extend(events)
+            event_times += _times(events, "eventUnixTimestamp")
+        lead_id = raw.get("use_id") if isinstance(raw, dict) else None
         if lead_id is not None:
-            key = str(lead_id)
-            self.by_id.setdefault(key, lead)
+            self.by_id.setdefault(str(lead_id), lead)
             if sessions:
-                self.sessions.setdefault(key, []).extend(sessions)
+                self.sessions.setdefault(str(lead_id), []).extend(sessions)
         self.leads.append(lead)
         self.last_seen.append(self._derive(lead, ("eventEsTimestamp", "lastEvent"), event_times, max))
+        session_times = _times(sessions_raw, "session_unix_timestamp")
         self.first_seen.append(self._derive(lead, ("first_session_unix_timestamp",),
                                             session_times or event_times, min))
-        segment_ids = lead.get("segments") if isinstance(lead, dict) else None
-        if isinstance(segment_ids, (list, tuple)):
-            ids = {_as_int(s) for s in segment_ids}
-        else:
-            ids = {_as_int(segment_ids)} if segment_ids is not None else set()
-        self.members.append(frozenset(i for i in ids if i is not None))
+        self.members.append(_segment_ids(lead))
 
     @staticmethod
     def _derive(lead: Any, keys: tuple[str, ...], fallback: list[int], pick) -> int | None:

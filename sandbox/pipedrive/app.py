@@ -4,7 +4,8 @@ Request pipeline for API paths (``/api/v2/...``, ``/api/v1/...`` and the ``/v1/.
 
 1. ``latency`` sleep;
 2. auth (``x-api-token``, or ``Authorization: Bearer`` with the API token or a live OAuth access token) -> 401;
-3. fault rules (drop / slow / status) -> faulted calls are neither charged nor counted in the window;
+3. fault rules (drop / slow / status / repeat_cursor) -> dropped and status-faulted calls are neither
+   charged nor counted in the window; a repeat_cursor rule flags the request for the paging code;
 4. burst limits over a rolling window (general, plus the search limit for ``/search`` paths) -> 429;
 5. daily token budget -> 429 ``Daily token budget exceeded``;
 6. the handler; the call's ``x-token-cost`` (see ``costs.py``) is charged.
@@ -23,13 +24,15 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from sandbox.common import HttpError, Request, Router
-from sandbox.faults import FaultInjector, apply_transport_fault
+from sandbox.faults import FaultInjector, FaultRule, apply_transport_fault
+from sandbox.pipedrive.checks import ERROR_INFO, error_body
 from sandbox.pipedrive.costs import COSTS, V1, V2
-from sandbox.pipedrive.store import ERROR_INFO, PipedriveStore, error_body
+from sandbox.pipedrive.store import PipedriveStore
 
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_OAUTH_CLIENT_ID = "sandbox-client-id"
@@ -40,6 +43,7 @@ OAUTH_SCOPE = "base,deals:full,contacts:full,leads:full,activities:full,search:r
 DEFAULT_DAILY_BUDGET = 30000 * 5 * 5  # base x Premium multiplier x 5 seats
 CONFIG_KEYS = {"burst_limit": int, "search_burst_limit": int, "daily_budget": int, "search_lag": float,
                "latency": float, "window": float}
+Answer = tuple[int, Any, dict[str, str]]
 
 
 class _Route:
@@ -79,6 +83,7 @@ class PipedriveApp:
             self.faults.add(spec)
         self.router = Router()
         self._build_routes()
+        self.control_routes = self._control_routes()
         self._reset_counters()
 
     # ------------------------------------------------------------------ setup
@@ -203,7 +208,7 @@ class PipedriveApp:
         with self.lock:
             self.oauth_token_ttl = float(token_ttl)
 
-    def _oauth_token(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+    def _oauth_token(self, request: Request) -> Answer:
         """``POST /oauth/token``: the refresh-token grant, answered like Pipedrive's token endpoint."""
         if request.method != "POST":
             return 405, {"success": False, "error": "method_not_allowed", "message": "Use POST"}, {}
@@ -273,7 +278,7 @@ class PipedriveApp:
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle(self, request: Request, handler: Any) -> tuple[int, Any, dict[str, str]] | None:
+    def handle(self, request: Request, handler: Any) -> Answer | None:
         path = request.path.rstrip("/") or "/"
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             return self._control(request, path)
@@ -298,58 +303,69 @@ class PipedriveApp:
         return result
 
     def _process(self, request: Request, handler: Any, route: Any, route_error: HttpError | None,
-                 pattern: str) -> tuple[int, Any, dict[str, str]] | None:
+                 pattern: str) -> Answer | None:
         latency = self.config["latency"]
         if latency > 0:
             time.sleep(latency)
         is_search = "/search" in request.path
-
         if not self._authorized(request):
-            with self.lock:
-                headers = self._rate_headers(is_search, time.monotonic())
-            body = {"success": False, "error": "unauthorized access", "errorCode": 401, "error_info": ERROR_INFO}
-            return 401, body, headers
-
+            return self._unauthorized(is_search)
         rule = self.faults.pick(request.method, request.path)
         if rule is not None:
             if apply_transport_fault(rule, handler):
                 return None
             if rule.kind == "status":
-                with self.lock:
-                    now = time.monotonic()
-                    if rule.status == 429:
-                        headers = self._limited_headers(is_search, now)
-                        body = error_body("Request over limit")
-                    else:
-                        headers = self._rate_headers(is_search, now)
-                        body = error_body(f"Sandbox fault: HTTP {rule.status}")
-                headers["x-token-cost"] = "0"
-                return rule.status, body, headers
-
+                return self._fault_answer(rule, is_search)
+            request.repeat_cursor = rule.kind == "repeat_cursor"
         cost = COSTS.get((request.method, pattern), 0) if route else 0
+        refused, headers = self._charge(is_search, cost, answered=route is not None)
+        if refused is not None:
+            return refused
+        headers["x-token-cost"] = str(cost)
+        return self._dispatch(request, route, route_error, headers)
+
+    def _unauthorized(self, is_search: bool) -> Answer:
+        with self.lock:
+            headers = self._rate_headers(is_search, time.monotonic())
+        body = {"success": False, "error": "unauthorized access", "errorCode": 401, "error_info": ERROR_INFO}
+        return 401, body, headers
+
+    def _fault_answer(self, rule: FaultRule, is_search: bool) -> Answer:
+        """A ``status`` fault: the error envelope (429: "Request over limit" with limited headers), not charged."""
+        with self.lock:
+            now = time.monotonic()
+            if rule.status == 429:
+                headers = self._limited_headers(is_search, now)
+                body = error_body("Request over limit")
+            else:
+                headers = self._rate_headers(is_search, now)
+                body = error_body(f"Sandbox fault: HTTP {rule.status}")
+        headers["x-token-cost"] = "0"
+        return rule.status, body, headers
+
+    def _charge(self, is_search: bool, cost: int, answered: bool) -> tuple[Answer | None, dict[str, str]]:
+        """Burst windows, then the daily budget: a 429 (not charged, not entered in the windows), or the
+        call entered in its windows and charged, with the rate-limit headers to send."""
         with self.lock:
             now = time.monotonic()
             general = self._window(f"{self.token}:general", now)
             search = self._window(f"{self.token}:search", now)
-            if len(general) >= self.config["burst_limit"] or (
-                    is_search and len(search) >= self.config["search_burst_limit"]):
-                # Rejected calls are not charged and do not enter the window.
-                limited_search = is_search and len(search) >= self.config["search_burst_limit"]
-                headers = self._limited_headers(limited_search, now)
-                return 429, error_body("Request over limit"), headers
+            search_full = is_search and len(search) >= self.config["search_burst_limit"]
+            if len(general) >= self.config["burst_limit"] or search_full:
+                return (429, error_body("Request over limit"), self._limited_headers(search_full, now)), {}
             if self.tokens_spent + cost > self.config["daily_budget"]:
                 headers = self._rate_headers(is_search, now)
                 headers["x-token-cost"] = "0"
-                return 429, error_body("Daily token budget exceeded"), headers
+                return (429, error_body("Daily token budget exceeded"), headers), {}
             general.append(now)
             if is_search:
                 search.append(now)
+                self.searches += int(answered)  # searches the search handler answered
             self.tokens_spent += cost
-            if is_search and route:
-                self.searches += 1
-            headers = self._rate_headers(is_search, now)
-        headers["x-token-cost"] = str(cost)
+            return None, self._rate_headers(is_search, now)
 
+    @staticmethod
+    def _dispatch(request: Request, route: Any, route_error: HttpError | None, headers: dict[str, str]) -> Answer:
         if route_error is not None:
             return route_error.status, error_body(route_error.body.get("error", "Method not allowed")), headers
         if route is None:
@@ -359,16 +375,11 @@ class PipedriveApp:
         try:
             result = fn(request)
         except HttpError as exc:
-            body = exc.body
-            if isinstance(body, dict) and "success" in body and "error_info" not in body and "code" not in body:
-                extra = {"code": "ERR_BAD_REQUEST"} if exc.status == 400 else {}
-                body = error_body(body.get("error", "Bad request"), **extra)
             headers.update(exc.headers)
-            return exc.status, body, headers
-        status, body = result[0], result[1]
+            return exc.status, _error_envelope(exc), headers
         if len(result) > 2:
             headers.update(result[2])
-        return status, body, headers
+        return result[0], result[1], headers
 
     def _authorized(self, request: Request) -> bool:
         if request.headers.get("x-api-token") == self.token:
@@ -386,58 +397,77 @@ class PipedriveApp:
 
     # ------------------------------------------------------------------ control endpoints
 
-    def _control(self, request: Request, path: str) -> tuple[int, Any, dict[str, str]]:
-        method = request.method
+    def _control_routes(self) -> dict[tuple[str, str], Callable[[Request], Any]]:
+        """``(method, path)`` -> action; an action answers the 200 body."""
+        return {
+            ("GET", "/_sandbox/state"): lambda request: self.state(),
+            ("POST", "/_sandbox/reset"): self._control_reset,
+            ("GET", "/_sandbox/config"): lambda request: {"success": True, "config": dict(self.config)},
+            ("POST", "/_sandbox/config"): self._control_configure,
+            ("GET", "/_sandbox/faults"): lambda request: {"success": True, "faults": self.faults.rules()},
+            ("POST", "/_sandbox/faults"): self._control_add_faults,
+            ("DELETE", "/_sandbox/faults"): self._control_clear_faults,
+            ("GET", "/_sandbox/oauth"): lambda request: {"success": True, "oauth": self.oauth_state()},
+            ("POST", "/_sandbox/oauth"): self._control_oauth,
+            ("GET", "/_sandbox/health"): lambda request: {"success": True},
+        }
+
+    def _control(self, request: Request, path: str) -> Answer:
+        action = self.control_routes.get((request.method, path))
+        if action is None:
+            return 404, error_body(f"Unknown control endpoint {request.method} {path}"), {}
         try:
-            if path == "/_sandbox/state" and method == "GET":
-                return 200, self.state(), {}
-            if path == "/_sandbox/reset" and method == "POST":
-                self.reset()
-                return 200, {"success": True}, {}
-            if path == "/_sandbox/config":
-                if method == "POST":
-                    changes = request.json()
-                    if not isinstance(changes, dict):
-                        raise ValueError("config body must be a JSON object")
-                    return 200, {"success": True, "config": self.configure(**changes)}, {}
-                if method == "GET":
-                    return 200, {"success": True, "config": dict(self.config)}, {}
-            if path == "/_sandbox/faults":
-                if method == "GET":
-                    return 200, {"success": True, "faults": self.faults.rules()}, {}
-                if method == "DELETE":
-                    self.faults.clear()
-                    return 200, {"success": True, "faults": []}, {}
-                if method == "POST":
-                    specs = request.json()
-                    specs = specs if isinstance(specs, list) else [specs]
-                    for spec in specs:
-                        if not isinstance(spec, dict):
-                            raise ValueError("a fault rule must be a JSON object")
-                        self.faults.add(spec)
-                    return 200, {"success": True, "faults": self.faults.rules()}, {}
-            if path == "/_sandbox/oauth" and method == "GET":
-                return 200, {"success": True, "oauth": self.oauth_state()}, {}
-            if path == "/_sandbox/oauth" and method == "POST":
-                body = request.json()
-                if not isinstance(body, dict):
-                    raise ValueError("oauth body must be a JSON object")
-                if "token_ttl" in body:
-                    self.configure_oauth(body["token_ttl"])
-                if body.get("revoke"):
-                    self.revoke_oauth()
-                if body.get("expire_access_tokens"):
-                    self.expire_access_tokens()
-                answer: dict[str, Any] = {"success": True}
-                if body.get("issue_refresh_token"):
-                    issued = body["issue_refresh_token"]
-                    answer["refresh_token"] = self.issue_refresh_token(issued if isinstance(issued, str) else None)
-                answer["oauth"] = self.oauth_state()
-                return 200, answer, {}
-            if path == "/_sandbox/health" and method == "GET":
-                return 200, {"success": True}, {}
+            return 200, action(request), {}
         except HttpError as exc:
             return exc.status, exc.body, {}
         except (ValueError, TypeError, KeyError) as exc:
             return 400, {"success": False, "error": str(exc)}, {}
-        return 404, error_body(f"Unknown control endpoint {method} {path}"), {}
+
+    def _control_reset(self, request: Request) -> dict[str, Any]:
+        self.reset()
+        return {"success": True}
+
+    def _control_configure(self, request: Request) -> dict[str, Any]:
+        changes = request.json()
+        if not isinstance(changes, dict):
+            raise ValueError("config body must be a JSON object")
+        return {"success": True, "config": self.configure(**changes)}
+
+    def _control_add_faults(self, request: Request) -> dict[str, Any]:
+        specs = request.json()
+        for spec in specs if isinstance(specs, list) else [specs]:
+            if not isinstance(spec, dict):
+                raise ValueError("a fault rule must be a JSON object")
+            self.faults.add(spec)
+        return {"success": True, "faults": self.faults.rules()}
+
+    def _control_clear_faults(self, request: Request) -> dict[str, Any]:
+        self.faults.clear()
+        return {"success": True, "faults": []}
+
+    def _control_oauth(self, request: Request) -> dict[str, Any]:
+        """``{"token_ttl": S, "revoke": true, "expire_access_tokens": true, "issue_refresh_token": true|"rt"}``."""
+        body = request.json()
+        if not isinstance(body, dict):
+            raise ValueError("oauth body must be a JSON object")
+        if "token_ttl" in body:
+            self.configure_oauth(body["token_ttl"])
+        if body.get("revoke"):
+            self.revoke_oauth()
+        if body.get("expire_access_tokens"):
+            self.expire_access_tokens()
+        answer: dict[str, Any] = {"success": True}
+        if body.get("issue_refresh_token"):
+            issued = body["issue_refresh_token"]
+            answer["refresh_token"] = self.issue_refresh_token(issued if isinstance(issued, str) else None)
+        answer["oauth"] = self.oauth_state()
+        return answer
+
+
+def _error_envelope(exc: HttpError) -> Any:
+    """A handler's error body, in Pipedrive's envelope when it came in the bare ``{success, error}`` shape."""
+    body = exc.body
+    if isinstance(body, dict) and "success" in body and "error_info" not in body and "code" not in body:
+        extra = {"code": "ERR_BAD_REQUEST"} if exc.status == 400 else {}
+        body = error_body(body.get("error", "Bad request"), **extra)
+    return body
