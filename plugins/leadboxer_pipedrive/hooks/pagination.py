@@ -13,12 +13,13 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from leadboxer_pipedrive.exceptions import ApiRequestError
+from leadboxer_pipedrive.exceptions import ApiError
 
 
-class PaginationError(ApiRequestError, AirflowFailException):
+class PaginationError(ApiError, AirflowFailException):
     """A list cannot be read to its end (repeated cursor, empty page claiming more, not a page). The
-    same read gets the same pages, so the task fails at once."""
+    same read gets the same pages, so the task fails at once; never taken for a refusal of the rows
+    being loaded."""
 
 
 class Paginator:

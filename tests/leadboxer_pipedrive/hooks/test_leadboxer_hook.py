@@ -10,6 +10,7 @@ import pytest
 
 from leadboxer_pipedrive.exceptions import ApiAuthError, ApiRequestError, TransientApiError
 from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
+from leadboxer_pipedrive.hooks.pagination import PaginationError
 from sandbox.leadboxer import DEFAULT_SEGMENT_ID, DEFAULT_SITE
 
 API_KEY = "sandbox-key-s3cr3t-value"  # as in conftest.py
@@ -75,7 +76,7 @@ def test_a_repeated_token_is_an_error_naming_the_endpoint_never_a_silent_end(lea
                   {"data": [4]}])
     monkeypatch.setattr(hook, "request", lambda *args, **kwargs: next(pages))
     read = []
-    with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads -> .*'t' is repeated"):
+    with pytest.raises(PaginationError, match=r"LeadBoxer GET /v1/leads -> .*'t' is repeated"):
         read.extend(hook.paginate("/v1/leads", {"site": "s"}))
     assert read == [1, 2, 3]
 
@@ -84,7 +85,7 @@ def test_a_token_that_is_not_a_token_is_an_error(leadboxer_conn, monkeypatch):
     hook = fast_hook(leadboxer_conn())
     for token in ({"a": 1}, ["t"], True, 1.5):
         monkeypatch.setattr(hook, "request", lambda *args, token=token, **kwargs: {"data": [1], "nextToken": token})
-        with pytest.raises(ApiRequestError, match="is not a cursor"):
+        with pytest.raises(PaginationError, match="is not a cursor"):
             list(hook.paginate("/v1/leads", {"site": "s"}))
 
 
@@ -108,7 +109,7 @@ def test_an_answer_that_is_not_a_page_is_a_clear_error(leadboxer_conn, monkeypat
     hook = fast_hook(leadboxer_conn())
     for body in ([1, 2], {"data": {"event_id": "e"}}, "text", {"data": 0}, {"data": ""}, {"data": {}}):
         monkeypatch.setattr(hook, "request", lambda *args, body=body, **kwargs: body)
-        with pytest.raises(ApiRequestError, match=r"LeadBoxer GET /v1/leads/events -> 200: the answer is not a page"):
+        with pytest.raises(PaginationError, match=r"LeadBoxer GET /v1/leads/events -> 200: the answer is not a page"):
             list(hook.iter_events("s", "session"))
     monkeypatch.setattr(hook, "request", lambda *args, **kwargs: None)  # an empty answer has no rows
     assert list(hook.iter_events("s", "session")) == []
