@@ -101,14 +101,14 @@ def run(args: argparse.Namespace) -> dict:
 
 def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: list, finished: dict,
            killed: bool) -> dict:
-    import re
     import sqlite3
 
+    from leadboxer_pipedrive.transforms import event_ids_in_note
     from sandbox.leadboxer import synced_events
 
     starts = [int(hour.timestamp() * 1000) for hour in hours]
     expected = {event["event_id"] for start in starts for _, event in synced_events(data, start, start + 3_600_000)}
-    markers = Counter(m for a in state["activities"] for m in re.findall(r"LeadBoxer event ([^<\s]+)", a["note"]))
+    markers = Counter(m for a in state["activities"] for m in event_ids_in_note(a["note"]))
     emails = Counter(e["value"].lower() for p in state["persons"] for e in p["emails"])
     org_names = Counter(o["name"].strip().casefold() for o in state["organizations"])
     deals = Counter(d["person_id"] for d in state["deals"])

@@ -123,3 +123,29 @@ def test_tls_verification_is_on_unless_disabled(pipedrive_conn):
 
 def test_session_is_a_requests_session(pipedrive_conn):
     assert isinstance(fast_hook(pipedrive_conn()).get_conn(), requests.Session)
+
+
+def test_httphook_extras_configure_the_session_and_our_own_extras_are_never_sent_as_headers(pipedrive_conn):
+    hook = fast_hook(pipedrive_conn(verify="false", proxies={"https": "http://proxy.example:3128"}, trust_env=False,
+                                    max_redirects=3, daily_token_budget=30000, client_secret="s3cr3t-extra"))
+    seen = []
+    session = hook.get_conn()
+    session.hooks["response"].append(lambda response, **_: seen.append(response.request))
+    assert session is hook.get_conn()  # one session for every call
+    assert (session.verify, session.proxies, session.trust_env, session.max_redirects) == (
+        False, {"https": "http://proxy.example:3128"}, False, 3)
+    hook.list_pipelines()  # over http: the https proxy is not used
+    sent = {name.lower() for name in seen[0].headers}
+    assert "x-api-token" in sent and not sent & {"burst_limit", "daily_token_budget", "client_secret", "verify",
+                                                  "proxies", "trust_env", "max_redirects"}
+    assert "s3cr3t-extra" not in str(seen[0].headers)
+
+
+def test_a_host_without_a_scheme_is_https(pipedrive_conn, monkeypatch):
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_BARE", json.dumps({"conn_type": "pipedrive", "host": "acme.pipedrive.com",
+                                                                 "password": TOKEN}))
+    hook = PipedriveHook("pipedrive_bare")
+    hook.get_conn()
+    assert hook.base_url == "https://acme.pipedrive.com"
