@@ -105,8 +105,8 @@ def test_a_pipedrive_list_whose_cursor_repeats_fails_naming_it(path, pipedrive_s
     person = hook.create_person({"name": "Jane", "emails": [{"value": "jane@acme.com", "primary": True}]})
     hook.create_organization({"name": "Acme"})
     deal = hook.create_deal({"title": "Acme deal", "person_id": person["id"]})
-    hook.create_activity({"subject": "Call", "type": "task", "participants": [{"person_id": person["id"],
-                                                                                "primary": True}], "deal_id": deal["id"]})
+    participants = [{"person_id": person["id"], "primary": True}]
+    hook.create_activity({"subject": "Call", "type": "task", "participants": participants, "deal_id": deal["id"]})
     hook.create_lead({"title": "Acme lead", "person_id": person["id"]})
     hook.requests_sent = 0
     pipedrive_sandbox.add_fault({"kind": "repeat_cursor", "path": f"^{path}$"})

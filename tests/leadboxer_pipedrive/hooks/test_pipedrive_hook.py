@@ -144,8 +144,8 @@ def test_httphook_extras_configure_the_session_and_our_own_extras_are_never_sent
 def test_a_host_without_a_scheme_is_https(pipedrive_conn, monkeypatch):
     import json
 
-    monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_BARE", json.dumps({"conn_type": "pipedrive", "host": "acme.pipedrive.com",
-                                                                 "password": TOKEN}))
+    monkeypatch.setenv("AIRFLOW_CONN_PIPEDRIVE_BARE",
+                       json.dumps({"conn_type": "pipedrive", "host": "acme.pipedrive.com", "password": TOKEN}))
     hook = PipedriveHook("pipedrive_bare")
     hook.get_conn()
     assert hook.base_url == "https://acme.pipedrive.com"
