@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from leadboxer_pipedrive.operators.common import (
     PipedriveLoadOperator,
+    SyncOperator,
     ValidationReportLink,
     data_interval,
     finish_validation,
@@ -24,7 +25,7 @@ from leadboxer_pipedrive.operators.common import (
 )
 
 
-class LeadBoxerExtractOperator(BaseOperator):
+class LeadBoxerExtractOperator(SyncOperator):
     """Extracts a LeadBoxer segment's leads active in the data interval (and their events in it) into
     staged frames.
 
@@ -65,8 +66,6 @@ class LeadBoxerExtractOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.extract import ReadCache, fetch_window
         from leadboxer_pipedrive.frames import events_frame
-        from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
         start, end = data_interval(context)
@@ -74,9 +73,9 @@ class LeadBoxerExtractOperator(BaseOperator):
         dataset_id = str(self.dataset_id or "").strip()
         if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
-        hook = LeadBoxerHook(self.leadboxer_conn_id)
+        hook = self.leadboxer_hook
         cache_hours = float(self.read_cache_hours or 0)
-        cache = ReadCache(LedgerHook(self.ledger_conn_id), dataset_id, cache_hours) if cache_hours > 0 else None
+        cache = ReadCache(self.ledger_hook, dataset_id, cache_hours) if cache_hours > 0 else None
         window = fetch_window(hook, dataset_id, self.segment_id, start, end, self.max_leads,
                               with_events=self.with_events, read_cache=cache)
         leads = window.leads
@@ -105,7 +104,7 @@ class LeadBoxerExtractOperator(BaseOperator):
         })
 
 
-class ValidateEventsOperator(BaseOperator):
+class ValidateEventsOperator(SyncOperator):
     """Validates extracted events with great-expectations; failing rows go to the ledger with reasons.
 
     :param upstream: the extract task's return value (pass ``extract.output``). (templated)
@@ -128,7 +127,7 @@ class ValidateEventsOperator(BaseOperator):
 
         start, end = data_interval(context)
         outcome = validate_events(read_frame(self.upstream["events_path"]), to_ms(start), to_ms(end))
-        return finish_validation(self, context, self.upstream, outcome, "event", self.ledger_conn_id, "")
+        return finish_validation(self, context, self.upstream, outcome, "event", "")
 
 
 class TransformActivitiesOperator(BaseOperator):

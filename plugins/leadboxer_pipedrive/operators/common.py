@@ -187,6 +187,7 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
              f"Pipedrive. {summary['extracted']} extracted, {summary['rejected']} rejected, "
              f"{plan['already_pushed']} already pushed.",
              f"Would create: {plan['would_create'] or 'nothing'}",
+             f"Would update: {plan.get('would_update') or 'nothing'}",
              f"Estimated cost: {plan['estimated_tokens']} tokens ({plan['calls']})"]
     for kind, samples in plan["samples"].items():
         lines += [f"  sample {kind}: {json.dumps(sample, default=str, ensure_ascii=False)}" for sample in samples]
@@ -269,14 +270,13 @@ def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda v: None if str(v) in ("<NA>", "nan", "NaT") else str(v)))
 
 
-def finish_validation(operator, context, upstream: dict[str, Any], outcome, entity: str, ledger_conn_id: str,
+def finish_validation(operator, context, upstream: dict[str, Any], outcome, entity: str,
                       staged_name: str) -> dict[str, Any]:
     """After validation of ``entity`` rows ("event" or "lead"): rejected rows to the ledger with their
     reasons, a log line per reason, the validation report, and valid/rejected frames to staging."""
-    from leadboxer_pipedrive.hooks.ledger import LedgerHook
     from leadboxer_pipedrive.staging import write_frame
 
-    record_rejections(LedgerHook(ledger_conn_id), context, outcome.rejected, entity)
+    record_rejections(operator.ledger_hook, context, outcome.rejected, entity)
     by_reason = outcome.statistics.get("by_reason", {})
     for reason, count in by_reason.items():
         operator.log.info("Rejected %d %s(s): %s", count, entity, reason)
@@ -292,7 +292,34 @@ def finish_validation(operator, context, upstream: dict[str, Any], outcome, enti
     })
 
 
-class PipedriveLoadOperator(BaseOperator):
+class SyncOperator(BaseOperator):
+    """Base of the sync operators: the hooks of their connections (``leadboxer_conn_id``,
+    ``pipedrive_conn_id``, ``ledger_conn_id``, set by each operator), each built once per task."""
+
+    leadboxer_conn_id: str = "leadboxer_default"
+    pipedrive_conn_id: str = "pipedrive_default"
+    ledger_conn_id: str = "leadboxer_pipedrive_ledger"
+
+    @cached_property
+    def leadboxer_hook(self):
+        from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
+
+        return LeadBoxerHook(self.leadboxer_conn_id)
+
+    @cached_property
+    def pipedrive_hook(self):
+        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
+
+        return PipedriveHook(self.pipedrive_conn_id)
+
+    @cached_property
+    def ledger_hook(self):
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
+
+        return LedgerHook(self.ledger_conn_id)
+
+
+class PipedriveLoadOperator(SyncOperator):
     """What both load tasks do: price the plan, stop there on a dry run, check the token budget, load,
     and record the run summary. Subclasses say how to plan and which loader loads.
 
@@ -324,18 +351,6 @@ class PipedriveLoadOperator(BaseOperator):
         self.max_attempts = max_attempts
         self.pipedrive_conn_id = pipedrive_conn_id
         self.ledger_conn_id = ledger_conn_id
-
-    @cached_property
-    def pipedrive_hook(self):
-        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
-
-        return PipedriveHook(self.pipedrive_conn_id)
-
-    @cached_property
-    def ledger_hook(self):
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
-
-        return LedgerHook(self.ledger_conn_id)
 
     def plan(self, frame, settings):
         """The load's plan (``loading.plan``), priced by the caller."""

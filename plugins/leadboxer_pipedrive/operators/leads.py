@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator
 
 from leadboxer_pipedrive.operators.common import (
     PipedriveLoadOperator,
+    SyncOperator,
     ValidationReportLink,
     finish_validation,
     staged_path,
@@ -16,7 +17,7 @@ from leadboxer_pipedrive.operators.common import (
 )
 
 
-class ValidateLeadsOperator(BaseOperator):
+class ValidateLeadsOperator(SyncOperator):
     """Validates extracted leads for the chosen linking; failing rows go to the ledger with reasons.
 
     :param upstream: the extract task's return value. (templated)
@@ -40,7 +41,7 @@ class ValidateLeadsOperator(BaseOperator):
         from leadboxer_pipedrive.validation import validate_leads
 
         outcome = validate_leads(read_frame(self.upstream["leads_path"]), self.link_to)
-        return finish_validation(self, context, self.upstream, outcome, "lead", self.ledger_conn_id, "_leads")
+        return finish_validation(self, context, self.upstream, outcome, "lead", "_leads")
 
 
 class TransformLeadsOperator(BaseOperator):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from leadboxer_pipedrive.operators.common import SyncOperator
 
-class SyncPreflightOperator(BaseOperator):
+
+class SyncPreflightOperator(SyncOperator):
     """Checks, before anything is read or written, that both connections answer and authenticate, that the
     LeadBoxer dataset holds the segment, and that what the settings name exists in Pipedrive (the
     pipeline and its first stage, the activity type, lead labels, custom fields). A failure fails the run
@@ -52,18 +53,15 @@ class SyncPreflightOperator(BaseOperator):
         self.ledger_conn_id = ledger_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.hooks.leadboxer import LeadBoxerHook
-        from leadboxer_pipedrive.hooks.ledger import LedgerHook
-        from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
         from leadboxer_pipedrive.preflight import check_leadboxer, check_pipedrive
 
         dataset_id = str(self.dataset_id or "").strip()
         if not dataset_id:
             raise AirflowFailException("dataset_id is empty: set the DAG's dataset_id Param")
-        pipedrive = PipedriveHook(self.pipedrive_conn_id)
+        pipedrive = self.pipedrive_hook
         segment_id = None if self.segment_id is None else str(self.segment_id)
-        found = [check_leadboxer(LeadBoxerHook(self.leadboxer_conn_id), dataset_id, segment_id)]
-        found += check_pipedrive(pipedrive, LedgerHook(self.ledger_conn_id),
+        found = [check_leadboxer(self.leadboxer_hook, dataset_id, segment_id)]
+        found += check_pipedrive(pipedrive, self.ledger_hook,
                                  activity_type=self.activity_type or None, pipeline_id=self.pipeline_id,
                                  organization_domain_field=self.organization_domain_field or None,
                                  lead_labels=[*(self.lead_labels or []), *(self.score_labels or {})],
