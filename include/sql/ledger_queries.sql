@@ -148,3 +148,13 @@ ON CONFLICT (dataset_id, read_key) DO UPDATE SET body = excluded.body, read_at =
 
 -- name: delete_leadboxer_reads_before
 DELETE FROM lbpd_leadboxer_read WHERE dataset_id = :dataset_id AND read_at < :before;
+
+-- name: record_fields_by_ids
+SELECT entity, record_id, field_key, value, outcome FROM lbpd_record_field
+WHERE entity = :entity AND record_id IN :record_ids;
+
+-- name: upsert_record_field
+INSERT INTO lbpd_record_field (entity, record_id, field_key, value, outcome, updated_at)
+VALUES (:entity, :record_id, :field_key, :value, :outcome, :now)
+ON CONFLICT (entity, record_id, field_key) DO UPDATE SET value = excluded.value, outcome = excluded.outcome,
+    updated_at = excluded.updated_at;

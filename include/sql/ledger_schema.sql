@@ -148,3 +148,16 @@ CREATE TABLE IF NOT EXISTS lbpd_leadboxer_read (
 );
 
 CREATE INDEX IF NOT EXISTS lbpd_leadboxer_read_age ON lbpd_leadboxer_read (dataset_id, read_at);
+
+-- What the sync last wrote to (or found kept by someone in) each field of a Pipedrive record it keeps
+-- current: a field is written again only when LeadBoxer's fact changes, and a value someone typed in
+-- Pipedrive is never overwritten. value: the JSON of the value considered; outcome: written or kept.
+CREATE TABLE IF NOT EXISTS lbpd_record_field (
+    entity      TEXT NOT NULL,
+    record_id   BIGINT NOT NULL,
+    field_key   TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (entity, record_id, field_key)
+);

@@ -171,6 +171,17 @@ class LedgerHook(BaseHook):
         """Several events at once, in one transaction (a digest activity covers many)."""
         self.write("insert_pushed_event", rows)
 
+    def record_fields(self, entity: str, record_ids: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """What the sync last wrote (or found kept) in each field of these records: id → field → row."""
+        fields: dict[int, dict[str, dict[str, Any]]] = {}
+        for row in self.fetch_in("record_fields_by_ids", "record_ids", record_ids, entity=entity):
+            fields.setdefault(int(row["record_id"]), {})[row["field_key"]] = row
+        return fields
+
+    def remember_record_fields(self, rows: list[dict[str, Any]]) -> None:
+        """Rows of entity, record_id, field_key, value (JSON) and outcome (written or kept)."""
+        self.write("upsert_record_field", rows)
+
     def leads_by_use_id(self, dataset_id: str, use_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         rows = self.fetch_in("leads_by_use_id", "use_ids", use_ids, dataset_id=dataset_id)
         return {row["use_id"]: row for row in rows}

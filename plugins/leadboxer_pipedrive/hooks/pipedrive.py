@@ -416,6 +416,11 @@ class PipedriveHook(JsonApiHook):
         return {"tokens_spent": self.tokens_spent, "requests": self.requests_sent,
                 "rate_limited": self.rate_limited}
 
+    def requests_by_call(self) -> dict[str, int]:
+        """Requests sent by this hook instance, by call (``"PATCH /api/v2/persons/{id}"``)."""
+        with self._counter_lock:
+            return dict(self._requests_by_call)
+
     def spent_on(self) -> str:
         """What the tokens went on, dearest first: ``"20 on GET /api/v1/activityTypes (1 request), ..."``."""
         with self._counter_lock:

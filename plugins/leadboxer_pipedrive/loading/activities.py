@@ -123,6 +123,7 @@ class ActivityLoader:
             facts = rows.iloc[0]
             try:
                 person = resolver.person(email, facts)
+                resolver.keep_person_current(person, email, facts)
                 deal_id = resolver.open_deal(person, facts, self.settings.pipeline_id)
             except ApiRequestError as exc:
                 refuse_rows(self.ledger, self.settings, result, rows, "event", "event_id",

@@ -71,6 +71,15 @@ class LoadResult:
                 "refused": self.refused, **dict(sorted(self.counts.items()))}
 
 
+def is_present(value: Any) -> bool:
+    """A value that is there: not None, NA, NaN or the empty string."""
+    if value is None or value is pd.NA:
+        return False
+    if isinstance(value, float) and pd.isna(value):
+        return False
+    return value != ""
+
+
 def row_payload(row: dict[str, Any]) -> str:
     """A row as JSON with plain types, to be loaded again by a later run."""
     def plain(value: Any) -> Any:

@@ -12,12 +12,11 @@ import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
-from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, pending_retries, refuse_rows
+from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, is_present, pending_retries, refuse_rows
 from leadboxer_pipedrive.loading.resolver import (
     FIELD_CODE_CHECK_SECONDS,
     PipedriveResolver,
     in_flight_seconds,
-    is_present,
     organization_domain_field_code,
 )
 

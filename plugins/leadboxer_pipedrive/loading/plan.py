@@ -2,7 +2,10 @@
 ledger alone, before anything is written (dry runs report it; real runs check it against the budget).
 
 Records the ledger does not know are priced as "search, then create" (the usual case for new leads);
-a person that turns out to exist costs a deals listing instead of a create, so estimates stay close.
+a person that turns out to exist costs a deals listing instead of a create (and, when LeadBoxer knows
+its name or phone, a read and maybe an update), so estimates stay close. A known person whose facts
+changed since the sync last looked is priced a read and an update (exact when its fields are empty or
+ours; one update too many when someone typed a value the sync keeps).
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from leadboxer_pipedrive.loading.updates import changed, person_fields
+
 SEARCH_PERSON = ("GET", "/api/v2/persons/search")
 CREATE_PERSON = ("POST", "/api/v2/persons")
 UPDATE_PERSON = ("PATCH", "/api/v2/persons/{id}")
+GET_PERSON = ("GET", "/api/v2/persons/{id}")
 SEARCH_ORG = ("GET", "/api/v2/organizations/search")
 CREATE_ORG = ("POST", "/api/v2/organizations")
 LIST_DEALS = ("GET", "/api/v2/deals")
@@ -34,6 +40,7 @@ ORGANIZATION_FIELDS = ("GET", "/api/v2/organizationFields")
 class LoadPlan:
     calls: Counter = field(default_factory=Counter)
     creates: Counter = field(default_factory=Counter)
+    updates: Counter = field(default_factory=Counter)
     already_pushed: int = 0
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -46,7 +53,8 @@ class LoadPlan:
             bucket.append(payload)
 
     def as_dict(self, costs: dict[tuple[str, str], int]) -> dict[str, Any]:
-        return {"would_create": dict(self.creates), "already_pushed": self.already_pushed,
+        return {"would_create": dict(self.creates), "would_update": dict(self.updates),
+                "already_pushed": self.already_pushed,
                 "estimated_tokens": self.tokens(costs),
                 "calls": {f"{m} {p}": n for (m, p), n in sorted(self.calls.items())},
                 "samples": self.samples}
@@ -65,10 +73,25 @@ class Planner:
         self._orgs: dict[str, bool] = {}
         self._people: dict[str, dict[str, Any]] = {}
         self._stage_looked_up = False
+        self._person_fields: dict[int, dict[str, dict[str, Any]]] = {}
+        self._persons_kept_current: set[int] = set()
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
         self._people.update(self.ledger.persons_by_email(emails))
         self._orgs.update({key: True for key in self.ledger.organizations_by_key(org_keys)})
+        self._person_fields.update(self.ledger.record_fields(
+            "person", [row["person_id"] for row in self._people.values() if row.get("person_id")]))
+
+    def person_update(self, known: dict | None, email: str, facts: pd.Series) -> None:
+        """A known person whose name or phone changed in LeadBoxer: a read and an update (once a run)."""
+        person_id = (known or {}).get("person_id")
+        if not person_id or person_id in self._persons_kept_current:
+            return
+        self._persons_kept_current.add(person_id)
+        if changed(person_fields(facts, email), self._person_fields.get(person_id, {})):
+            self.plan.calls[GET_PERSON] += 1
+            self.plan.calls[UPDATE_PERSON] += 1
+            self.plan.updates["persons"] += 1
 
     def price_domain_field(self) -> None:
         """The organization field lookup, unless its code is still cached in the ledger."""
@@ -144,6 +167,7 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
     for email, rows in todo.groupby("email", sort=True):
         facts = rows.iloc[0]
         known, is_new = planner.person(email, facts)
+        planner.person_update(known, email, facts)
         planner.deal(known, is_new, facts)
         activities_count = rows["use_id"].nunique() if activity_mode == "digest" else len(rows)
         planner.plan.calls[CREATE_ACTIVITY] += activities_count

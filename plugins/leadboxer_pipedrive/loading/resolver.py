@@ -9,6 +9,7 @@ may have created). A failed lookup raises: it is never read as "not found" and n
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,10 +23,15 @@ from leadboxer_pipedrive.exceptions import (
     AmbiguousWriteError,
     ApiAuthError,
     ApiError,
+    ApiRequestError,
     BudgetExhaustedError,
     SyncConfigurationError,
 )
 from leadboxer_pipedrive.loading.claims import ClaimManager
+from leadboxer_pipedrive.loading.common import is_present
+from leadboxer_pipedrive.loading.updates import changed, field_rows, free_person_fields, person_fields
+
+log = logging.getLogger(__name__)
 
 # Custom field types Pipedrive's organization search can match (and that hold a domain as text).
 DOMAIN_FIELD_TYPES = ("varchar", "varchar_auto", "text")
@@ -38,14 +44,6 @@ class Person:
     person_id: int
     org_id: int | None
     is_new: bool
-
-
-def is_present(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return False
-    if isinstance(value, float) and pd.isna(value):
-        return False
-    return value != ""
 
 
 def since_iso(epoch_ms: int, margin_seconds: int = 120) -> str:
@@ -157,6 +155,7 @@ class PipedriveResolver:
         self._people: dict[str, dict[str, Any]] = {}
         self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
+        self._kept_current: set[int] = set()  # persons brought up to date this run
         self.grace_seconds = grace_seconds(pipedrive)
 
     def create_or_reconcile(self, create, find) -> dict[str, Any]:
@@ -304,12 +303,42 @@ class PipedriveResolver:
             org = found.get("organization") or {}
             return Person(found["id"], org.get("id") or found.get("org_id"), is_new=False)
         org_id = self.organization(facts) if link_organization else None
+        payload = person_payload(facts, org_id)
         created = self.create_or_reconcile(
-            lambda: self.pipedrive.create_person(person_payload(facts, org_id)),
+            lambda: self.pipedrive.create_person(payload),
             lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
                                 if email in _emails_of(p)), None))
         self.result.count("persons_created")
+        # What it was created with is what we wrote: later runs write a field again only when it changes.
+        wanted = person_fields(facts, email)
+        self.ledger.remember_record_fields(field_rows("person", created["id"], wanted, wanted))
         return Person(created["id"], org_id, is_new=True)
+
+    def keep_person_current(self, person: Person, email: str, facts: pd.Series) -> None:
+        """Fill the person's empty name and phone from LeadBoxer's facts, once a run, when those facts changed
+        since the sync last looked (one read, and one update if a field is free); never overwrite a value
+        someone typed in Pipedrive. A refusal is recorded and the field looked at again next time."""
+        with self._lock:
+            if person.is_new or person.person_id in self._kept_current:
+                return
+            self._kept_current.add(person.person_id)
+        last = self.ledger.record_fields("person", [person.person_id]).get(person.person_id, {})
+        todo = changed(person_fields(facts, email), last)
+        if not todo:
+            self.result.count("persons_unchanged")
+            return
+        try:
+            current = self.pipedrive.get_person(person.person_id)
+            free = free_person_fields(todo, current or {}, last)
+            if free:
+                self.pipedrive.update_person(person.person_id, free)
+        except ApiRequestError as exc:  # refused, or gone (the activity's create re-resolves it)
+            self.result.count("person_updates_refused")
+            log.warning("Pipedrive refused to update person %s (looked at again next time): %s",
+                        person.person_id, exc.detail)
+            return
+        self.result.count("persons_updated" if free else "persons_kept")
+        self.ledger.remember_record_fields(field_rows("person", person.person_id, todo, free))
 
     def _add_email(self, person_id: int, email: str) -> dict[str, Any] | None:
         current = self.pipedrive.get_person(person_id)

@@ -1,0 +1,93 @@
+"""Existing persons kept current with what LeadBoxer learns: an empty name or phone is filled, a value
+someone typed in Pipedrive is kept, nothing is read or written while the facts stay the same, and the
+plan prices exactly what the load spends."""
+
+from __future__ import annotations
+
+import pytest
+from loader_frames import activity_frame
+
+from leadboxer_pipedrive.hooks.ledger import LedgerHook
+from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
+from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
+from leadboxer_pipedrive.loading.plan import plan_activity_load
+from leadboxer_pipedrive.loading.updates import changed, free_person_fields, person_fields
+
+JANE = {"use_id": "u1", "email": "jane@acme.com", "firstName": "Jane", "lastName": "Doe",
+        "phoneNumber": "+31 20 555 0101"}
+
+
+def settings(run_id):
+    return LoadSettings(dataset_id="ds", dag_id="dag", run_id=run_id, pipeline_id=2)
+
+
+def load(pipedrive_conn, ledger, lead, run_id, prefix):
+    """One load of two events of ``lead``; returns (hook, result, plan's tokens)."""
+    hook = PipedriveHook(pipedrive_conn)
+    frame = activity_frame([lead], 2, prefix=prefix)
+    planned = plan_activity_load(frame, ledger, "ds", 2, "per_event").tokens(hook.token_costs)
+    result = ActivityLoader(hook, ledger, settings(run_id)).load(frame)
+    return hook, result, planned
+
+
+def person_of(sandbox, email):
+    return next(p for p in sandbox.state()["persons"] if email in [e["value"] for e in p["emails"]])
+
+
+def calls(hook, call):
+    return hook.requests_by_call().get(call, 0)
+
+
+def test_a_person_found_with_only_an_email_gets_its_name_and_phone(pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    PipedriveHook(pipedrive_conn).create_person({"name": "jane@acme.com",
+                                                 "emails": [{"value": "jane@acme.com", "primary": True}]})
+    hook, result, _ = load(pipedrive_conn, LedgerHook(ledger_conn), JANE, "run-1", "a")
+    person = person_of(pipedrive_sandbox, "jane@acme.com")
+    assert person["name"] == "Jane Doe" and [p["value"] for p in person["phones"]] == ["+31 20 555 0101"]
+    assert result.counts["persons_updated"] == 1 and calls(hook, "PATCH /api/v2/persons/{id}") == 1
+
+
+def test_a_phone_someone_typed_is_kept_and_not_looked_at_again_until_the_fact_changes(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    PipedriveHook(pipedrive_conn).create_person({"name": "Jane D.", "emails": [{"value": "jane@acme.com"}],
+                                                 "phones": [{"value": "+1 555 0199", "primary": True}]})
+    ledger = LedgerHook(ledger_conn)
+    hook, result, _ = load(pipedrive_conn, ledger, JANE, "run-1", "a")
+    person = person_of(pipedrive_sandbox, "jane@acme.com")
+    assert person["name"] == "Jane D." and [p["value"] for p in person["phones"]] == ["+1 555 0199"]
+    assert result.counts["persons_kept"] == 1 and calls(hook, "PATCH /api/v2/persons/{id}") == 0
+    # The same facts again: no read, no write: five tokens an activity.
+    again, result, planned = load(pipedrive_conn, ledger, JANE, "run-2", "b")
+    assert result.counts["persons_unchanged"] == 1 and again.tokens_spent == planned == 5 * 2
+    # A new phone in LeadBoxer: looked at again, and still kept.
+    later, result, _ = load(pipedrive_conn, ledger, {**JANE, "phoneNumber": "+31 6 1234 5678"}, "run-3", "c")
+    assert calls(later, "GET /api/v2/persons/{id}") == 1 and calls(later, "PATCH /api/v2/persons/{id}") == 0
+    assert [p["value"] for p in person_of(pipedrive_sandbox, "jane@acme.com")["phones"]] == ["+1 555 0199"]
+
+
+def test_a_phone_the_sync_wrote_follows_leadboxer_and_the_plan_prices_it_exactly(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    ledger = LedgerHook(ledger_conn)
+    first, _, _ = load(pipedrive_conn, ledger, JANE, "run-1", "a")  # creates Jane with her phone
+    assert calls(first, "PATCH /api/v2/persons/{id}") == 0
+    moved = {**JANE, "phoneNumber": "+31 6 1234 5678"}
+    hook, result, planned = load(pipedrive_conn, ledger, moved, "run-2", "b")
+    assert [p["value"] for p in person_of(pipedrive_sandbox, "jane@acme.com")["phones"]] == ["+31 6 1234 5678"]
+    assert result.counts["persons_updated"] == 1
+    assert hook.tokens_spent == planned == 1 + 5 + 5 * 2  # read, update, two activities
+
+
+@pytest.mark.parametrize("current, free", [
+    ({"name": "jane@acme.com", "emails": [{"value": "jane@acme.com"}], "phones": []}, {"name", "phones"}),
+    ({"name": "jane", "emails": [{"value": "jane@acme.com"}], "phones": [{"value": ""}]}, {"name", "phones"}),
+    ({"name": "Jane D.", "emails": [{"value": "jane@acme.com"}], "phones": [{"value": "+1 555"}]}, set()),
+])
+def test_only_empty_fields_are_free(current, free):
+    facts = activity_frame([JANE]).iloc[0]
+    todo = changed(person_fields(facts, "jane@acme.com"), {})
+    assert set(free_person_fields(todo, current, {})) == free
+
+
+def test_a_name_standing_in_for_a_missing_one_is_never_sent():
+    nameless = activity_frame([{"use_id": "u9", "email": "max@acme.com"}]).iloc[0]
+    assert person_fields(nameless, "max@acme.com") == {}
