@@ -103,6 +103,7 @@ class PipedriveApp:
         self._add("GET", V2 + "/organizations", s.list_organizations)
         self._add("POST", V2 + "/organizations", s.add_organization)
         self._add("GET", V2 + "/organizations/{id}", s.get_organization)
+        self._add("PATCH", V2 + "/organizations/{id}", s.update_organization)
         self._add("GET", V2 + "/deals", s.list_deals)
         self._add("POST", V2 + "/deals", s.add_deal)
         self._add("GET", V2 + "/deals/{id}", s.get_deal)

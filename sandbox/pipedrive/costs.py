@@ -24,6 +24,7 @@ COSTS: dict[tuple[str, str], int] = {
     ("GET", V2 + "/organizations"): 10,  # getOrganizations
     ("POST", V2 + "/organizations"): 5,  # addOrganization
     ("GET", V2 + "/organizations/{id}"): 1,  # getOrganization
+    ("PATCH", V2 + "/organizations/{id}"): 5,  # updateOrganization
     ("GET", V2 + "/deals"): 10,  # getDeals
     ("POST", V2 + "/deals"): 5,  # addDeal
     ("GET", V2 + "/deals/{id}"): 1,  # getDeal

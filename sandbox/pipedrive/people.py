@@ -137,6 +137,14 @@ ORG_FIELDS = {
     "custom_fields": ("dict", False),
 }
 ORG_NULLABLE = frozenset({"website", "linkedin", "industry", "annual_revenue", "employee_count"})
+# updateOrganization's body: no ``add_time``, and ``address`` (like every field but the nullable five) may
+# not be null.
+ORG_UPDATE_FIELDS = {**{name: kind for name, kind in ORG_FIELDS.items() if name != "add_time"},
+                     "address": ("dict", False)}
+ADDRESS_PARTS = ("value", "country", "admin_area_level_1", "admin_area_level_2", "locality", "sublocality",
+                 "route", "street_number", "subpremise", "postal_code")
+_ORG_COPIED = ("name", "owner_id", "visible_to", "label_ids", "address", "website", "linkedin", "industry",
+               "annual_revenue", "employee_count")
 
 
 def render_organization(org: Row) -> dict[str, Any]:
@@ -150,6 +158,32 @@ def check_organization(body: Any, fields: list[dict[str, Any]]) -> dict[str, Any
         raise bad_request("Invalid type for field 'address.value': expected string")
     check_custom_fields(body.get("custom_fields") or {}, custom_fields(fields), "organizationFields")
     return body
+
+
+def check_organization_update(body: Any, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PATCH body: every field optional, ``name`` non-blank when given, every ``address`` part a string,
+    ``custom_fields`` keys organization custom field codes (``fields``) with values of their type or null."""
+    check_common(body, ORG_UPDATE_FIELDS, "name")
+    if "name" in body and not body["name"].strip():
+        raise bad_request("Field 'name' must not be empty")
+    for part in ADDRESS_PARTS:
+        if part in (body.get("address") or {}) and not type_ok(body["address"][part], "str"):
+            raise bad_request(f"Invalid type for field 'address.{part}': expected string")
+    check_custom_fields(body.get("custom_fields") or {}, custom_fields(fields), "organizationFields")
+    return body
+
+
+def apply_organization(org: Row, body: dict[str, Any]) -> None:
+    """Write a checked PATCH body into the organization: ``address`` is replaced whole, ``custom_fields``
+    merged key by key (a null value clears that key)."""
+    for key in _ORG_COPIED:
+        if key in body:
+            org[key] = copy.deepcopy(body[key])
+    for key, value in (body.get("custom_fields") or {}).items():
+        if value is None:
+            org["custom_fields"].pop(key, None)
+        else:
+            org["custom_fields"][key] = copy.deepcopy(value)
 
 
 def new_organization(org_id: int, body: dict[str, Any]) -> Row:

@@ -193,6 +193,14 @@ class PipedriveStore:
         return ok(people.render_organization(self.organizations.find(request)))
 
     @locked
+    def update_organization(self, request: Request) -> Answer:
+        body = request.json()
+        org = self.organizations.find(request)
+        people.apply_organization(org, people.check_organization_update(body, self.organization_fields))
+        touch(org, time.time())
+        return ok(people.render_organization(org))
+
+    @locked
     def list_organizations(self, request: Request) -> Answer:
         return self.organizations.answer_list(request, ORGANIZATION_LIST)
 

@@ -116,6 +116,12 @@ def test_every_hook_method_sends_and_receives_only_valid_exchanges(hook, recorde
     assert hook.search_persons_by_email("wolf@nowhere.example")[0]["id"] == loner["id"]
     assert hook.get_person(person["id"])["name"] == "Jane Doe"
     assert hook.update_person(loner["id"], {"org_id": org["id"]})["org_id"] == org["id"]
+    patched = hook.update_organization(org["id"], {"address": {"value": "Keizersgracht 1, Amsterdam",
+                                                               "locality": "Amsterdam"},
+                                                   "linkedin": "https://www.linkedin.com/company/acme",
+                                                   "website": None})
+    assert patched["address"]["locality"] == "Amsterdam" and patched["website"] is None
+    assert patched["name"] == "Acme BV"
 
     # -- pipelines, stages, deals (5 deals, page size 2: three pages)
     assert {p["id"] for p in hook.list_pipelines()} >= {1, PIPELINE_ID}
@@ -160,7 +166,7 @@ def test_every_hook_method_sends_and_receives_only_valid_exchanges(hook, recorde
         ("GET", v1 + "/users/me"),
         ("POST", v2 + "/organizations"), ("GET", v2 + "/organizations/search"),
         ("POST", v2 + "/persons"), ("GET", v2 + "/persons/search"), ("GET", v2 + "/persons/{id}"),
-        ("PATCH", v2 + "/persons/{id}"),
+        ("PATCH", v2 + "/persons/{id}"), ("PATCH", v2 + "/organizations/{id}"),
         ("GET", v2 + "/pipelines"), ("GET", v2 + "/stages"),
         ("POST", v2 + "/deals"), ("GET", v2 + "/deals"),
         ("GET", v1 + "/activityTypes"), ("POST", v2 + "/activities"), ("GET", v2 + "/activities"),

@@ -487,3 +487,54 @@ def test_search_leads_respects_search_lag():
         assert get(sb, "/api/v2/leads/search", params={"term": "fresh"}).json()["data"]["items"] == []
         time.sleep(0.45)
         assert len(get(sb, "/api/v2/leads/search", params={"term": "fresh"}).json()["data"]["items"]) == 1
+
+
+DOMAIN = "9b10914d8b0a097ace7176e8973f5c3dee92bb44"  # sha1("Domain"), a seeded organization custom field
+
+
+def test_patch_organization(pd):
+    fields = get(pd, "/api/v2/organizationFields").json()["data"]
+    parent = next(f["field_code"] for f in fields if f["field_name"] == "Parent company domain")
+    org = post(pd, "/api/v2/organizations", {"name": "Acme BV", "visible_to": 7, "label_ids": [1],
+                                             "custom_fields": {DOMAIN: "acme.example", parent: "holding.example"}},
+               ).json()["data"]
+    url = f"/api/v2/organizations/{org['id']}"
+    assert get(pd, url).json() == {"success": True, "data": org}
+    pd.app.store.organizations.get(org["id"])["update_time"] = "2000-01-01T00:00:00Z"
+
+    address = {"value": "Main St 1, Amsterdam", "locality": "Amsterdam", "country": "Netherlands"}
+    resp = patch(pd, url, {"address": address, "website": "https://acme.example",
+                           "linkedin": "https://www.linkedin.com/company/acme",
+                           "custom_fields": {DOMAIN: "www.acme.example", parent: None}})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-token-cost"] == "5" and COSTS[("PATCH", "/api/v2/organizations/{id}")] == 5
+    body = resp.json()
+    assert body["success"] is True and body["data"] == get(pd, url).json()["data"]
+    data = body["data"]
+    assert data["address"] == address and data["website"] == "https://acme.example"
+    assert data["linkedin"] == "https://www.linkedin.com/company/acme"
+    assert data["custom_fields"] == {DOMAIN: "www.acme.example"}  # merged; null cleared the parent domain
+    kept = ("id", "name", "owner_id", "add_time", "visible_to", "label_ids", "industry", "is_deleted")
+    assert {k: data[k] for k in kept} == {k: org[k] for k in kept}
+    assert data["update_time"] != "2000-01-01T00:00:00Z"
+
+    # a custom field not named in the body is kept; null clears website; name may change
+    data = patch(pd, url, {"name": "Acme Holding", "website": None, "industry": 3}).json()["data"]
+    assert data["name"] == "Acme Holding" and data["website"] is None and data["industry"] == 3
+    assert data["custom_fields"] == {DOMAIN: "www.acme.example"} and data["address"] == address
+    assert pd.state()["counters"]["by_endpoint"]["PATCH /api/v2/organizations/{id}"] == 2
+
+    missing = patch(pd, "/api/v2/organizations/999999", {"name": "Nobody"})
+    assert missing.status_code == 404
+    assert missing.json() == {"success": False, "error": "Organization not found",
+                              "error_info": "Please check developers.pipedrive.com", "data": None,
+                              "additional_data": None}
+    for bad in ({"website": 42}, {"linkedin": ["x"]}, {"industry": "IT"}, {"industry": True}, {"name": ""},
+                {"name": None}, {"name": 5}, {"owner_id": "1"}, {"visible_to": 2}, {"label_ids": ["a"]},
+                {"address": "Main St 1"}, {"address": None}, {"address": {"locality": 5}},
+                {"address": {"value": None}}, {"custom_fields": {"0" * 40: "x"}}, {"custom_fields": {DOMAIN: 5}},
+                {"custom_fields": None}, [1]):
+        resp = patch(pd, url, bad)
+        assert resp.status_code == 400, bad
+        assert resp.json()["success"] is False and resp.json()["code"] == "ERR_BAD_REQUEST", bad
+    assert get(pd, url).json()["data"] == data  # the rejected PATCHes changed nothing
