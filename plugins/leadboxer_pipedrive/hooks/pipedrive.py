@@ -87,6 +87,7 @@ class PipedriveHook(JsonApiHook):
         ("GET", "/api/v2/organizations"): 10,
         ("POST", "/api/v2/organizations"): 5,
         ("GET", "/api/v2/organizations/{id}"): 1,
+        ("PATCH", "/api/v2/organizations/{id}"): 5,
         ("GET", "/api/v2/organizationFields"): 10,
         ("GET", "/api/v2/deals"): 10,
         ("POST", "/api/v2/deals"): 5,
@@ -511,6 +512,9 @@ class PipedriveHook(JsonApiHook):
 
     def get_organization(self, org_id: int) -> dict[str, Any]:
         return self._data("GET", f"/api/v2/organizations/{int(org_id)}")
+
+    def update_organization(self, org_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("PATCH", f"/api/v2/organizations/{int(org_id)}", json_body=payload)
 
     def list_organization_fields(self) -> list[dict[str, Any]]:
         return list(self.paginate_v2("/api/v2/organizationFields"))

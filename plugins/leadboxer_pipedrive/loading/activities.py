@@ -31,6 +31,7 @@ from leadboxer_pipedrive.loading.resolver import (
     organization_domain_field_code,
     since_iso,
 )
+from leadboxer_pipedrive.loading.updates import organization_rows
 from leadboxer_pipedrive.transforms import activity_fields, event_ids_in_note
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class ActivityLoader:
         # spelling of its name) does not depend on thread timing; then persons and their events.
         self._run_concurrently([(self._prefetch_organization, (resolver, facts))
                                 for facts in resolver.organizations_needed(todo)])
-        self._run_concurrently([(self._load_person_events, (email, rows, resolver, result))
+        # An organization is kept current from its first row by email, whichever person reaches it first.
+        org_facts = {row["org_key"]: row for row in organization_rows(todo)}
+        self._run_concurrently([(self._load_person_events, (email, rows, resolver, result, org_facts))
                                 for email, rows in todo.groupby("email", sort=True)])
 
     @staticmethod
@@ -111,7 +114,7 @@ class ActivityLoader:
 
     # -- one person's events ----------------------------------------------------------------------
     def _load_person_events(self, email: str, rows: pd.DataFrame, resolver: PipedriveResolver,
-                            result: LoadResult) -> None:
+                            result: LoadResult, org_facts: dict[str, pd.Series]) -> None:
         dataset = self.settings.dataset_id
         with self.claims.claim(f"activities:{dataset}:{email}") as takeover:
             done = self.ledger.pushed_event_ids(dataset, rows["event_id"].tolist())
@@ -124,6 +127,8 @@ class ActivityLoader:
             try:
                 person = resolver.person(email, facts)
                 resolver.keep_person_current(person, email, facts)
+                if facts["org_key"] in org_facts:
+                    resolver.keep_organization_current(person, org_facts[facts["org_key"]])
                 deal_id = resolver.open_deal(person, facts, self.settings.pipeline_id)
             except ApiRequestError as exc:
                 refuse_rows(self.ledger, self.settings, result, rows, "event", "event_id",

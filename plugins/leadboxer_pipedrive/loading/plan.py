@@ -16,12 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.loading.updates import changed, person_fields
+from leadboxer_pipedrive.loading.updates import changed, organization_fields, organization_rows, person_fields
 
 SEARCH_PERSON = ("GET", "/api/v2/persons/search")
 CREATE_PERSON = ("POST", "/api/v2/persons")
 UPDATE_PERSON = ("PATCH", "/api/v2/persons/{id}")
 GET_PERSON = ("GET", "/api/v2/persons/{id}")
+UPDATE_ORG = ("PATCH", "/api/v2/organizations/{id}")
+GET_ORG = ("GET", "/api/v2/organizations/{id}")
 SEARCH_ORG = ("GET", "/api/v2/organizations/search")
 CREATE_ORG = ("POST", "/api/v2/organizations")
 LIST_DEALS = ("GET", "/api/v2/deals")
@@ -73,25 +75,42 @@ class Planner:
         self._orgs: dict[str, bool] = {}
         self._people: dict[str, dict[str, Any]] = {}
         self._stage_looked_up = False
-        self._person_fields: dict[int, dict[str, dict[str, Any]]] = {}
-        self._persons_kept_current: set[int] = set()
+        self._org_ids: dict[str, int] = {}
+        self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
+        self._kept_current: set[tuple[str, int]] = set()
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
         self._people.update(self.ledger.persons_by_email(emails))
-        self._orgs.update({key: True for key in self.ledger.organizations_by_key(org_keys)})
-        self._person_fields.update(self.ledger.record_fields(
-            "person", [row["person_id"] for row in self._people.values() if row.get("person_id")]))
+        orgs = self.ledger.organizations_by_key(org_keys)
+        self._orgs.update({key: True for key in orgs})
+        self._org_ids.update({key: row["org_id"] for key, row in orgs.items()})
+        self._fields["person"] = self.ledger.record_fields(
+            "person", [row["person_id"] for row in self._people.values() if row.get("person_id")])
+        self._fields["organization"] = self.ledger.record_fields("organization", self._org_ids.values())
 
-    def person_update(self, known: dict | None, email: str, facts: pd.Series) -> None:
-        """A known person whose name or phone changed in LeadBoxer: a read and an update (once a run)."""
+    def updates(self, known: dict | None, email: str, facts: pd.Series, org_facts: pd.Series | None) -> None:
+        """A known person, and the organization LeadBoxer names for it, whose facts changed since the sync
+        last looked: a read and an update each (once a run)."""
+        from leadboxer_pipedrive.loading.resolver import cached_organization_field_code
+
         person_id = (known or {}).get("person_id")
-        if not person_id or person_id in self._persons_kept_current:
+        if not person_id:
             return
-        self._persons_kept_current.add(person_id)
-        if changed(person_fields(facts, email), self._person_fields.get(person_id, {})):
-            self.plan.calls[GET_PERSON] += 1
-            self.plan.calls[UPDATE_PERSON] += 1
-            self.plan.updates["persons"] += 1
+        self._update("person", person_id, person_fields(facts, email))
+        org_id = self._org_ids.get(facts.get("org_key")) if org_facts is not None else None
+        # The person's organization: the ledger's, or this one when the load links it now (see person()).
+        if org_id is not None and org_id == (known.get("org_id") or org_id):
+            code = cached_organization_field_code(self.ledger, self.domain_field) if self.domain_field else None
+            self._update("organization", org_id, organization_fields(org_facts, code))
+
+    def _update(self, entity: str, record_id: int, wanted: dict[str, Any]) -> None:
+        if (entity, record_id) in self._kept_current:
+            return
+        self._kept_current.add((entity, record_id))
+        if changed(wanted, self._fields.get(entity, {}).get(record_id, {})):
+            self.plan.calls[GET_PERSON if entity == "person" else GET_ORG] += 1
+            self.plan.calls[UPDATE_PERSON if entity == "person" else UPDATE_ORG] += 1
+            self.plan.updates[f"{entity}s"] += 1
 
     def price_domain_field(self) -> None:
         """The organization field lookup, unless its code is still cached in the ledger."""
@@ -164,10 +183,11 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
         planner.plan.calls[ACTIVITY_TYPES] += 1
     planner.price_domain_field()
     planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
+    org_facts = {row["org_key"]: row for row in organization_rows(todo)}
     for email, rows in todo.groupby("email", sort=True):
         facts = rows.iloc[0]
         known, is_new = planner.person(email, facts)
-        planner.person_update(known, email, facts)
+        planner.updates(known, email, facts, org_facts.get(facts["org_key"]))
         planner.deal(known, is_new, facts)
         activities_count = rows["use_id"].nunique() if activity_mode == "digest" else len(rows)
         planner.plan.calls[CREATE_ACTIVITY] += activities_count

@@ -29,7 +29,17 @@ from leadboxer_pipedrive.exceptions import (
 )
 from leadboxer_pipedrive.loading.claims import ClaimManager
 from leadboxer_pipedrive.loading.common import is_present
-from leadboxer_pipedrive.loading.updates import changed, field_rows, free_person_fields, person_fields
+from leadboxer_pipedrive.loading.updates import (
+    changed,
+    field_rows,
+    free_fields,
+    organization_fields,
+    organization_held,
+    organization_rows,
+    patch_body,
+    person_fields,
+    person_held,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +165,7 @@ class PipedriveResolver:
         self._people: dict[str, dict[str, Any]] = {}
         self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
-        self._kept_current: set[int] = set()  # persons brought up to date this run
+        self._kept_current: set[tuple[str, int]] = set()  # records brought up to date this run
         self.grace_seconds = grace_seconds(pipedrive)
 
     def create_or_reconcile(self, create, find) -> dict[str, Any]:
@@ -177,9 +187,7 @@ class PipedriveResolver:
         with self._lock:
             known = {email for email, row in self._people.items() if row.get("org_id") is not None}
             resolved = set(self._org_ids)
-        candidates = rows[rows["org_key"].notna() & ~rows["email"].isin(known) & ~rows["org_key"].isin(resolved)]
-        candidates = candidates.sort_values("email", kind="stable").drop_duplicates("org_key")
-        return [row for _, row in candidates.iterrows()]
+        return organization_rows(rows[~rows["email"].isin(known) & ~rows["org_key"].isin(resolved)])
 
     # -- organizations ----------------------------------------------------------------------------
     def organization(self, facts: pd.Series) -> int | None:
@@ -223,12 +231,14 @@ class PipedriveResolver:
                     org_id = found["id"]
                     self.result.count("organizations_found")
                 else:
-                    payload = organization_payload(facts, self.domain_field_code)
+                    fields = organization_fields(facts, self.domain_field_code)
+                    payload = {"name": facts["org_name"], **patch_body(fields)}
                     org_id = self.create_or_reconcile(
                         lambda: self.pipedrive.create_organization(payload),
                         lambda since: next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(since))
                                             if matches(o)), None))["id"]
                     self.result.count("organizations_created")
+                    self._created_with("organization", org_id, fields)
                 self.ledger.remember_organization(key, org_id, name)
         with self._lock:
             self._org_ids[key] = org_id
@@ -309,36 +319,58 @@ class PipedriveResolver:
             lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
                                 if email in _emails_of(p)), None))
         self.result.count("persons_created")
-        # What it was created with is what we wrote: later runs write a field again only when it changes.
-        wanted = person_fields(facts, email)
-        self.ledger.remember_record_fields(field_rows("person", created["id"], wanted, wanted))
+        self._created_with("person", created["id"], person_fields(facts, email))
         return Person(created["id"], org_id, is_new=True)
 
+    # -- keeping records current ------------------------------------------------------------------
     def keep_person_current(self, person: Person, email: str, facts: pd.Series) -> None:
-        """Fill the person's empty name and phone from LeadBoxer's facts, once a run, when those facts changed
-        since the sync last looked (one read, and one update if a field is free); never overwrite a value
-        someone typed in Pipedrive. A refusal is recorded and the field looked at again next time."""
+        """Fill the person's empty name and phone from LeadBoxer's facts (see ``loading.updates``)."""
+        self._keep_current("person", person.person_id, person_fields(facts, email),
+                           self.pipedrive.get_person, person_held, self.pipedrive.update_person)
+
+    def keep_organization_current(self, person: Person, facts: pd.Series) -> None:
+        """Fill the empty address, website, domain field and LinkedIn page of the person's organization,
+        when it is the one LeadBoxer names (``facts``: the organization's first row by email)."""
+        key = facts.get("org_key")
         with self._lock:
-            if person.is_new or person.person_id in self._kept_current:
+            org_id = self._org_ids.get(key) if is_present(key) else None
+        if org_id is None or org_id != person.org_id:
+            return  # not the organization LeadBoxer names, or none
+        self._keep_current("organization", org_id, organization_fields(facts, self.domain_field_code),
+                           self.pipedrive.get_organization, organization_held, self.pipedrive.update_organization)
+
+    def _keep_current(self, entity: str, record_id: int, wanted: dict[str, Any], read: Callable, held_of: Callable,
+                      update: Callable) -> None:
+        """Once a run, when LeadBoxer's facts changed since the sync last looked: one read, and one update
+        of the fields that are free; a value someone typed in Pipedrive is never overwritten. A refusal is
+        logged and the fields are looked at again next time."""
+        with self._lock:
+            if (entity, record_id) in self._kept_current:
                 return
-            self._kept_current.add(person.person_id)
-        last = self.ledger.record_fields("person", [person.person_id]).get(person.person_id, {})
-        todo = changed(person_fields(facts, email), last)
+            self._kept_current.add((entity, record_id))
+        last = self.ledger.record_fields(entity, [record_id]).get(record_id, {})
+        todo = changed(wanted, last)
         if not todo:
-            self.result.count("persons_unchanged")
+            self.result.count(f"{entity}s_unchanged")
             return
         try:
-            current = self.pipedrive.get_person(person.person_id)
-            free = free_person_fields(todo, current or {}, last)
+            free = free_fields(todo, held_of(read(record_id) or {}), last)
             if free:
-                self.pipedrive.update_person(person.person_id, free)
+                update(record_id, patch_body(free))
         except ApiRequestError as exc:  # refused, or gone (the activity's create re-resolves it)
-            self.result.count("person_updates_refused")
-            log.warning("Pipedrive refused to update person %s (looked at again next time): %s",
-                        person.person_id, exc.detail)
+            self.result.count(f"{entity}_updates_refused")
+            log.warning("Pipedrive refused to update %s %s (looked at again next time): %s", entity, record_id,
+                        exc.detail)
             return
-        self.result.count("persons_updated" if free else "persons_kept")
-        self.ledger.remember_record_fields(field_rows("person", person.person_id, todo, free))
+        self.result.count(f"{entity}s_updated" if free else f"{entity}s_kept")
+        self.ledger.remember_record_fields(field_rows(entity, record_id, todo, free))
+
+    def _created_with(self, entity: str, record_id: int, fields: dict[str, Any]) -> None:
+        """A record we created holds what it was created with: later runs write a field again only when
+        LeadBoxer's fact changes."""
+        self.ledger.remember_record_fields(field_rows(entity, record_id, fields, fields))
+        with self._lock:
+            self._kept_current.add((entity, record_id))
 
     def _add_email(self, person_id: int, email: str) -> dict[str, Any] | None:
         current = self.pipedrive.get_person(person_id)
@@ -421,21 +453,6 @@ def person_payload(facts: pd.Series, org_id: int | None) -> dict[str, Any]:
         payload["phones"] = [{"value": facts["phone"], "primary": True, "label": "work"}]
     if org_id:
         payload["org_id"] = int(org_id)
-    return payload
-
-
-def organization_payload(facts: pd.Series, domain_field_code: str | None = None) -> dict[str, Any]:
-    """A new organization; with a mapped domain field, the (bare host name) domain goes there too."""
-    payload: dict[str, Any] = {"name": facts["org_name"]}
-    if is_present(facts.get("org_address")):
-        payload["address"] = {"value": facts["org_address"]}
-    domain = facts.get("org_domain")
-    if is_present(domain):
-        payload["website"] = domain if "://" in domain else f"https://{domain}"
-        if domain_field_code:
-            payload["custom_fields"] = {domain_field_code: domain}
-    if is_present(facts.get("org_linkedin")):
-        payload["linkedin"] = facts["org_linkedin"]
     return payload
 
 

@@ -4,6 +4,8 @@ A field is filled only where Pipedrive's value is empty (for a person's name: on
 still exactly what the sync wrote there last; a value someone typed in Pipedrive is kept. What the sync
 last considered for each field is kept in the ledger (``lbpd_record_field``): a field is looked at
 again only when LeadBoxer's fact changes, so an unchanged lead costs no call at all.
+
+Fields are named as in Pipedrive's v2 bodies; a custom field is ``custom:<field code>``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from leadboxer_pipedrive.loading.common import is_present
+
+CUSTOM = "custom:"
 
 
 def person_fields(facts: pd.Series, email: str) -> dict[str, Any]:
@@ -28,6 +32,29 @@ def person_fields(facts: pd.Series, email: str) -> dict[str, Any]:
     return wanted
 
 
+def organization_fields(facts: pd.Series, domain_field_code: str | None = None) -> dict[str, Any]:
+    """The organization fields LeadBoxer knows: address (city, country), website and the mapped domain
+    field (from its domain), LinkedIn page."""
+    wanted: dict[str, Any] = {}
+    if is_present(facts.get("org_address")):
+        wanted["address"] = {"value": str(facts["org_address"])}
+    domain = facts.get("org_domain")
+    if is_present(domain):
+        wanted["website"] = domain if "://" in domain else f"https://{domain}"
+        if domain_field_code:
+            wanted[CUSTOM + domain_field_code] = str(domain)
+    if is_present(facts.get("org_linkedin")):
+        wanted["linkedin"] = str(facts["org_linkedin"])
+    return wanted
+
+
+def organization_rows(rows: pd.DataFrame) -> list[pd.Series]:
+    """The first row (by email) of each organization in ``rows``: whose facts stand for it, whichever
+    thread reaches it first."""
+    named = rows[rows["org_key"].notna()].sort_values("email", kind="stable").drop_duplicates("org_key")
+    return [row for _, row in named.iterrows()]
+
+
 def encoded(value: Any) -> str:
     """A field's value as the ledger keeps it."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -38,19 +65,36 @@ def changed(wanted: dict[str, Any], last: dict[str, dict[str, Any]]) -> dict[str
     return {key: value for key, value in wanted.items() if (last.get(key) or {}).get("value") != encoded(value)}
 
 
-def free_person_fields(todo: dict[str, Any], current: dict[str, Any],
-                       last: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The fields of ``todo`` that may be written to the person ``current`` (as Pipedrive holds it)."""
-    held = {"name": current.get("name"), "phones": _values(current.get("phones"))}
-    emails = [e.get("value") if isinstance(e, dict) else e for e in current.get("emails") or []]
-    free = {}
-    for key, value in todo.items():
-        empty = not held[key] or (key == "name" and str(held[key]).strip().lower() in _email_names(emails))
-        ours = (last.get(key) or {}).get("outcome") == "written" and \
-            _comparable(key, json.loads(last[key]["value"])) == held[key]
-        if empty or ours:
-            free[key] = value
-    return free
+def free_fields(todo: dict[str, Any], held: dict[str, Any], last: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The fields of ``todo`` that may be written: empty in Pipedrive (``held``: its values, as
+    ``person_held``/``organization_held`` read them), or still what the sync wrote last."""
+    def ours(key: str) -> bool:
+        row = last.get(key) or {}
+        return row.get("outcome") == "written" and _comparable(key, json.loads(row["value"])) == held.get(key)
+    return {key: value for key, value in todo.items() if not held.get(key) or ours(key)}
+
+
+def person_held(person: dict[str, Any]) -> dict[str, Any]:
+    """A person's name (empty when it is only one of its emails) and phone numbers, as Pipedrive holds them."""
+    emails = [e.get("value") if isinstance(e, dict) else e for e in person.get("emails") or []]
+    name = str(person.get("name") or "").strip()
+    return {"name": "" if name.lower() in _email_names(emails) else name,
+            "phones": _comparable("phones", person.get("phones"))}
+
+
+def organization_held(organization: dict[str, Any]) -> dict[str, Any]:
+    """An organization's address, website, LinkedIn page and custom fields, as Pipedrive holds them."""
+    custom = organization.get("custom_fields") or {}
+    return {"address": _comparable("address", organization.get("address")),
+            "website": organization.get("website") or "", "linkedin": organization.get("linkedin") or "",
+            **{CUSTOM + code: value for code, value in custom.items() if value not in (None, "")}}
+
+
+def patch_body(fields: dict[str, Any]) -> dict[str, Any]:
+    """The v2 update body of these fields (custom ones under ``custom_fields``)."""
+    body = {key: value for key, value in fields.items() if not key.startswith(CUSTOM)}
+    custom = {key[len(CUSTOM):]: value for key, value in fields.items() if key.startswith(CUSTOM)}
+    return {**body, "custom_fields": custom} if custom else body
 
 
 def field_rows(entity: str, record_id: int, considered: dict[str, Any], written: dict[str, Any]) -> list[dict]:
@@ -65,10 +109,11 @@ def _email_names(emails: list[Any]) -> set[str]:
     return values | {e.split("@")[0] for e in values}
 
 
-def _values(contacts: Any) -> list[str]:
-    return [str(c.get("value") if isinstance(c, dict) else c) for c in contacts or []
-            if (c.get("value") if isinstance(c, dict) else c)]
-
-
 def _comparable(key: str, value: Any) -> Any:
-    return _values(value) if key == "phones" else value
+    """A field's value in the form both sides compare: phone numbers as a list, an address as its text."""
+    if key == "phones":
+        return [str(c.get("value") if isinstance(c, dict) else c) for c in value or []
+                if (c.get("value") if isinstance(c, dict) else c)]
+    if key == "address":
+        return str((value or {}).get("value") or "") if isinstance(value, dict) else str(value or "")
+    return value

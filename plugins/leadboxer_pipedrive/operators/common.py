@@ -143,6 +143,10 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
     }
 
 
+# Counts of records kept current (loading.updates): updated, unchanged, kept (someone else's value), refused.
+_KEPT_CURRENT = ("s_updated", "s_unchanged", "s_kept", "_updates_refused")
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     what = "events" if summary["entity"] == "event" else "leads"
     lines = [
@@ -155,10 +159,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['rejected_by_pipedrive']} refused by Pipedrive)",
     ]
     lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
+    kept_current = {k: v for k, v in summary["loaded"].items() if k.endswith(_KEPT_CURRENT)}
     loaded = {k: v for k, v in summary["loaded"].items()
-              if k not in ("received", "pushed", "already_pushed", "refused")}
+              if k not in ("received", "pushed", "already_pushed", "refused") and k not in kept_current}
     if loaded:
         lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
+    if kept_current:
+        lines.append("kept current    " + ", ".join(f"{k}={v}" for k, v in kept_current.items()))
     lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
                  f"{summary['rate_limited']} answered 429")
     lines += [f"  {task + ':':<14}{spent}" for task, spent in (summary.get("tokens_spent_on") or {}).items()]

@@ -11,7 +11,7 @@ from leadboxer_pipedrive.hooks.ledger import LedgerHook
 from leadboxer_pipedrive.hooks.pipedrive import PipedriveHook
 from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
 from leadboxer_pipedrive.loading.plan import plan_activity_load
-from leadboxer_pipedrive.loading.updates import changed, free_person_fields, person_fields
+from leadboxer_pipedrive.loading.updates import changed, free_fields, person_fields, person_held
 
 JANE = {"use_id": "u1", "email": "jane@acme.com", "firstName": "Jane", "lastName": "Doe",
         "phoneNumber": "+31 20 555 0101"}
@@ -85,9 +85,56 @@ def test_a_phone_the_sync_wrote_follows_leadboxer_and_the_plan_prices_it_exactly
 def test_only_empty_fields_are_free(current, free):
     facts = activity_frame([JANE]).iloc[0]
     todo = changed(person_fields(facts, "jane@acme.com"), {})
-    assert set(free_person_fields(todo, current, {})) == free
+    assert set(free_fields(todo, person_held(current), {})) == free
 
 
 def test_a_name_standing_in_for_a_missing_one_is_never_sent():
     nameless = activity_frame([{"use_id": "u9", "email": "max@acme.com"}]).iloc[0]
     assert person_fields(nameless, "max@acme.com") == {}
+
+
+ACME = {"organizationName": "Acme", "organizationDomain": "acme.com", "organizationCity": "Utrecht",
+        "organizationCountry": "Netherlands", "organizationLinkedInUrl": "https://www.linkedin.com/company/acme"}
+
+
+def org_named(sandbox, name):
+    return next(o for o in sandbox.state()["organizations"] if o["name"] == name)
+
+
+def test_an_organization_found_by_name_gets_its_address_website_and_linkedin_once_for_all_colleagues(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    PipedriveHook(pipedrive_conn).create_organization({"name": "Acme"})
+    hook = PipedriveHook(pipedrive_conn)
+    colleagues = [{**JANE, **ACME}, {"use_id": "u2", "email": "joe@acme.com", **ACME,
+                                      "organizationCity": "Amsterdam"}]
+    result = ActivityLoader(hook, LedgerHook(ledger_conn), settings("run-1")).load(activity_frame(colleagues, 1))
+    acme = org_named(pipedrive_sandbox, "Acme")
+    assert (acme["address"]["value"], acme["website"], acme["linkedin"]) == (
+        "Utrecht, Netherlands", "https://acme.com", "https://www.linkedin.com/company/acme")  # jane@ comes first
+    assert result.counts["organizations_updated"] == 1 and calls(hook, "PATCH /api/v2/organizations/{id}") == 1
+
+
+def test_a_website_someone_typed_is_kept_and_a_changed_city_is_priced_exactly(
+        pipedrive_sandbox, pipedrive_conn, ledger_conn):
+    PipedriveHook(pipedrive_conn).create_organization({"name": "Acme", "website": "https://acme.example"})
+    ledger = LedgerHook(ledger_conn)
+    load(pipedrive_conn, ledger, {**JANE, **ACME}, "run-1", "a")
+    acme = org_named(pipedrive_sandbox, "Acme")
+    assert acme["website"] == "https://acme.example" and acme["address"]["value"] == "Utrecht, Netherlands"
+    hook, result, planned = load(pipedrive_conn, ledger, {**JANE, **ACME, "organizationCity": "Delft"}, "run-2", "b")
+    assert org_named(pipedrive_sandbox, "Acme")["address"]["value"] == "Delft, Netherlands"
+    assert result.counts["organizations_updated"] == 1 and result.counts["persons_unchanged"] == 1
+    assert hook.tokens_spent == planned == 1 + 5 + 5 * 2  # read, update, two activities
+
+
+def test_the_run_summary_says_what_was_kept_current_on_a_line_of_its_own():
+    from leadboxer_pipedrive.operators.common import format_summary
+
+    loaded = {"received": 2, "pushed": 2, "already_pushed": 0, "refused": 0, "activities_created": 2,
+              "persons_updated": 1, "persons_kept": 1, "organizations_unchanged": 1}
+    summary = {"interval_start": "a", "interval_end": "b", "entity": "event", "extracted": 2, "leads": 1,
+               "pushed": 2, "already_pushed": 0, "rejected": 0, "rejected_invalid": 0, "rejected_by_pipedrive": 0,
+               "rejected_by_reason": {}, "loaded": loaded, "tokens_spent": 16, "requests": 4, "rate_limited": 0}
+    lines = format_summary(summary).splitlines()
+    assert "resolved        activities_created=2" in lines
+    assert "kept current    persons_updated=1, persons_kept=1, organizations_unchanged=1" in lines
