@@ -159,24 +159,31 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['rejected_by_pipedrive']} refused by Pipedrive)",
     ]
     lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
-    kept_current = {k: v for k, v in summary["loaded"].items() if k.endswith(_KEPT_CURRENT)}
-    loaded = {k: v for k, v in summary["loaded"].items()
-              if k not in ("received", "pushed", "already_pushed", "refused") and k not in kept_current}
-    if loaded:
-        lines.append("resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
-    if kept_current:
-        lines.append("kept current    " + ", ".join(f"{k}={v}" for k, v in kept_current.items()))
+    lines += _count_lines(summary["loaded"])
     lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
                  f"{summary['rate_limited']} answered 429")
     lines += [f"  {task + ':':<14}{spent}" for task, spent in (summary.get("tokens_spent_on") or {}).items()]
     if summary.get("duration_seconds") is not None:
-        durations = ", ".join(f"{k} {v:.1f}s" for k, v in (summary.get("task_durations") or {}).items())
-        lines.append(f"duration        load {summary['duration_seconds']:.1f}s"
-                     + (f", run {summary['run_duration_seconds']:.1f}s" if summary.get("run_duration_seconds")
-                        is not None else "") + (f" ({durations})" if durations else ""))
+        lines.append(_duration_line(summary))
     if summary.get("validation_report"):
         lines.append(f"validation      {summary['validation_report']}")
     return "\n".join(lines)
+
+
+def _count_lines(loaded: dict[str, Any]) -> list[str]:
+    """The loader's own counts: what it resolved, and what it kept current."""
+    kept_current = {k: v for k, v in loaded.items() if k.endswith(_KEPT_CURRENT)}
+    resolved = {k: v for k, v in loaded.items()
+                if k not in ("received", "pushed", "already_pushed", "refused") and k not in kept_current}
+    return [f"{title:<16}" + ", ".join(f"{k}={v}" for k, v in counts.items())
+            for title, counts in (("resolved", resolved), ("kept current", kept_current)) if counts]
+
+
+def _duration_line(summary: dict[str, Any]) -> str:
+    durations = ", ".join(f"{k} {v:.1f}s" for k, v in (summary.get("task_durations") or {}).items())
+    run = summary.get("run_duration_seconds")
+    return (f"duration        load {summary['duration_seconds']:.1f}s"
+            + (f", run {run:.1f}s" if run is not None else "") + (f" ({durations})" if durations else ""))
 
 
 def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: dict[str, Any],
