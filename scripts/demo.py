@@ -75,6 +75,7 @@ def main() -> int:
     with running_sandboxes() as sandboxes:
         env.update(sandboxes.connection_env())
         print(f"Pipedrive sandbox {sandboxes.pipedrive_url}, LeadBoxer sandbox {sandboxes.leadboxer_url}")
+        crm = seed_crm_persons(sandboxes)
         summaries: dict[str, list[dict]] = {}
         for dag_id, conf in RUNS:
             for attempt in ("first run", "same hour again"):
@@ -90,10 +91,29 @@ def main() -> int:
                 summaries.setdefault(dag_id, []).append(summary)
                 print_summary(summary)
                 report = report_path(dag_id, summary["run_id"], env["LEADBOXER_PIPEDRIVE_STAGING_URL"])
-                print(f"  validation      {report.path}")
+                print(f"  report file     {report.path}")
                 print(f"  log             {log_file}")
         state = requests.get(f"{sandboxes.pipedrive_url}/_sandbox/state", timeout=10).json()
-    return check_invariants(summaries, state)
+    return check_invariants(summaries, state, crm)
+
+
+TYPED_NAME = "Typed in the CRM"
+
+
+def seed_crm_persons(sandboxes) -> tuple[str, str]:
+    """Two persons of the demo hour's leads as a CRM already holds them: one named only by its email, whose
+    name the sync fills in, and one named ``TYPED_NAME`` by someone, which it keeps. Their emails."""
+    from sandbox.leadboxer.generator import DEFAULT_SITE, DEFAULT_START, generate_dataset, synced_events
+
+    data = generate_dataset(seed=7, leads=200, start=DEFAULT_START, hours=24, site=DEFAULT_SITE)  # as served
+    end = int(datetime.fromisoformat(RUN_DATE).timestamp() * 1000)
+    named = sorted({lead["email"] for lead, _ in synced_events(data, end - 3_600_000, end) if lead.get("fullName")})
+    token = sandboxes.connections()["pipedrive_default"]["password"]
+    for email, name in ((named[0], named[0]), (named[1], TYPED_NAME)):
+        requests.post(f"{sandboxes.pipedrive_url}/api/v2/persons", headers={"x-api-token": token}, timeout=10,
+                      json={"name": name, "emails": [{"value": email, "primary": True}]}).raise_for_status()
+        print(f"Pipedrive already holds {email}, named {name!r}")
+    return named[0], named[1]
 
 
 def latest_run_summary(home: Path, dag_id: str) -> dict:
@@ -105,23 +125,14 @@ def latest_run_summary(home: Path, dag_id: str) -> dict:
 
 
 def print_summary(summary: dict) -> None:
-    print(f"  interval        [{summary['interval_start']}, {summary['interval_end']})")
-    what = f"events of {summary['leads']} leads" if summary["entity"] == "event" else "leads"
-    print(f"  extracted       {summary['extracted']} {what}")
-    print(f"  pushed          {summary['pushed']}")
-    print(f"  already pushed  {summary['already_pushed']}")
-    print(f"  rejected        {summary['rejected']}")
-    for reason, count in summary["rejected_by_reason"].items():
-        print(f"    - {count} x {reason}")
-    loaded = {k: v for k, v in summary["loaded"].items() if k not in ("received", "pushed", "already_pushed")}
-    print("  resolved        " + ", ".join(f"{k}={v}" for k, v in loaded.items()))
-    print(f"  pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
-          f"{summary['rate_limited']} answered 429")
-    for task, spent in (summary.get("tokens_spent_on") or {}).items():
-        print(f"    {task + ':':<14}{spent}")
+    """The run summary as the load task logs it."""
+    from leadboxer_pipedrive.operators.common import format_summary
+
+    for line in format_summary(summary).splitlines():
+        print(f"  {line}")
 
 
-def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:
+def check_invariants(summaries: dict[str, list[dict]], state: dict, crm: tuple[str, str]) -> int:
     activities_first, activities_second = summaries["leadboxer_pipedrive_activities"]
     leads_first, leads_second = summaries["leadboxer_pipedrive_leads"]
     everything = [s for runs in summaries.values() for s in runs]
@@ -138,6 +149,9 @@ def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:
         "second runs created nothing": activities_second["pushed"] == 0 and leads_second["pushed"] == 0,
         "at most one person per email": all(count == 1 for count in emails.values()),
         "every activity has a person": all(a.get("person_id") for a in state["activities"]),
+        "a person named only by its email got its name; a name someone typed was kept":
+            _name_of(state, crm[0]) != crm[0] and _name_of(state, crm[1]) == TYPED_NAME,
+        "second runs updated nothing": not any(key.endswith("s_updated") for key in activities_second["loaded"]),
     }
     linked = Counter("person and organization" if lead.get("person_id") and lead.get("organization_id")
                      else "person only" if lead.get("person_id") else "organization only"
@@ -148,6 +162,10 @@ def check_invariants(summaries: dict[str, list[dict]], state: dict) -> int:
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
     return 0 if all(checks.values()) else 1
+
+
+def _name_of(state: dict, email: str) -> str:
+    return next(p["name"] for p in state["persons"] if email in _emails(p))
 
 
 def _emails(person: dict) -> list[str]:
