@@ -86,3 +86,16 @@ def test_the_engine_comes_from_the_connections_own_hook(monkeypatch, tmp_path):
     hook.remember_person("jane@acme.com", 11, None)
     assert made and (tmp_path / "l.db").exists()
     hook.get_conn().dispose()
+
+
+def test_record_fields_round_trip_and_upsert(ledger):
+    ledger.remember_record_fields([
+        {"entity": "person", "record_id": 7, "field_key": "name", "value": '"Jane"', "outcome": "written"},
+        {"entity": "person", "record_id": 7, "field_key": "phones", "value": "[]", "outcome": "kept"},
+        {"entity": "organization", "record_id": 7, "field_key": "website", "value": '"x"', "outcome": "kept"}])
+    ledger.remember_record_fields([
+        {"entity": "person", "record_id": 7, "field_key": "name", "value": '"Jane Doe"', "outcome": "written"}])
+    fields = ledger.record_fields("person", [7, 8])
+    assert set(fields) == {7} and set(fields[7]) == {"name", "phones"}
+    assert (fields[7]["name"]["value"], fields[7]["name"]["outcome"]) == ('"Jane Doe"', "written")
+    assert ledger.record_fields("organization", [7])[7]["website"]["outcome"] == "kept"
