@@ -80,7 +80,12 @@ class JsonApiHook(HttpHook):
         with self._conn_lock:
             if self._session is None:
                 self._session = super().get_conn(headers, extra_options)
+                self.configure_limits()
             return self._session
+
+    def configure_limits(self) -> None:
+        """Called once the session is built and :attr:`extras` read (an extension point: the hooks build
+        their client-side rate limiters here)."""
 
     def _set_base_url(self, connection: Any) -> None:
         host = connection.host or self.default_host
@@ -146,6 +151,11 @@ class JsonApiHook(HttpHook):
         """The rows of every page of a paged read, in order (see :mod:`.pagination`)."""
         return read_pages(lambda page_params: self.request("GET", path, params=page_params),
                           self.service_name, path, params, paginator)
+
+    def items(self, path: str, params: dict[str, Any], paginator: Paginator) -> Iterator[Any]:
+        """Every row of every page of a paged read (see :meth:`pages`), read as they are consumed."""
+        for page in self.pages(path, params, paginator):
+            yield from page
 
     # -- requests ---------------------------------------------------------------------------------
     # Answers that say the server did not act on the request: safe to resend even a create.

@@ -57,13 +57,9 @@ class LeadBoxerHook(JsonApiHook):
         self.leadboxer_conn_id = leadboxer_conn_id
         self._limiter: SlidingWindowLimiter | None = None
 
-    def get_conn(self, *args: Any, **kwargs: Any) -> requests.Session:
-        with self._conn_lock:
-            session = super().get_conn(*args, **kwargs)
-            if self._limiter is None:
-                self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
-                                                                          self.default_requests_per_second), 1.0)
-            return session
+    def configure_limits(self) -> None:
+        self._limiter = SlidingWindowLimiter(self._positive_extra("requests_per_second",
+                                                                  self.default_requests_per_second), 1.0)
 
     def pool_size(self) -> int:
         # A pooled connection for every request in flight: the readers' and the lead list's.
@@ -101,8 +97,7 @@ class LeadBoxerHook(JsonApiHook):
 
     def paginate(self, path: str, params: dict[str, Any]) -> Iterator[Any]:
         """Every row of every page of a list endpoint (see ``pages``)."""
-        for page in self.pages(path, params):
-            yield from page
+        yield from self.items(path, params, NEXT_TOKEN)
 
     def lead_pages_seen_since(self, dataset_id: str, segment_id: int | str | None, since: datetime,
                               until: datetime | None = None) -> Iterator[list[Any]]:

@@ -67,21 +67,18 @@ class LedgerHook(BaseHook):
             path = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / self.default_sqlite_name
             self.log.info("Connection %r is not defined: using the SQLite ledger %s", self.ledger_conn_id, path)
             return _sqlite_engine(f"sqlite:///{path}")
-        db_hook = self._db_hook(conn)
-        if db_hook.dialect_name == "sqlite":
-            return _sqlite_engine(db_hook.get_uri())
-        return db_hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True})
-
-    def _db_hook(self, conn: Any) -> DbApiHook:
         unsupported = (f"ledger connection {self.ledger_conn_id!r}: conn_type {conn.conn_type!r} is not supported "
                        "(use sqlite or postgres)")
         try:
             db_hook = conn.get_hook()
         except Exception as exc:  # noqa: BLE001 - an unknown type, or its provider is not installed
             raise ValueError(f"{unsupported}: {exc}") from None
-        if not isinstance(db_hook, DbApiHook) or db_hook.dialect_name not in self.supported_dialects:
+        dialect = db_hook.dialect_name if isinstance(db_hook, DbApiHook) else None
+        if dialect not in self.supported_dialects:
             raise ValueError(unsupported)
-        return db_hook
+        if dialect == "sqlite":
+            return _sqlite_engine(db_hook.get_uri())
+        return db_hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True})
 
     def ensure_schema(self) -> None:
         if self._schema_ready:

@@ -22,22 +22,6 @@ class PaginationError(ApiError, AirflowFailException):
     being loaded."""
 
 
-class Paginator:
-    """One API's paging: which query parameter carries the cursor, where a page keeps its rows, and
-    the cursor of the next page (``None`` on the last one)."""
-
-    cursor_param: str = "cursor"
-
-    def first_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        return params
-
-    def rows(self, body: Any) -> list[Any]:
-        raise NotImplementedError
-
-    def next_cursor(self, body: Any, params: dict[str, Any], rows: list[Any]) -> Any:
-        raise NotImplementedError
-
-
 def _data_list(body: Any) -> list[Any]:
     """``body["data"]`` as a list (an empty answer or ``"data": null`` is no rows)."""
     if body is None:
@@ -50,13 +34,27 @@ def _data_list(body: Any) -> list[Any]:
     return data
 
 
+class Paginator:
+    """One API's paging: which query parameter carries the cursor, where a page keeps its rows, and
+    the cursor of the next page (``None`` on the last one)."""
+
+    cursor_param: str = "cursor"
+
+    def first_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return params
+
+    def rows(self, body: Any) -> list[Any]:
+        """The page's rows: its ``data`` list, unless the API keeps them elsewhere."""
+        return _data_list(body)
+
+    def next_cursor(self, body: Any, params: dict[str, Any], rows: list[Any]) -> Any:
+        raise NotImplementedError
+
+
 class NextTokenPaginator(Paginator):
     """LeadBoxer: ``nextToken`` in the answer, sent back as ``nextToken``."""
 
     cursor_param = "nextToken"
-
-    def rows(self, body: Any) -> list[Any]:
-        return _data_list(body)
 
     def next_cursor(self, body: Any, params: dict[str, Any], rows: list[Any]) -> Any:
         return (body or {}).get("nextToken")
@@ -64,9 +62,6 @@ class NextTokenPaginator(Paginator):
 
 class CursorPaginator(Paginator):
     """Pipedrive v2 lists: ``additional_data.next_cursor``, sent back as ``cursor``."""
-
-    def rows(self, body: Any) -> list[Any]:
-        return _data_list(body)
 
     def next_cursor(self, body: Any, params: dict[str, Any], rows: list[Any]) -> Any:
         return ((body or {}).get("additional_data") or {}).get("next_cursor")
@@ -93,9 +88,6 @@ class OffsetPaginator(Paginator):
 
     def first_params(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"start": 0, **params}
-
-    def rows(self, body: Any) -> list[Any]:
-        return _data_list(body)
 
     def next_cursor(self, body: Any, params: dict[str, Any], rows: list[Any]) -> Any:
         additional = (body or {}).get("additional_data") or {}

@@ -133,15 +133,11 @@ class PipedriveHook(JsonApiHook):
         self._oauth_lock = threading.RLock()
         self.oauth_refreshes = 0
 
-    def get_conn(self, *args: Any, **kwargs: Any) -> requests.Session:
-        with self._conn_lock:
-            session = super().get_conn(*args, **kwargs)
-            if self._limiter is None:
-                window = self.burst_window_seconds + self.limiter_slack_seconds
-                self._limiter = SlidingWindowLimiter(self._burst_limit(), window)
-                self._search_limiter = SlidingWindowLimiter(
-                    int(self.extras.get("search_burst_limit", self.default_search_burst_limit)), window)
-            return session
+    def configure_limits(self) -> None:
+        window = self.burst_window_seconds + self.limiter_slack_seconds
+        self._limiter = SlidingWindowLimiter(self._burst_limit(), window)
+        self._search_limiter = SlidingWindowLimiter(
+            int(self.extras.get("search_burst_limit", self.default_search_burst_limit)), window)
 
     def _burst_limit(self) -> int:
         return int(self.extras.get("burst_limit", self.default_burst_limit))
@@ -440,18 +436,16 @@ class PipedriveHook(JsonApiHook):
 
     def paginate_v2(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a v2 list, following ``additional_data.next_cursor``."""
-        for page in self.pages(path, {"limit": self.page_limit, **(params or {})}, CURSOR):
-            yield from page
+        yield from self.items(path, {"limit": self.page_limit, **(params or {})}, CURSOR)
 
     def paginate_v1(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a v1 list, following ``start``/``limit`` offsets."""
-        for page in self.pages(path, {"limit": self.page_limit, **(params or {})}, OFFSET):
-            yield from page
+        yield from self.items(path, {"limit": self.page_limit, **(params or {})}, OFFSET)
 
     # -- persons ------------------------------------------------------------------------------------
     def _search_items(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a v2 search. An answer without an ``items`` list is an error, never "not found"."""
-        return [item for page in self.pages(path, {**params, "limit": self.page_limit}, SEARCH) for item in page]
+        return list(self.items(path, {**params, "limit": self.page_limit}, SEARCH))
 
     def search_persons_by_email(self, email: str) -> list[dict[str, Any]]:
         """Persons having exactly this email (case-insensitive) among any of their emails."""

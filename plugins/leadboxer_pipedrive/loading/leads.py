@@ -245,9 +245,8 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
     planner.price_domain_field()
     known_leads = ledger.leads_by_use_id(dataset_id, leads["use_id"].tolist())
     planner.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
-    orgs = ledger.organizations_by_key(leads["org_key"].dropna().unique().tolist())
     for _, row in leads.iterrows():
-        person_id, org_id = _planned_links(planner, orgs, row, link_to)
+        person_id, org_id = _planned_links(planner, row, link_to)
         known_lead = known_leads.get(row["use_id"])
         fingerprint = lead_fingerprint(row, person_id, org_id, label_names, custom_fields or {}, owner_id)
         if known_lead and known_lead["fingerprint"] == fingerprint:
@@ -263,12 +262,11 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
     return plan
 
 
-def _planned_links(planner, orgs: dict[str, dict[str, Any]], row: pd.Series,
-                   link_to: str) -> tuple[int | None, int | None]:
+def _planned_links(planner, row: pd.Series, link_to: str) -> tuple[int | None, int | None]:
     """The (person id, organization id) the ledger already knows for the lead (None: to be created)."""
     org_id = None
     if link_to in ("organization", "both") and planner.organization(row):
-        org_id = (orgs.get(row["org_key"]) or {}).get("org_id")
+        org_id = planner.org_id(row["org_key"])
     if link_to not in ("person", "both") or not is_present(row["email"]):
         return None, org_id
     known, _ = planner.person(row["email"], row, link_organization=link_to == "both")

@@ -24,6 +24,8 @@ UPDATE_PERSON = ("PATCH", "/api/v2/persons/{id}")
 GET_PERSON = ("GET", "/api/v2/persons/{id}")
 UPDATE_ORG = ("PATCH", "/api/v2/organizations/{id}")
 GET_ORG = ("GET", "/api/v2/organizations/{id}")
+# What keeping a record current costs: a read, then an update.
+READ_AND_UPDATE = {"person": (GET_PERSON, UPDATE_PERSON), "organization": (GET_ORG, UPDATE_ORG)}
 SEARCH_ORG = ("GET", "/api/v2/organizations/search")
 CREATE_ORG = ("POST", "/api/v2/organizations")
 LIST_DEALS = ("GET", "/api/v2/deals")
@@ -72,51 +74,53 @@ class Planner:
         self.pipeline_id = pipeline_id
         self.domain_field = organization_domain_field
         self.plan = LoadPlan()
-        self._orgs: dict[str, bool] = {}
+        self._orgs: dict[str, int | None] = {}  # by key: the ledger's id, or None when the plan creates it
         self._people: dict[str, dict[str, Any]] = {}
         self._stage_looked_up = False
-        self._org_ids: dict[str, int] = {}
+        self._domain_field_code: str | None = None
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
         self._people.update(self.ledger.persons_by_email(emails))
-        orgs = self.ledger.organizations_by_key(org_keys)
-        self._orgs.update({key: True for key in orgs})
-        self._org_ids.update({key: row["org_id"] for key, row in orgs.items()})
+        self._orgs.update({key: row["org_id"] for key, row in self.ledger.organizations_by_key(org_keys).items()})
         self._fields["person"] = self.ledger.record_fields(
             "person", [row["person_id"] for row in self._people.values() if row.get("person_id")])
-        self._fields["organization"] = self.ledger.record_fields("organization", self._org_ids.values())
+        self._fields["organization"] = self.ledger.record_fields(
+            "organization", [org_id for org_id in self._orgs.values() if org_id])
+
+    def org_id(self, key: Any) -> int | None:
+        """The ledger's id of the organization with ``key`` (None: unknown, or created by the plan)."""
+        return self._orgs.get(key)
 
     def updates(self, known: dict | None, email: str, facts: pd.Series, org_facts: pd.Series | None) -> None:
         """A known person, and the organization LeadBoxer names for it, whose facts changed since the sync
         last looked: a read and an update each (once a run)."""
-        from leadboxer_pipedrive.loading.resolver import cached_organization_field_code
-
         person_id = (known or {}).get("person_id")
         if not person_id:
             return
         self._update("person", person_id, person_fields(facts, email))
-        org_id = self._org_ids.get(facts.get("org_key")) if org_facts is not None else None
+        org_id = self.org_id(facts.get("org_key")) if org_facts is not None else None
         # The person's organization: the ledger's, or this one when the load links it now (see person()).
         if org_id is not None and org_id == (known.get("org_id") or org_id):
-            code = cached_organization_field_code(self.ledger, self.domain_field) if self.domain_field else None
-            self._update("organization", org_id, organization_fields(org_facts, code))
+            self._update("organization", org_id, organization_fields(org_facts, self._domain_field_code))
 
     def _update(self, entity: str, record_id: int, wanted: dict[str, Any]) -> None:
         if (entity, record_id) in self._kept_current:
             return
         self._kept_current.add((entity, record_id))
         if changed(wanted, self._fields.get(entity, {}).get(record_id, {})):
-            self.plan.calls[GET_PERSON if entity == "person" else GET_ORG] += 1
-            self.plan.calls[UPDATE_PERSON if entity == "person" else UPDATE_ORG] += 1
+            for call in READ_AND_UPDATE[entity]:
+                self.plan.calls[call] += 1
             self.plan.updates[f"{entity}s"] += 1
 
     def price_domain_field(self) -> None:
         """The organization field lookup, unless its code is still cached in the ledger."""
         from leadboxer_pipedrive.loading.resolver import cached_organization_field_code
 
-        if self.domain_field and not cached_organization_field_code(self.ledger, self.domain_field):
+        self._domain_field_code = cached_organization_field_code(self.ledger, self.domain_field) \
+            if self.domain_field else None
+        if self.domain_field and not self._domain_field_code:
             self.plan.calls[ORGANIZATION_FIELDS] += 1
 
     def organization(self, facts: pd.Series) -> bool:
@@ -131,7 +135,7 @@ class Planner:
             self.plan.calls[CREATE_ORG] += 1
             self.plan.creates["organizations"] += 1
             self.plan.sample("organizations", {"name": facts["org_name"]})
-            self._orgs[key] = True
+            self._orgs[key] = None
         return True
 
     def person(self, email: str, facts: pd.Series, link_organization: bool = True) -> tuple[dict | None, bool]:

@@ -31,6 +31,7 @@ from leadboxer_pipedrive.loading.claims import ClaimManager
 from leadboxer_pipedrive.loading.common import is_present
 from leadboxer_pipedrive.loading.updates import (
     changed,
+    emails_of,
     field_rows,
     free_fields,
     organization_fields,
@@ -142,10 +143,6 @@ def organization_domain_field_code(pipedrive, ledger, field_name: str) -> str:
             f"needs a text field Pipedrive can search ({', '.join(DOMAIN_FIELD_TYPES)})")
     ledger.remember_fact(_organization_field_fact(field_name), field["field_code"])
     return field["field_code"]
-
-
-def _emails_of(record: dict[str, Any]) -> set[str]:
-    return {str(e.get("value") if isinstance(e, dict) else e).strip().lower() for e in record.get("emails") or []}
 
 
 class PipedriveResolver:
@@ -301,7 +298,7 @@ class PipedriveResolver:
         found = None
         if takeover is not None:
             found = next((p for p in self.pipedrive.list_persons(updated_since=since_iso(takeover))
-                          if email in _emails_of(p)), None)
+                          if email in emails_of(p)), None)
             self.result.count("reconciled_lookups")
         if found is None:
             found = self.pipedrive.find_person_by_email(email)
@@ -317,7 +314,7 @@ class PipedriveResolver:
         created = self.create_or_reconcile(
             lambda: self.pipedrive.create_person(payload),
             lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
-                                if email in _emails_of(p)), None))
+                                if email in emails_of(p)), None))
         self.result.count("persons_created")
         self._created_with("person", created["id"], person_fields(facts, email))
         return Person(created["id"], org_id, is_new=True)
@@ -378,7 +375,7 @@ class PipedriveResolver:
             return None
         emails = [{"value": e["value"], "primary": bool(e.get("primary")), "label": e.get("label") or "work"}
                   for e in current.get("emails") or [] if isinstance(e, dict) and e.get("value")]
-        if email not in _emails_of(current):
+        if email not in emails_of(current):
             emails.append({"value": email, "primary": False, "label": "work"})
             current = self.pipedrive.update_person(person_id, {"emails": emails})
             self.result.count("persons_email_added")
@@ -445,12 +442,9 @@ class PipedriveResolver:
 
 # -- payload builders (pure) ----------------------------------------------------------------------
 def person_payload(facts: pd.Series, org_id: int | None) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "name": facts["person_name"],
-        "emails": [{"value": facts["email"], "primary": True, "label": "work"}],
-    }
-    if is_present(facts.get("phone")):
-        payload["phones"] = [{"value": facts["phone"], "primary": True, "label": "work"}]
+    """A new person: its name (the email's local part when LeadBoxer knows none), email and phone."""
+    payload: dict[str, Any] = {"name": facts["person_name"], **person_fields(facts, facts["email"]),
+                               "emails": [{"value": facts["email"], "primary": True, "label": "work"}]}
     if org_id:
         payload["org_id"] = int(org_id)
     return payload

@@ -25,7 +25,7 @@ def person_fields(facts: pd.Series, email: str) -> dict[str, Any]:
     stands in for a missing name) and its phone."""
     wanted: dict[str, Any] = {}
     name = facts.get("person_name")
-    if is_present(name) and str(name).strip().lower() not in _email_names([email]):
+    if is_present(name) and str(name).strip().lower() not in _email_names({email.strip().lower()}):
         wanted["name"] = str(name)
     if is_present(facts.get("phone")):
         wanted["phones"] = [{"value": str(facts["phone"]), "primary": True, "label": "work"}]
@@ -76,9 +76,8 @@ def free_fields(todo: dict[str, Any], held: dict[str, Any], last: dict[str, dict
 
 def person_held(person: dict[str, Any]) -> dict[str, Any]:
     """A person's name (empty when it is only one of its emails) and phone numbers, as Pipedrive holds them."""
-    emails = [e.get("value") if isinstance(e, dict) else e for e in person.get("emails") or []]
     name = str(person.get("name") or "").strip()
-    return {"name": "" if name.lower() in _email_names(emails) else name,
+    return {"name": "" if name.lower() in _email_names(emails_of(person)) else name,
             "phones": _comparable("phones", person.get("phones"))}
 
 
@@ -103,10 +102,14 @@ def field_rows(entity: str, record_id: int, considered: dict[str, Any], written:
              "outcome": "written" if key in written else "kept"} for key, value in considered.items()]
 
 
-def _email_names(emails: list[Any]) -> set[str]:
-    """Emails, and their local parts: what a person created from an email alone is named."""
-    values = {str(e).strip().lower() for e in emails if e}
-    return values | {e.split("@")[0] for e in values}
+def emails_of(record: dict[str, Any]) -> set[str]:
+    """A Pipedrive person's emails, trimmed and lower-cased."""
+    return {str(e.get("value") if isinstance(e, dict) else e).strip().lower() for e in record.get("emails") or []}
+
+
+def _email_names(emails: set[str]) -> set[str]:
+    """Emails (lower-cased), and their local parts: what a person created from an email alone is named."""
+    return emails | {e.split("@")[0] for e in emails if e}
 
 
 def _comparable(key: str, value: Any) -> Any:
