@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the refresh token valid at start (rotated on each use)")
     parser.add_argument("--oauth-token-ttl", type=float, default=DEFAULT_OAUTH_TOKEN_TTL,
                         help="seconds an OAuth access token lives (default 3599)")
+    parser.add_argument("--no-contact-sync", dest="contact_sync", action="store_false",
+                        help="a company without contact sync: persons have no im, postal_address, notes, "
+                             "birthday nor job_title")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     faults = [rule for rules in args.fault for rule in rules]
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                                    oauth_client_id=args.oauth_client_id,
                                    oauth_client_secret=args.oauth_client_secret,
                                    oauth_refresh_token=args.oauth_refresh_token,
-                                   oauth_token_ttl=args.oauth_token_ttl)
+                                   oauth_token_ttl=args.oauth_token_ttl, contact_sync=args.contact_sync)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"Pipedrive sandbox listening on http://127.0.0.1:{sandbox.port}", flush=True)

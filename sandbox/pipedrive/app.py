@@ -63,7 +63,7 @@ class PipedriveApp:
                  window: float = 2.0, faults: Any = (), oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
                  oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
                  oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
-                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL) -> None:
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True) -> None:
         self.token = token
         self.oauth_client_id = oauth_client_id
         self.oauth_client_secret = oauth_client_secret
@@ -77,7 +77,7 @@ class PipedriveApp:
                                        "daily_budget": int(daily_budget), "search_lag": float(search_lag),
                                        "latency": float(latency), "window": float(window)}
         self.lock = threading.Lock()  # counters, windows, budget (entities have the store's lock)
-        self.store = PipedriveStore(search_lag=float(search_lag))
+        self.store = PipedriveStore(search_lag=float(search_lag), contact_sync=contact_sync)
         self.faults = FaultInjector()
         for spec in faults or ():
             self.faults.add(spec)
@@ -107,6 +107,7 @@ class PipedriveApp:
         self._add("GET", V2 + "/deals", s.list_deals)
         self._add("POST", V2 + "/deals", s.add_deal)
         self._add("GET", V2 + "/deals/{id}", s.get_deal)
+        self._add("PATCH", V2 + "/deals/{id}", s.update_deal)
         self._add("GET", V2 + "/pipelines", s.list_pipelines)
         self._add("GET", V2 + "/stages", s.list_stages)
         self._add("GET", V2 + "/activities", s.list_activities)
@@ -114,6 +115,7 @@ class PipedriveApp:
         self._add("GET", V2 + "/activities/{id}", s.get_activity)
         self._add("GET", V2 + "/dealFields", s.list_deal_fields)
         self._add("GET", V2 + "/organizationFields", s.list_organization_fields)
+        self._add("GET", V2 + "/personFields", s.list_person_fields)
         self._add("GET", V2 + "/leads/search", s.search_leads)
         self._add("GET", V1 + "/leads", s.list_leads)
         self._add("POST", V1 + "/leads", s.add_lead)

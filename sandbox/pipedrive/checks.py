@@ -270,23 +270,95 @@ def mark_primary(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return entries
 
 
-def custom_value_ok(value: Any, field_type: str) -> bool:
+# Custom field values by field type (the spec's field_type table): texts with their length limits,
+# then the types checked by shape.
+TEXT_LIMITS = {"varchar": MAX_TEXT, "varchar_auto": MAX_TEXT, "phone": MAX_TEXT, "text": 65535}
+_ID_TYPES = frozenset({"int", "user", "org", "people", "stage"})
+
+
+def option_ids(field: dict[str, Any]) -> list[Any]:
+    return [option["id"] for option in field.get("options") or []]
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or not DATE_RE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_time(value: Any) -> bool:
+    match = TIME_RE.match(value) if isinstance(value, str) else None
+    return bool(match and match[3] is not None and int(match[1]) <= 23 and int(match[2]) <= 59
+                and int(match[3]) <= 59)
+
+
+def _is_option(value: Any, field: dict[str, Any]) -> bool:
+    return type_ok(value, "int") and value in option_ids(field)
+
+
+def custom_value_ok(value: Any, field: dict[str, Any]) -> bool:
+    """Whether a (non-null) value fits the custom field: double/monetary a number; varchar, varchar_auto,
+    phone (at most 255 characters) and text a string; date ``YYYY-MM-DD`` (a real date); time
+    ``HH:MM:SS``; enum one of the option ids; set a non-empty array of option ids; int/user/org/people
+    an integer. Other types are not checked."""
+    field_type = field["field_type"]
     if field_type in ("double", "monetary"):
         return type_ok(value, "num")
-    if field_type in ("int", "user", "org", "people", "stage"):
+    if field_type in TEXT_LIMITS:
+        return isinstance(value, str) and len(value) <= TEXT_LIMITS[field_type]
+    if field_type == "date":
+        return _is_date(value)
+    if field_type == "time":
+        return _is_time(value)
+    if field_type == "enum":
+        return _is_option(value, field)
+    if field_type == "set":
+        return isinstance(value, list) and bool(value) and all(_is_option(v, field) for v in value)
+    if field_type in _ID_TYPES:
         return type_ok(value, "int")
-    if field_type in ("varchar", "varchar_auto", "text", "phone", "enum", "date", "time"):
-        return isinstance(value, str)
     return True
+
+
+def custom_expectation(field: dict[str, Any]) -> str:
+    """What ``custom_value_ok`` wants for the field, for error messages."""
+    field_type = field["field_type"]
+    ids = ", ".join(str(i) for i in option_ids(field)) or "none"
+    wanted = {
+        "double": "a number", "monetary": "a number", "date": "a date string YYYY-MM-DD",
+        "time": "a time string HH:MM:SS", "enum": f"one of the option ids {ids}",
+        "set": f"a non-empty array of option ids from {ids} (null clears the field)",
+    }
+    if field_type in TEXT_LIMITS:
+        return f"a string of at most {TEXT_LIMITS[field_type]} characters"
+    return wanted.get(field_type, "an integer" if field_type in _ID_TYPES else "a value")
 
 
 def check_custom_fields(values: dict[str, Any], known: dict[str, dict[str, Any]], listing: str) -> None:
     """A v2 ``custom_fields`` object: every key an existing custom field's code (``known``), every value
-    of its type."""
+    of its type (``custom_value_ok``) or null (clears the field)."""
     for key, value in values.items():
         field = known.get(key)
         if field is None:
             raise bad_request(f"Unknown custom field key '{key}' (see GET /api/v2/{listing})")
-        if value is not None and not custom_value_ok(value, field["field_type"]):
+        if value is not None and not custom_value_ok(value, field):
             raise bad_request(f"Invalid value for custom field '{field['field_name']}' ({key}): "
-                              f"expected {field['field_type']}")
+                              f"expected {field['field_type']}, {custom_expectation(field)}")
+
+
+def check_option(body: dict[str, Any], field: dict[str, Any], listing: str) -> None:
+    """A standard option field (e.g. an organization's ``industry``): null or one of its option ids."""
+    name = field["field_code"]
+    if body.get(name) is not None and not _is_option(body[name], field):
+        raise bad_request(f"Invalid '{name}': expected null or one of the option ids "
+                          f"{', '.join(str(i) for i in option_ids(field))} (see GET /api/v2/{listing})")
+
+
+def check_known_keys(body: dict[str, Any], fields: FieldTypes, operation: str) -> None:
+    """Refuse a body key that is not one of the operation's body properties (``fields``)."""
+    unknown = [key for key in body if key not in fields]
+    if unknown:
+        raise bad_request(f"Unknown field '{unknown[0]}': {operation} takes {', '.join(fields)}")

@@ -28,6 +28,7 @@ COSTS: dict[tuple[str, str], int] = {
     ("GET", V2 + "/deals"): 10,  # getDeals
     ("POST", V2 + "/deals"): 5,  # addDeal
     ("GET", V2 + "/deals/{id}"): 1,  # getDeal
+    ("PATCH", V2 + "/deals/{id}"): 5,  # updateDeal
     ("GET", V2 + "/pipelines"): 5,  # getPipelines
     ("GET", V2 + "/stages"): 5,  # getStages
     ("GET", V2 + "/activities"): 10,  # getActivities
@@ -35,6 +36,7 @@ COSTS: dict[tuple[str, str], int] = {
     ("GET", V2 + "/activities/{id}"): 1,  # getActivity
     ("GET", V2 + "/dealFields"): 10,  # getDealFields
     ("GET", V2 + "/organizationFields"): 10,  # getOrganizationFields
+    ("GET", V2 + "/personFields"): 10,  # getPersonFields
     ("GET", V2 + "/leads/search"): 20,  # searchLeads
     # --- API v1 (openapi-v1.yaml) ---
     ("GET", V1 + "/leads"): 20,  # getLeads

@@ -88,12 +88,23 @@ def lead_custom_values(body: dict[str, Any], known: dict[str, dict[str, Any]]) -
 
 
 def _check_custom_value(key: str, value: Any, field: dict[str, Any]) -> None:
-    if not custom_value_ok(value, field["field_type"]):
-        raise bad_request_v1(f"Invalid value for custom field '{field['field_name']}' ({key}): "
-                             f"expected {field['field_type']}")
-    if field["field_type"] in ("varchar", "varchar_auto", "phone") and len(value) > MAX_TEXT:
+    too_long = isinstance(value, str) and len(value) > MAX_TEXT
+    if field["field_type"] in ("varchar", "varchar_auto", "phone") and too_long:
         raise bad_request_v1(f"Custom field '{field['field_name']}' ({key}) is too long: "
                              f"at most {MAX_TEXT} characters")
+    if not _v1_value_ok(value, field):
+        raise bad_request_v1(f"Invalid value for custom field '{field['field_name']}' ({key}): "
+                             f"expected {field['field_type']}")
+
+
+def _v1_value_ok(value: Any, field: dict[str, Any]) -> bool:
+    """As v2 (``custom_value_ok``), but v1 lead bodies keep their looser option checks: an enum value
+    any string, a set value anything."""
+    if field["field_type"] == "enum":
+        return isinstance(value, str)
+    if field["field_type"] == "set":
+        return True
+    return custom_value_ok(value, field)
 
 
 def check_new_lead(body: Any, db: Any) -> dict[str, Any]:

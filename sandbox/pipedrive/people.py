@@ -10,11 +10,12 @@ from sandbox.pipedrive.checks import (
     check_common,
     check_custom_fields,
     check_date,
+    check_option,
     contact_list,
     type_ok,
 )
-from sandbox.pipedrive.seeds import USER_ID, custom_fields
-from sandbox.pipedrive.table import Hit, Row, Search, Table, equals, render
+from sandbox.pipedrive.seeds import CONTACT_SYNC_FIELDS, USER_ID, custom_fields, field_by_code
+from sandbox.pipedrive.table import Hit, Row, Search, Table, equals, merge_custom_fields, render
 
 # ----------------------------------------------------------------------------- persons
 
@@ -27,32 +28,43 @@ PERSON_FIELDS = {
 }
 MARKETING_STATUSES = (None, "no_consent", "unsubscribed", "subscribed", "archived")
 _PERSON_COPIED = ("owner_id", "org_id", "visible_to", "label_ids", "postal_address", "notes", "birthday",
-                  "job_title", "custom_fields")
+                  "job_title")
 _CONTACT_LISTS = ("emails", "phones", "im")
 
 
-def render_person(person: Row) -> dict[str, Any]:
-    return render(person)
+def render_person(person: Row, contact_sync: bool = True) -> dict[str, Any]:
+    """The person's answer shape; without contact sync the contact-sync-only fields are left out."""
+    out = render(person)
+    if not contact_sync:
+        for key in CONTACT_SYNC_FIELDS:
+            out.pop(key, None)
+    return out
 
 
-def check_person(body: Any, organizations: Table) -> dict[str, Any]:
+def check_person(body: Any, organizations: Table, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """``fields``: the person fields; a contact-sync-only field missing from them may not be set, and
+    ``custom_fields`` keys must be their custom field codes, with values of the field's type or null."""
     check_common(body, PERSON_FIELDS, "name", "first_name", "last_name")
+    for key in CONTACT_SYNC_FIELDS:
+        if key in body and field_by_code(fields, key) is None:
+            raise bad_request(f"Field '{key}' cannot be set: contact sync is not enabled for the company")
     if body.get("marketing_status") not in MARKETING_STATUSES:
         raise bad_request("Invalid 'marketing_status'")
     check_date(body.get("birthday"), "birthday")
     organizations.require(body.get("org_id"))
+    check_custom_fields(body.get("custom_fields") or {}, custom_fields(fields), "personFields")
     return body
 
 
-def check_new_person(body: Any, organizations: Table) -> dict[str, Any]:
-    check_person(body, organizations)
+def check_new_person(body: Any, organizations: Table, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    check_person(body, organizations, fields)
     if not (body.get("name") or "").strip() and not (body.get("first_name") or body.get("last_name")):
         raise bad_request("Either 'name' or 'first_name' and 'last_name' must be provided")
     return body
 
 
-def check_person_update(body: Any, organizations: Table) -> dict[str, Any]:
-    check_person(body, organizations)
+def check_person_update(body: Any, organizations: Table, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    check_person(body, organizations, fields)
     if "name" in body and not body["name"].strip():
         raise bad_request("Field 'name' must not be empty")
     return body
@@ -74,11 +86,12 @@ def full_name(person: Row) -> str:
 
 def apply_person(person: Row, body: dict[str, Any]) -> None:
     """Write a checked body into the person. Contact arrays are replaced whole (and checked item by item
-    as they are written)."""
+    as they are written); ``custom_fields`` is merged key by key (a null value clears that key)."""
     _apply_names(person, body)
     for key in _PERSON_COPIED:
         if key in body:
             person[key] = copy.deepcopy(body[key])
+    merge_custom_fields(person, body.get("custom_fields"))
     for key in _CONTACT_LISTS:
         if key in body:
             person[key] = contact_list(body[key], key)
@@ -133,9 +146,8 @@ def person_hit(hit: Hit, organizations: Table) -> dict[str, Any]:
 ORG_FIELDS = {
     "name": ("str", False), "owner_id": ("int", False), "add_time": ("str", False), "visible_to": ("int", False),
     "label_ids": ("list", False), "address": ("dict", True), "website": ("str", True), "linkedin": ("str", True),
-    "industry": ("int", True), "annual_revenue": ("int", True), "employee_count": ("int", True),
-    "custom_fields": ("dict", False),
-}
+    "annual_revenue": ("int", True), "employee_count": ("int", True), "custom_fields": ("dict", False),
+}  # and ``industry``: null or an option id of the ``industry`` field (``check_industry``)
 ORG_NULLABLE = frozenset({"website", "linkedin", "industry", "annual_revenue", "employee_count"})
 # updateOrganization's body: no ``add_time``, and ``address`` (like every field but the nullable five) may
 # not be null.
@@ -156,8 +168,16 @@ def check_organization(body: Any, fields: list[dict[str, Any]]) -> dict[str, Any
     check_common(body, ORG_FIELDS, "name", required="name")
     if body.get("address") is not None and not type_ok(body["address"].get("value", ""), "str"):
         raise bad_request("Invalid type for field 'address.value': expected string")
+    check_industry(body, fields)
     check_custom_fields(body.get("custom_fields") or {}, custom_fields(fields), "organizationFields")
     return body
+
+
+def check_industry(body: dict[str, Any], fields: list[dict[str, Any]]) -> None:
+    """``industry``: null or one of the option ids of the organization field ``industry``."""
+    industry = field_by_code(fields, "industry")
+    if industry is not None:
+        check_option(body, industry, "organizationFields")
 
 
 def check_organization_update(body: Any, fields: list[dict[str, Any]]) -> dict[str, Any]:
@@ -169,6 +189,7 @@ def check_organization_update(body: Any, fields: list[dict[str, Any]]) -> dict[s
     for part in ADDRESS_PARTS:
         if part in (body.get("address") or {}) and not type_ok(body["address"][part], "str"):
             raise bad_request(f"Invalid type for field 'address.{part}': expected string")
+    check_industry(body, fields)
     check_custom_fields(body.get("custom_fields") or {}, custom_fields(fields), "organizationFields")
     return body
 
@@ -179,11 +200,7 @@ def apply_organization(org: Row, body: dict[str, Any]) -> None:
     for key in _ORG_COPIED:
         if key in body:
             org[key] = copy.deepcopy(body[key])
-    for key, value in (body.get("custom_fields") or {}).items():
-        if value is None:
-            org["custom_fields"].pop(key, None)
-        else:
-            org["custom_fields"][key] = copy.deepcopy(value)
+    merge_custom_fields(org, body.get("custom_fields"))
 
 
 def new_organization(org_id: int, body: dict[str, Any]) -> Row:

@@ -12,16 +12,19 @@ from sandbox.pipedrive.checks import (
     bad_request,
     bad_request_v1,
     check_common,
+    check_custom_fields,
     check_date,
     check_items,
+    check_known_keys,
     check_text,
     check_types,
     mark_primary,
     norm_time,
+    parse_time,
     rfc3339,
 )
-from sandbox.pipedrive.seeds import ICON_KEYS, SEED_ACTIVITY_TYPES, SEED_PIPELINES, USER_ID
-from sandbox.pipedrive.table import Row, Table, render
+from sandbox.pipedrive.seeds import ICON_KEYS, SEED_ACTIVITY_TYPES, SEED_PIPELINES, USER_ID, custom_fields
+from sandbox.pipedrive.table import Row, Table, merge_custom_fields, render
 
 # ----------------------------------------------------------------------------- pipelines and stages
 
@@ -58,17 +61,23 @@ DEAL_FIELDS = {
 DEAL_NULLABLE = frozenset({"probability", "lost_reason", "close_time", "origin_id", "channel", "channel_id",
                            "source_lead_id", "arr", "mrr", "acv"})
 LISTED_STATUSES = frozenset({"open", "won", "lost", "deleted"})
+NOT_DELETED = frozenset({"open", "won", "lost"})
+# updateDeal's body times, each settable only in the status it belongs to (spec: "Can only be set if
+# deal status is ..."); archive_time only on an archived deal.
+_STATUS_TIMES = {"close_time": ("won", "lost"), "won_time": ("won",), "lost_time": ("lost",)}
+_DEAL_COPIED = ("title", "owner_id", "person_id", "org_id", "value", "currency", "probability", "lost_reason",
+                "visible_to", "expected_close_date", "label_ids")
 
 
 def render_deal(deal: Row) -> dict[str, Any]:
     return render(deal, DEAL_NULLABLE)
 
 
-def parse_statuses(request: Request, name: str) -> set[str] | None:
-    """The deals list's ``status``: a comma list of open, won, lost, deleted."""
+def parse_statuses(request: Request, name: str) -> set[str] | frozenset[str]:
+    """The deals list's ``status``: a comma list of open, won, lost, deleted (omitted: all but deleted)."""
     raw = request.arg(name)
     if not raw:
-        return None
+        return NOT_DELETED
     statuses = {s.strip() for s in raw.split(",") if s.strip()}
     unknown = statuses - LISTED_STATUSES
     if unknown:
@@ -76,16 +85,104 @@ def parse_statuses(request: Request, name: str) -> set[str] | None:
     return statuses
 
 
-def check_deal(body: Any, persons: Table, organizations: Table) -> str:
-    """Check a new deal's body; answers its status."""
+def check_deal(body: Any, db: Any) -> str:
+    """Check a new deal's body against the store ``db``; answers its status."""
     check_common(body, DEAL_FIELDS, "title", required="title")
+    return _check_deal_values(body, db, "open")
+
+
+def _check_deal_values(body: dict[str, Any], db: Any, status: str) -> str:
+    """The checks of a (type-checked) deal body shared by create and update: dates, status (``status``:
+    the deal's when the body has none), referenced person and organization, custom fields."""
     check_date(body.get("expected_close_date"), "expected_close_date")
-    status = body.get("status", "open")
-    if status not in ("open", "won", "lost"):
+    status = body.get("status", status)
+    if status not in NOT_DELETED:
         raise bad_request("Invalid 'status': one of open, won, lost")
-    persons.require(body.get("person_id"))
-    organizations.require(body.get("org_id"))
+    db.persons.require(body.get("person_id"))
+    db.organizations.require(body.get("org_id"))
+    check_custom_fields(body.get("custom_fields") or {}, custom_fields(db.deal_fields), "dealFields")
     return status
+
+
+def check_deal_update(deal: Row, body: Any, db: Any) -> tuple[str, tuple[int, int]]:
+    """Check an updateDeal body against the deal and the store ``db``: only the spec's body properties, at
+    least one, each of add_deal's types and rules (``title`` non-blank when given); times, ``lost_reason``
+    and ``archive_time`` only in the status they belong to. Answers the new status and (pipeline, stage)."""
+    check_common(body, DEAL_FIELDS, "title")
+    if not body:
+        raise bad_request("Request body is empty: send at least one field to update")
+    check_known_keys(body, DEAL_FIELDS, "updateDeal")
+    if "title" in body and not body["title"].strip():
+        raise bad_request("Field 'title' must not be empty")
+    status = _check_deal_values(body, db, deal["status"])
+    _check_status_fields(body, status, body.get("is_archived", deal["is_archived"]))
+    return status, _updated_stage(deal, body, db.pipelines, db.stages)
+
+
+def _check_status_fields(body: dict[str, Any], status: str, archived: bool) -> None:
+    """close/won/lost times and ``lost_reason`` only in their status, ``archive_time`` only on an archived
+    deal; the times RFC 3339 or ``YYYY-MM-DD HH:MM:SS``."""
+    for name, statuses in {**_STATUS_TIMES, "lost_reason": ("lost",)}.items():
+        if body.get(name) is not None and status not in statuses:
+            raise bad_request(f"Field '{name}' can only be set if deal status is {' or '.join(statuses)}")
+    if body.get("archive_time") is not None and not archived:
+        raise bad_request("Field 'archive_time' can only be set when the deal is archived")
+    for name in (*_STATUS_TIMES, "archive_time"):
+        if body.get(name) is not None:
+            parse_time(body[name], name)
+
+
+def _updated_stage(deal: Row, body: dict[str, Any], pipelines: Table, stages: Table) -> tuple[int, int]:
+    """(pipeline, stage) after an update: as a new deal's when the body moves the deal (a stage, or another
+    pipeline); else the deal's own."""
+    if body.get("stage_id") is None and body.get("pipeline_id") in (None, deal["pipeline_id"]):
+        return deal["pipeline_id"], deal["stage_id"]
+    return deal_stage(body, pipelines, stages)
+
+
+def apply_deal_update(deal: Row, body: dict[str, Any], status: str, stage: tuple[int, int], now: float) -> None:
+    """Write a checked updateDeal body into the deal: ``custom_fields`` merged key by key (null clears a
+    key), a new stage stamps ``stage_change_time``, status times and archiving follow ``_apply_times`` and
+    ``_apply_archive``; ``is_deleted: true`` deletes the deal (status ``deleted``)."""
+    for key in _DEAL_COPIED:
+        if key in body:
+            deal[key] = copy.deepcopy(body[key])
+    merge_custom_fields(deal, body.get("custom_fields"))
+    if stage != (deal["pipeline_id"], deal["stage_id"]):
+        deal["pipeline_id"], deal["stage_id"] = stage
+        deal["stage_change_time"] = rfc3339(now)
+    _apply_times(deal, body, status, now)
+    _apply_archive(deal, body, now)
+    if body.get("is_deleted"):
+        deal["is_deleted"], deal["status"] = True, "deleted"
+
+
+def _apply_times(deal: Row, body: dict[str, Any], status: str, now: float) -> None:
+    """close/won/lost times: a given one is kept (RFC 3339); a status just reached stamps its times now; a
+    status without a time (and a null in the body) clears it, as it clears ``lost_reason`` off lost."""
+    reached = status != deal["status"]
+    deal["status"] = status
+    for name, statuses in _STATUS_TIMES.items():
+        if body.get(name) is not None:
+            deal[name] = rfc3339(parse_time(body[name], name))
+        elif name in body or status not in statuses:
+            deal[name] = None
+        elif reached:
+            deal[name] = rfc3339(now)
+    if status != "lost":
+        deal["lost_reason"] = None
+
+
+def _apply_archive(deal: Row, body: dict[str, Any], now: float) -> None:
+    """``is_archived``; an archived deal has an ``archive_time`` (the given one, else when it was archived)."""
+    if "is_archived" in body:
+        deal["is_archived"] = body["is_archived"]
+    if not deal["is_archived"]:
+        deal["archive_time"] = None
+    elif body.get("archive_time") is not None:
+        deal["archive_time"] = rfc3339(parse_time(body["archive_time"], "archive_time"))
+    elif deal.get("archive_time") is None:
+        deal["archive_time"] = rfc3339(now)
 
 
 def deal_stage(body: dict[str, Any], pipelines: Table, stages: Table) -> tuple[int, int]:
@@ -111,6 +208,7 @@ def new_deal(deal_id: int, body: dict[str, Any], status: str, stage: tuple[int, 
         "stage_id": stage[1], "value": body.get("value", 0), "currency": body.get("currency", "EUR"),
         "add_time": None, "update_time": None, "stage_change_time": None, "is_deleted": False,
         "is_archived": bool(body.get("is_archived", False)), "status": status,
+        "archive_time": stamp if body.get("is_archived") else None,
         "probability": body.get("probability"), "lost_reason": body.get("lost_reason"),
         "visible_to": body.get("visible_to", 3), "close_time": stamp if status != "open" else None,
         "won_time": stamp if status == "won" else None, "lost_time": stamp if status == "lost" else None,

@@ -52,6 +52,7 @@ SEED_DEAL_CUSTOM_FIELDS = (
     ("LeadBoxer last channel", "varchar"),
     ("LeadBoxer visits", "double"),
     ("LeadBoxer country", "varchar"),
+    ("LeadBoxer last visit", "date"),
 )
 _VISIBILITY_OPTIONS = [{"id": "1", "label": "Owner only"}, {"id": "3", "label": "Owner's visibility group"},
                        {"id": "5", "label": "Owner's visibility group and sub-groups"},
@@ -104,6 +105,14 @@ STANDARD_LEAD_FIELDS = (
     ("source_name", "Source", "varchar", False),
 )
 DEAL_FIELD_INCLUDES = ("ui_visibility", "important_fields", "required_fields")
+# The organization ``industry`` options: the industries the LeadBoxer sandbox generates (a copy of
+# ``sandbox/leadboxer/generator.py`` ``_INDUSTRIES``), then "Other"; option ids count from 1.
+INDUSTRIES = (
+    "Machinery Manufacturing", "Software Development", "Logistics and Supply Chain", "Food and Beverage Services",
+    "Renewable Energy", "Hospitals and Health Care", "Financial Services", "Retail", "Marketing Services",
+    "IT Services and IT Consulting", "Biotechnology Research", "Truck Transportation", "Other",
+)
+INDUSTRY_OPTIONS = [{"id": number, "label": name} for number, name in enumerate(INDUSTRIES, start=1)]
 # Standard organization fields (v2 names), same tuple shape as STANDARD_DEAL_FIELDS.
 STANDARD_ORGANIZATION_FIELDS: tuple[tuple[str, str, str, str, list | None, list | None], ...] = (
     ("id", "ID", "int", "The ID of the organization", None, None),
@@ -112,6 +121,7 @@ STANDARD_ORGANIZATION_FIELDS: tuple[tuple[str, str, str, str, list | None, list 
     ("address", "Address", "address", "The address of the organization", None, None),
     ("website", "Website", "varchar", "The website of the organization", None, None),
     ("linkedin", "LinkedIn profile", "varchar", "The LinkedIn profile of the organization", None, None),
+    ("industry", "Industry", "enum", "The industry of the organization", INDUSTRY_OPTIONS, None),
     ("label_ids", "Labels", "set", "The labels of the organization", [], None),
     ("visible_to", "Visible to", "visible_to", "The visibility of the organization", _VISIBILITY_OPTIONS, None),
     ("add_time", "Organization created", "date", "When the organization was created", None, None),
@@ -122,6 +132,41 @@ STANDARD_ORGANIZATION_FIELDS: tuple[tuple[str, str, str, str, list | None, list 
 SEED_ORGANIZATION_CUSTOM_FIELDS = (
     ("Domain", "varchar"),
     ("Parent company domain", "varchar"),
+    ("LeadBoxer lead score", "double"),
+)
+# Person fields that exist only when contact sync is enabled for the company (the spec: "Fields ims,
+# postal_address, notes, birthday, and job_title are only included if contact sync is enabled").
+CONTACT_SYNC_FIELDS = ("im", "postal_address", "notes", "birthday", "job_title")
+# Standard person fields (v2 names), same tuple shape as STANDARD_DEAL_FIELDS.
+STANDARD_PERSON_FIELDS: tuple[tuple[str, str, str, str, list | None, list | None], ...] = (
+    ("id", "ID", "int", "The ID of the person", None, None),
+    ("name", "Name", "varchar", "The name of the person", None, None),
+    ("first_name", "First name", "varchar", "The first name of the person", None, None),
+    ("last_name", "Last name", "varchar", "The last name of the person", None, None),
+    ("owner_id", "Owner", "user", "The user who owns the person", None, None),
+    ("org_id", "Organization", "org", "The organization of the person", None, None),
+    ("emails", "Email", "varchar", "The emails of the person", None, None),
+    ("phones", "Phone", "phone", "The phone numbers of the person", None, None),
+    ("label_ids", "Labels", "set", "The labels of the person", [], None),
+    ("visible_to", "Visible to", "visible_to", "The visibility of the person", _VISIBILITY_OPTIONS, None),
+    ("add_time", "Person created", "date", "When the person was created", None, None),
+    ("update_time", "Update time", "date", "When the person was last updated", None, None),
+    ("job_title", "Job title", "varchar", "The job title of the person (contact sync)", None, None),
+    ("postal_address", "Postal address", "address", "The postal address of the person (contact sync)", None,
+     None),
+    ("notes", "Notes", "text", "Contact sync notes of the person", None, None),
+    ("birthday", "Birthday", "date", "The birthday of the person (contact sync)", None, None),
+    ("im", "Instant messenger", "varchar", "The instant messaging accounts of the person (contact sync)", None,
+     None),
+)
+# Person custom fields of the sandbox company: (name, field_type[, options]).
+SEED_PERSON_CUSTOM_FIELDS = (
+    ("LeadBoxer lead score", "double"),
+    ("LeadBoxer lead card", "varchar"),
+    ("LeadBoxer last visit", "date"),
+    ("LeadBoxer first channel", "enum",
+     [{"id": number, "label": label}
+      for number, label in enumerate(("direct", "organic", "social", "email", "referral", "paid"), start=1)]),
 )
 
 
@@ -131,12 +176,11 @@ def _seed_fields(standard: tuple, custom: tuple) -> list[dict[str, Any]]:
         fields.append({"field_name": name, "field_code": code, "description": description, "field_type": ftype,
                        "options": copy.deepcopy(options), "subfields": copy.deepcopy(subfields),
                        "is_custom_field": False, "is_optional_response_field": False})
-    for name, ftype in custom:
-        fields.append({"field_name": name, "field_code": field_code(name), "field_type": ftype, "options": None,
-                       "subfields": None, "is_custom_field": True, "is_optional_response_field": False})
+    for name, ftype, *options in custom:
+        fields.append({"field_name": name, "field_code": field_code(name), "field_type": ftype,
+                       "options": copy.deepcopy(options[0]) if options else None, "subfields": None,
+                       "is_custom_field": True, "is_optional_response_field": False})
     return fields
-
-
 
 
 def seed_deal_fields() -> list[dict[str, Any]]:
@@ -145,6 +189,17 @@ def seed_deal_fields() -> list[dict[str, Any]]:
 
 def seed_organization_fields() -> list[dict[str, Any]]:
     return _seed_fields(STANDARD_ORGANIZATION_FIELDS, SEED_ORGANIZATION_CUSTOM_FIELDS)
+
+
+def seed_person_fields(contact_sync: bool = True) -> list[dict[str, Any]]:
+    """The person fields; without contact sync the ``CONTACT_SYNC_FIELDS`` do not exist."""
+    standard = tuple(f for f in STANDARD_PERSON_FIELDS if contact_sync or f[0] not in CONTACT_SYNC_FIELDS)
+    return _seed_fields(standard, SEED_PERSON_CUSTOM_FIELDS)
+
+
+def field_by_code(fields: list[dict[str, Any]], code: str) -> dict[str, Any] | None:
+    """The field of a field list with that ``field_code`` (None: the company has no such field)."""
+    return next((f for f in fields if f["field_code"] == code), None)
 
 
 def render_plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +215,8 @@ def custom_fields(fields: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------------------- answering field lists
 
 def parse_includes(request: Request) -> list[str]:
-    """``include_fields`` of ``/dealFields`` and ``/organizationFields``: a comma list of optional namespaces."""
+    """``include_fields`` of the v2 field lists (``/dealFields``, ``/organizationFields``, ``/personFields``):
+    a comma list of optional namespaces."""
     include = parse_list_arg(request, "include_fields")
     for part in include:
         if part not in DEAL_FIELD_INCLUDES:

@@ -20,6 +20,9 @@ class PipedriveSandbox:
     """A Pipedrive look-alike on ``http://127.0.0.1:<port>``.
 
     ``with PipedriveSandbox(burst_limit=5).start() as pd: requests.get(pd.url + "/api/v2/deals", ...)``
+
+    ``contact_sync=False``: a company without contact sync (persons have no ``im``, ``postal_address``,
+    ``notes``, ``birthday`` nor ``job_title``).
     """
 
     def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
@@ -28,7 +31,7 @@ class PipedriveSandbox:
                  verbose: bool = False, oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
                  oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
                  oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
-                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL) -> None:
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True) -> None:
         self.token = token
         self.oauth_client_id = oauth_client_id
         self.oauth_client_secret = oauth_client_secret
@@ -37,7 +40,7 @@ class PipedriveSandbox:
                                 daily_budget=daily_budget, search_lag=search_lag, latency=latency, window=window,
                                 faults=faults, oauth_client_id=oauth_client_id,
                                 oauth_client_secret=oauth_client_secret, oauth_refresh_token=oauth_refresh_token,
-                                oauth_token_ttl=oauth_token_ttl)
+                                oauth_token_ttl=oauth_token_ttl, contact_sync=contact_sync)
         self.server = SandboxServer(self.app, host=host, port=port, verbose=verbose)
         self._started = False
 

@@ -26,6 +26,7 @@ from sandbox.pipedrive import leads, people, sales, seeds
 from sandbox.pipedrive.checks import (
     ERROR_INFO,
     error_body,
+    not_found,
     ok,
     parse_bool_arg,
     parse_int_arg,
@@ -86,12 +87,18 @@ def locked(handler: Callable[[Any, Request], Answer]) -> Callable[[Any, Request]
 
 
 class PipedriveStore:
-    """All entities, behind one lock. Handlers take a Request and return ``(status, body)``."""
+    """All entities, behind one lock. Handlers take a Request and return ``(status, body)``.
 
-    def __init__(self, search_lag: float = 0.0) -> None:
+    ``contact_sync``: whether contact sync is enabled for the company; without it the persons' ``im``,
+    ``postal_address``, ``notes``, ``birthday`` and ``job_title`` do not exist (not in answers nor in
+    ``/personFields``, and a body setting one is refused).
+    """
+
+    def __init__(self, search_lag: float = 0.0, contact_sync: bool = True) -> None:
         self.lock = threading.RLock()
         self.search_lag = search_lag
-        self.persons = Table("Person", people.render_person)
+        self.contact_sync = bool(contact_sync)
+        self.persons = Table("Person", self._render_person)
         self.organizations = Table("Organization", people.render_organization)
         self.deals = Table("Deal", sales.render_deal)
         self.activities = Table("Activity", sales.render_activity)
@@ -102,6 +109,7 @@ class PipedriveStore:
         self.activity_types = Table("Activity type", seeds.render_plain)
         self.deal_fields: list[dict[str, Any]] = []
         self.organization_fields: list[dict[str, Any]] = []
+        self.person_fields: list[dict[str, Any]] = []
         self.person_list = Query(filters=(equals("org_id"), equals("owner_id"),
                                           Filter("deal_id", parse_int_arg, self._is_deal_person), IDS, *UPDATED),
                                  sort=Sort())
@@ -110,7 +118,8 @@ class PipedriveStore:
     # ------------------------------------------------------------------ state
 
     def reset(self) -> None:
-        """Empty every entity and re-seed pipelines, stages, activity types, lead labels and deal fields.
+        """Empty every entity and re-seed pipelines, stages, activity types, lead labels and the deal,
+        organization and person fields.
 
         Person/organization/deal/activity ids keep increasing across resets, so a stale id cached by
         a client cannot silently point at a new record.
@@ -127,6 +136,7 @@ class PipedriveStore:
                 self.lead_labels.add(leads.new_lead_label(label_id, label_name, color, now))
             self.deal_fields = seeds.seed_deal_fields()
             self.organization_fields = seeds.seed_organization_fields()
+            self.person_fields = seeds.seed_person_fields(self.contact_sync)
             self._field_stamp = now
 
     def snapshot(self) -> dict[str, Any]:
@@ -137,6 +147,8 @@ class PipedriveStore:
             state: dict[str, Any] = {name: table.rendered() for name, table in tables.items()}
             state["deal_fields"] = copy.deepcopy(self.deal_fields)
             state["organization_fields"] = copy.deepcopy(self.organization_fields)
+            state["person_fields"] = copy.deepcopy(self.person_fields)
+            state["contact_sync"] = self.contact_sync
             return state
 
     @staticmethod
@@ -150,9 +162,12 @@ class PipedriveStore:
 
     # ------------------------------------------------------------------ persons
 
+    def _render_person(self, person: Row) -> dict[str, Any]:
+        return people.render_person(person, self.contact_sync)
+
     @locked
     def add_person(self, request: Request) -> Answer:
-        body = people.check_new_person(request.json(), self.organizations)
+        body = people.check_new_person(request.json(), self.organizations, self.person_fields)
         person = people.new_person(self.persons.new_id())
         people.apply_person(person, body)
         if not person["name"].strip():
@@ -161,15 +176,15 @@ class PipedriveStore:
 
     @locked
     def get_person(self, request: Request) -> Answer:
-        return ok(people.render_person(self.persons.find(request)))
+        return ok(self._render_person(self.persons.find(request)))
 
     @locked
     def update_person(self, request: Request) -> Answer:
         body = request.json()
         person = self.persons.find(request)
-        people.apply_person(person, people.check_person_update(body, self.organizations))
+        people.apply_person(person, people.check_person_update(body, self.organizations, self.person_fields))
         touch(person, time.time())
-        return ok(people.render_person(person))
+        return ok(self._render_person(person))
 
     @locked
     def list_persons(self, request: Request) -> Answer:
@@ -214,7 +229,7 @@ class PipedriveStore:
     @locked
     def add_deal(self, request: Request) -> Answer:
         body = request.json()
-        status = sales.check_deal(body, self.persons, self.organizations)
+        status = sales.check_deal(body, self)
         stage = sales.deal_stage(body, self.pipelines, self.stages)
         now = time.time()
         return self._created(self.deals, sales.new_deal(self.deals.new_id(), body, status, stage, now), now)
@@ -222,6 +237,18 @@ class PipedriveStore:
     @locked
     def get_deal(self, request: Request) -> Answer:
         return ok(sales.render_deal(self.deals.find(request)))
+
+    @locked
+    def update_deal(self, request: Request) -> Answer:
+        body = request.json()
+        deal = self.deals.find(request)
+        if deal["is_deleted"]:
+            raise not_found("Deal not found")
+        status, stage = sales.check_deal_update(deal, body, self)
+        now = time.time()
+        sales.apply_deal_update(deal, body, status, stage, now)
+        touch(deal, now)
+        return ok(sales.render_deal(deal))
 
     @locked
     def list_deals(self, request: Request) -> Answer:
@@ -316,6 +343,10 @@ class PipedriveStore:
     @locked
     def list_organization_fields(self, request: Request) -> Answer:
         return self._list_fields(self.organization_fields, request)
+
+    @locked
+    def list_person_fields(self, request: Request) -> Answer:
+        return self._list_fields(self.person_fields, request)
 
     @staticmethod
     def _list_fields(fields: list[dict[str, Any]], request: Request) -> Answer:

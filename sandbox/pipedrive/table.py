@@ -403,3 +403,12 @@ def touch(row: Row, now: float, created: bool = False) -> None:
     row["_updated"] = now
     row["update_time"] = rfc3339(now)
     row["_touched"] = time.monotonic()
+
+
+def merge_custom_fields(row: Row, values: dict[str, Any] | None) -> None:
+    """Merge a checked ``custom_fields`` body object into the row's, key by key (a null value clears that key)."""
+    for key, value in (values or {}).items():
+        if value is None:
+            row["custom_fields"].pop(key, None)
+        else:
+            row["custom_fields"][key] = copy.deepcopy(value)

@@ -277,3 +277,46 @@ def test_patch_organization(api):
     assert _ok(api.get(f"{base}/api/v2/organizations/{org['id']}"))["data"] == cleared
     # an unknown id: 404 (the spec declares no 404 answer, so only the request is checked)
     assert api.patch(f"{base}/api/v2/organizations/999999", json={"name": "Nobody"}).status_code == 404
+
+
+# ------------------------------------------------------------------ person fields, person custom fields, deal updates
+SCORE_FIELD = "8119be8a5b1769b32d76c57f9a88ca34499dfa5c"  # sha1("LeadBoxer lead score")
+LAST_VISIT = "b6e5b63dd6eec6de308cd309675ab8f3345990a4"  # sha1("LeadBoxer last visit")
+CHANNEL = "6599859afcdc863c8951245bf3a93fbba6143a0a"  # sha1("LeadBoxer first channel")
+
+
+def test_person_fields_and_person_custom_fields(api):
+    base = api.base
+    fields = _ok(api.get(f"{base}/api/v2/personFields"))["data"]
+    by_code = {f["field_code"]: f for f in fields}
+    assert by_code[CHANNEL]["field_type"] == "enum" and "job_title" in by_code
+    _ok(api.get(f"{base}/api/v2/personFields", params={"limit": 3, "include_fields": "ui_visibility"}))
+    person = _ok(api.post(f"{base}/api/v2/persons", json={
+        "name": "Field Person", "job_title": "CTO", "birthday": "1990-02-28",
+        "im": [{"value": "field.person", "primary": True, "label": "skype"}],
+        "custom_fields": {SCORE_FIELD: 12.5, CHANNEL: 2, LAST_VISIT: "2026-11-20"}}))["data"]
+    assert person["custom_fields"][CHANNEL] == 2
+    patched = _ok(api.patch(f"{base}/api/v2/persons/{person['id']}",
+                            json={"custom_fields": {SCORE_FIELD: None, CHANNEL: 5}}))["data"]
+    assert patched["custom_fields"] == {CHANNEL: 5, LAST_VISIT: "2026-11-20"}
+    bad = api.patch(f"{base}/api/v2/persons/{person['id']}", json={"custom_fields": {CHANNEL: "social"}})
+    assert bad.status_code == 400
+    org = _ok(api.post(f"{base}/api/v2/organizations", json={"name": "Industry Org", "industry": 2}))["data"]
+    assert _ok(api.patch(f"{base}/api/v2/organizations/{org['id']}", json={"industry": 13}))["data"]["industry"] == 13
+
+
+def test_update_deal(api):
+    base = api.base
+    person = _ok(api.post(f"{base}/api/v2/persons", json={"name": "Update Deal Person"}))["data"]
+    deal = _ok(api.post(f"{base}/api/v2/deals", json={"title": "To update", "person_id": person["id"]}))["data"]
+    url = f"{base}/api/v2/deals/{deal['id']}"
+    patched = _ok(api.patch(url, json={"title": "Updated", "value": 750, "stage_id": 2, "expected_close_date":
+                                       "2026-12-31", "custom_fields": {SCORE_FIELD: 55, LAST_VISIT: "2026-11-20"}}))
+    assert patched["data"]["custom_fields"] == {SCORE_FIELD: 55, LAST_VISIT: "2026-11-20"}
+    won = _ok(api.patch(url, json={"status": "won", "custom_fields": {SCORE_FIELD: None}}))["data"]
+    assert won["status"] == "won" and won["custom_fields"] == {LAST_VISIT: "2026-11-20"}
+    archived = _ok(api.patch(url, json={"is_archived": True, "archive_time": "2026-11-20 10:00:00"}))["data"]
+    assert archived["is_archived"] is True
+    assert api.patch(url, json={"custom_fields": {LAST_VISIT: "tomorrow"}}).status_code == 400
+    # an unknown id: 404 (the spec declares no 404 answer, so only the request is checked)
+    assert api.patch(f"{base}/api/v2/deals/999999", json={"title": "Nobody"}).status_code == 404

@@ -291,6 +291,7 @@ CUSTOM_CODES = {
     "LeadBoxer last channel": "65632917c8bb377cae8736a581d570ae089b2709",
     "LeadBoxer visits": "15951ca3b39f6284aaaaafef55de6eee240e34b3",
     "LeadBoxer country": "cb6b08892c469582a429e748fbe8c00351e280e7",
+    "LeadBoxer last visit": "b6e5b63dd6eec6de308cd309675ab8f3345990a4",
 }
 
 
