@@ -5,7 +5,10 @@ Every hour, on the hour, for the data interval that just ended (a run at 06:00 s
 [05:00, 06:00) UTC): each behavioural event (page view, email open/click, form submit...) of the
 segment's email-identified leads becomes a Pipedrive activity on the lead's person, the person's
 organization and the person's open deal. Persons and organizations are found first and created only
-when missing; deals are created only when `pipeline_id` is set.
+when missing; deals are created only when `pipeline_id` is set. Those records are kept current: fields
+empty in Pipedrive are filled from LeadBoxer (never one someone typed), and the `custom_fields` Param maps
+LeadBoxer facts onto person, organization and deal fields the sync keeps up to date (README, "Keeping
+Pipedrive records current").
 
 Tasks: **preflight** (both connections answer; the segment, pipeline and activity type exist: a setting
 that cannot work fails here, at once, naming what to fix) → **extract** (LeadBoxer → staged frames) →

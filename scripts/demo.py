@@ -22,13 +22,17 @@ from pathlib import Path
 import requests
 
 from leadboxer_pipedrive.plugin import report_path
+from sandbox.pipedrive.seeds import field_code
 from scripts.sandboxes import airflow_env, running_sandboxes
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DATE = "2026-11-20T06:00:00+00:00"  # a manual run's logical date is its interval's end
 RUNS = [
     # The sandbox's "LeadBoxer test pipeline": try a test pipeline first.
-    ("leadboxer_pipedrive_activities", {"pipeline_id": 2}),
+    # Deals and persons carry LeadBoxer facts in fields of their own (the sandbox's seeded custom fields).
+    ("leadboxer_pipedrive_activities", {"pipeline_id": 2, "custom_fields": {
+        "deal": {"lead_score": "LeadBoxer lead score", "last_visit": "LeadBoxer last visit"},
+        "person": {"first_channel": "LeadBoxer first channel"}}}),
     ("leadboxer_pipedrive_leads", {"link_to": "both",
                                    "custom_fields": {"lead_score": "LeadBoxer lead score",
                                                      "leadcard_url": "LeadBoxer lead card"}}),
@@ -152,6 +156,9 @@ def check_invariants(summaries: dict[str, list[dict]], state: dict, crm: tuple[s
         "a person named only by its email got its name; a name someone typed was kept":
             _name_of(state, crm[0]) != crm[0] and _name_of(state, crm[1]) == TYPED_NAME,
         "second runs updated nothing": not any(key.endswith("s_updated") for key in activities_second["loaded"]),
+        "every deal holds its lead's score and last visit (mapped fields)": bool(state["deals"]) and all(
+            {field_code("LeadBoxer lead score"), field_code("LeadBoxer last visit")} <= set(deal["custom_fields"])
+            for deal in state["deals"]),
     }
     linked = Counter("person and organization" if lead.get("person_id") and lead.get("organization_id")
                      else "person only" if lead.get("person_id") else "organization only"

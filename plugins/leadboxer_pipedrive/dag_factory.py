@@ -121,6 +121,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
                          dataset_id: str = SANDBOX_DATASET_ID, segment_id: int = 14118,
                          pipeline_id: int | None = None, activity_type: str = "task",
                          activity_mode: str = "per_event", organization_domain_field: str | None = None,
+                         custom_fields: dict[str, dict[str, str]] | None = None,
                          schedule: str = DEFAULT_SCHEDULE,
                          tags: Sequence[str] = DEFAULT_TAGS, leadboxer_conn_id: str = "leadboxer_default",
                          pipedrive_conn_id: str = "pipedrive_default",
@@ -136,18 +137,25 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
                             description="The activity type's key_string (task, or one you created)."),
         activity_mode=Param(activity_mode, enum=["per_event", "digest"], title="Activities",
                             description="One activity per event, or one per lead and hour (digest)."),
+        custom_fields=Param(dict(custom_fields or {}), type="object", title="Custom fields",
+                            description="Per record kind (person, organization, deal): LeadBoxer fact "
+                                        "(lead_score, leadcard_url, first_channel, last_channel, visits, country, "
+                                        "last_visit) → Pipedrive custom field name; the sync keeps them current. "
+                                        'E.g. {"deal": {"lead_score": "LeadBoxer lead score"}}.'),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, retries=retries, params=params) as dag:
         extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=True,
                                          activity_type="{{ params.activity_type }}",
-                                         pipeline_id="{{ params.pipeline_id }}")
+                                         pipeline_id="{{ params.pipeline_id }}",
+                                         custom_fields="{{ params.custom_fields }}")
         validate = ValidateEventsOperator(task_id="validate", upstream=extract.output, ledger_conn_id=ledger_conn_id)
         transform = TransformActivitiesOperator(task_id="transform", upstream=validate.output,
                                                 activity_type="{{ params.activity_type }}")
         PipedriveActivityLoadOperator(task_id="load", upstream=transform.output,
                                       pipeline_id="{{ params.pipeline_id }}",
                                       activity_mode="{{ params.activity_mode }}",
+                                      custom_fields="{{ params.custom_fields }}",
                                       organization_domain_field="{{ params.organization_domain_field }}",
                                       dry_run="{{ params.dry_run }}",
                                       pipedrive_conn_id=pipedrive_conn_id, ledger_conn_id=ledger_conn_id)
@@ -224,7 +232,7 @@ def build_integration_dag(integration: Integration, on_failure_callback: Any = N
             integration.dag_id, doc_md=doc,
             description=integration.description or f"{integration.name}: LeadBoxer events → Pipedrive activities",
             pipeline_id=integration.pipeline_id, activity_type=integration.activity_type,
-            activity_mode=integration.activity_mode, **common)
+            activity_mode=integration.activity_mode, custom_fields=integration.custom_fields, **common)
     return build_leads_dag(
         integration.dag_id, doc_md=doc,
         description=integration.description or f"{integration.name}: LeadBoxer segment leads → Pipedrive leads",

@@ -104,8 +104,9 @@ LEAD_COLUMNS = [*LEAD_FIELDS.values(), "email", "segment_ids", "in_segment"]
 EVENT_ROW_COLUMNS = [*EVENT_FIELDS.values(), "session_channel", "use_id", "event_time_ms"]
 # The lead facts each event carries: what validating and transforming events read (the other lead
 # facts serve the leads sync only; a million events would carry them for nothing).
-EVENT_LEAD_FACTS = ["use_id", "email", "in_segment", "first_name", "last_name", "full_name", "phone", "org_name",
-                    "org_domain", "org_city", "org_country", "org_linkedin", "leadcard_url"]
+EVENT_LEAD_FACTS = ["use_id", "email", "in_segment", "first_name", "last_name", "full_name", "phone", "job_title",
+                    "org_name", "org_domain", "org_city", "org_country", "org_industry", "org_linkedin",
+                    "leadcard_url", "lead_score", "first_channel", "last_channel", "visits", "country"]
 EVENT_COLUMNS = [*(c for c in EVENT_FIELDS.values() if c != "event_use_id"), "event_time_ms",
                  "session_channel", "dataset_id", *EVENT_LEAD_FACTS]
 

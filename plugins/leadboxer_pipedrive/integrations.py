@@ -32,7 +32,7 @@ SYNCS, LINK_TO_OPTIONS, ACTIVITY_MODES = get_args(Sync), get_args(LinkTo), get_a
 DEFAULT_SCHEDULE = "0 * * * *"
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 
-ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type")
+ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type", "custom_fields")
 LEAD_FIELDS = ("link_to",)
 CONNECTION_FIELDS = ("leadboxer_conn_id", "pipedrive_conn_id", "ledger_conn_id")  # never empty, if given
 LIST_FIELDS = ("tags", "alert_emails")  # a single string is a list of one
@@ -82,6 +82,9 @@ class Integration(BaseModel):
                                                       "create deals")
     activity_mode: ActivityMode = Field("per_event", description=f"must be one of {', '.join(ACTIVITY_MODES)}")
     activity_type: _Text = Field("task", description=_TEXT)
+    custom_fields: dict[Literal["person", "organization", "deal"], dict[_Text, _Text]] = Field(
+        default_factory=dict, description="must map person, organization or deal to {LeadBoxer fact: Pipedrive "
+                                          "custom field name}")
     # leads only
     link_to: LinkTo = Field("both", description=f"must be one of {', '.join(LINK_TO_OPTIONS)}")
 

@@ -10,12 +10,14 @@ changes (activity types, a pipeline's first stage, custom fields) is remembered 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from leadboxer_pipedrive.exceptions import SyncConfigurationError
 from leadboxer_pipedrive.frames import segment_id_text
 from leadboxer_pipedrive.loading.activities import check_activity_types
-from leadboxer_pipedrive.loading.leads import deal_field_codes, lead_label_ids
-from leadboxer_pipedrive.loading.resolver import FIELD_CODE_CHECK_SECONDS, organization_domain_field_code
+from leadboxer_pipedrive.loading.fields import FIELD_CODE_CHECK_SECONDS, mapped_fields, organization_domain_field_code
+from leadboxer_pipedrive.loading.leads import deal_fields, lead_label_ids
+from leadboxer_pipedrive.loading.updates import ACTIVITY_FACTS
 
 
 def check_leadboxer(hook, dataset_id: str, segment_id: int | str | None) -> str:
@@ -40,8 +42,11 @@ def check_leadboxer(hook, dataset_id: str, segment_id: int | str | None) -> str:
 
 def check_pipedrive(pipedrive, ledger, *, activity_type: str | None = None, pipeline_id: int | None = None,
                     organization_domain_field: str | None = None, lead_labels: Iterable[str] = (),
-                    custom_fields: Mapping[str, str] | None = None) -> list[str]:
-    """The Pipedrive connection answers with its token, and what the settings name exists there."""
+                    custom_fields: Mapping[str, Any] | None = None) -> list[str]:
+    """The Pipedrive connection answers with its token, and what the settings name exists there.
+
+    ``custom_fields``: the leads sync's (fact → deal field name), or the activity sync's (record kind →
+    fact → field name)."""
     user = pipedrive.get_current_user() or {}
     found = [f"Pipedrive answers as {user.get('name') or user.get('email') or 'the token owner'} "
              f"({user.get('company_domain') or user.get('company_name') or pipedrive.base_url})"]
@@ -57,8 +62,11 @@ def check_pipedrive(pipedrive, ledger, *, activity_type: str | None = None, pipe
     if labels:
         lead_label_ids(pipedrive, ledger, labels)
         found.append(f"lead labels {sorted(labels)} exist")
-    if custom_fields:
-        deal_field_codes(pipedrive, ledger, custom_fields)
+    if custom_fields and all(isinstance(names, Mapping) for names in custom_fields.values()):
+        for entity, fields in mapped_fields(pipedrive, ledger, custom_fields, ACTIVITY_FACTS).items():
+            found.append(f"{entity} fields {sorted(f.name for f in fields.values())} exist")
+    elif custom_fields:
+        deal_fields(pipedrive, ledger, custom_fields)
         found.append(f"deal fields {sorted(custom_fields.values())} exist")
     return found
 

@@ -63,9 +63,11 @@ EVENT_KIND_LABELS = {
 }
 
 ACTIVITY_COLUMNS = [
-    "event_id", "use_id", "dataset_id", "event_time_ms", "email", "person_name", "phone",
-    "org_key", "org_name", "org_domain", "org_address", "org_linkedin",
+    "event_id", "use_id", "dataset_id", "event_time_ms", "email", "person_name", "phone", "job_title",
+    "org_key", "org_name", "org_domain", "org_address", "org_industry", "org_linkedin",
     "subject", "type", "due_date", "due_time", "done", "note", "leadcard_url",
+    # Lead facts the custom_fields Param may map onto Pipedrive fields.
+    "lead_score", "first_channel", "last_channel", "visits", "country",
 ]
 
 
@@ -289,6 +291,11 @@ def _activity_columns(frame: pd.DataFrame, activity_type: str) -> pd.DataFrame:
     out["org_key"] = categorical_per_distinct(["org_domain", "org_name"], organization_keys)
     out["org_name"] = categorical_per_distinct(["org_name"], organization_names).where(out["org_key"].notna())
     out["org_address"] = categorical_per_distinct(["org_city", "org_country"], organization_addresses)
+    for column in ("job_title", "org_industry", "first_channel", "last_channel", "country"):
+        out[column] = categorical_per_distinct([column], lambda rows, c=column: clip(_single_line(
+            rows[c].astype("string"))))
+    for column in ("lead_score", "visits"):
+        out[column] = numbers(frame[column])
     out["leadcard_url"] = categorical_per_distinct(["leadcard_url"], lambda rows: safe_url(rows["leadcard_url"]))
     out["subject"] = categorical_per_distinct(["event_type", "title", "campaign", "url"], activity_subjects)
     out["type"] = pd.Series(pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [activity_type]),

@@ -288,6 +288,52 @@ def test_activity_loader_sends_only_valid_exchanges(hook, recorder, ledger, sand
     assert expected <= seen(recorder), sorted(expected - seen(recorder))
 
 
+MAPPED = {"person": {"lead_score": "LeadBoxer lead score", "last_visit": "LeadBoxer last visit",
+                     "first_channel": "LeadBoxer first channel", "leadcard_url": "LeadBoxer lead card"},
+          "organization": {"lead_score": "LeadBoxer lead score"},
+          "deal": {"lead_score": "LeadBoxer lead score", "last_visit": "LeadBoxer last visit"}}
+
+
+def test_records_kept_current_send_only_valid_creates_and_updates(hook, recorder, ledger, sandbox):
+    """Mapped fields of every type on persons, organizations and deals, job titles and industries: sent on
+    create, then, when LeadBoxer's facts change, as PATCH bodies the specs accept."""
+    facts = {"esScore": "40", "first_channel": "organic", "title": "Buyer",
+             "organizationIndustryName": "Retail"}
+    leads = [{**lead, **facts} for lead in LEADS]
+    settings = LoadSettings(dataset_id="ds1", dag_id="contract", run_id="run-1", pipeline_id=PIPELINE_ID,
+                            custom_fields=MAPPED)
+    store = ledger()
+    first = ActivityLoader(hook, store, settings).load(
+        activity_payloads(events_frame(EVENTS, leads_frame(leads, 14118), "ds1"), "task"))
+    assert first.pushed == 6 and first.refused == 0, first.refusals
+    changed = [{**lead, "esScore": "75", "first_channel": "email", "title": "Head of Buying",
+                "organizationIndustryName": "Financial Services"} for lead in leads]
+    later = [{**event, "event_id": event["event_id"] + "-2"} for event in EVENTS]
+    settings = LoadSettings(dataset_id="ds1", dag_id="contract", run_id="run-2", pipeline_id=PIPELINE_ID,
+                            custom_fields=MAPPED)
+    second = ActivityLoader(hook, store, settings).load(
+        activity_payloads(events_frame(later, leads_frame(changed, 14118), "ds1"), "task"))
+    assert second.pushed == 6 and second.refused == 0, second.refusals
+    assert second.counts["persons_updated"] == 4 and second.counts["deals_updated"] == 4
+    assert second.counts["organizations_updated"] == 2
+    state = sandbox.state()
+    score = next(f["field_code"] for f in state["person_fields"] if f["field_name"] == "LeadBoxer lead score")
+    assert {p["job_title"] for p in state["persons"]} == {"Head of Buying"}
+    assert {p["custom_fields"][score] for p in state["persons"]} == {75.0}
+    assert {d["custom_fields"][score] for d in state["deals"]} == {75.0}
+    industry = next(f for f in state["organization_fields"] if f["field_code"] == "industry")
+    assert {o["industry"] for o in state["organizations"]} == {
+        next(o["id"] for o in industry["options"] if o["label"] == "Financial Services")}
+
+    recorder.assert_all_valid(allow_empty=False)
+    v2 = "/api/v2"
+    expected = {("GET", v2 + "/personFields"), ("GET", v2 + "/organizationFields"), ("GET", v2 + "/dealFields"),
+                ("PATCH", v2 + "/persons/{id}"), ("PATCH", v2 + "/organizations/{id}"), ("PATCH", v2 + "/deals/{id}")}
+    assert expected <= seen(recorder), sorted(expected - seen(recorder))
+    assert all(e.status < 400 for e in recorder.exchanges), [(e.method, e.path, e.status)
+                                                             for e in recorder.exchanges if e.status >= 400]
+
+
 # ------------------------------------------------------------------------------- sandbox prices
 def test_sandbox_costs_match_the_specs_x_token_cost(pipedrive_specs):
     spec_costs = pc.token_costs()

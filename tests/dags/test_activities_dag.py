@@ -108,6 +108,34 @@ def test_a_dry_run_changes_nothing_and_its_estimate_matches_the_real_spend(
     assert organizations and all(bool(o["custom_fields"]) == bool(domain_field) for o in organizations)
 
 
+SCORE_ON_DEALS = {"deal": {"lead_score": "LeadBoxer lead score"}}
+MAPPED = {"deal": {"lead_score": "LeadBoxer lead score", "last_visit": "LeadBoxer last visit"},
+          "person": {"first_channel": "LeadBoxer first channel", "lead_score": "LeadBoxer lead score"}}
+
+
+def test_with_records_to_keep_current_the_dry_runs_estimate_is_the_real_spend(run_dag, pipedrive_sandbox,
+                                                                               connections):
+    first = run_dag(DAG_ID, "2026-11-20T11:00:00", {"pipeline_id": 2, "custom_fields": SCORE_ON_DEALS})
+    assert first.state == "success"
+    # The next hour, with more fields mapped: seven leads of [10:00, 11:00) come back, and their persons and
+    # deals get the new fields; eight leads are new.
+    params = {"pipeline_id": 2, "custom_fields": MAPPED}
+    assert run_dag(DAG_ID, "2026-11-20T12:00:00", {**params, "dry_run": True}).state == "success"
+    plan = ledger_runs(connections)[-1]["plan"]
+    assert plan["would_update"]["deals"] > 0 and plan["would_update"]["persons"] > 0, plan
+    assert run_dag(DAG_ID, "2026-11-20T12:00:00", params).state == "success"
+    real = ledger_runs(connections)[-1]
+    loaded = real["loaded"]
+    assert loaded["deals_updated"] == plan["would_update"]["deals"]
+    assert loaded["persons_updated"] == plan["would_update"]["persons"]
+    assert real["tokens_spent"] - real["preflight_tokens"] == plan["estimated_tokens"], json.dumps(real)[:800]
+    state = pipedrive_sandbox.state()
+    last_visit = next(f["field_code"] for f in state["deal_fields"] if f["field_name"] == "LeadBoxer last visit")
+    # The returning leads' deals got the new field, the new leads' deals were created with it.
+    assert sum(deal["custom_fields"].get(last_visit) == "2026-11-20" for deal in state["deals"]) == (
+        loaded["deals_updated"] + loaded["deals_created"])
+
+
 def test_max_leads_limits_a_run_to_the_first_n_leads(run_dag, pipedrive_sandbox, connections):
     assert run_dag(DAG_ID, "2026-11-20T06:00:00", {"max_leads": 2}).state == "success"
     summary = ledger_runs(connections)[-1]

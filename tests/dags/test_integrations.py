@@ -116,6 +116,8 @@ KNOWN_FOR_LEADS = ("name, sync, dataset_id, segment_id, leadboxer_conn_id, piped
     ({"sync": "deals"}, "sync: must be one of activities, leads, not 'deals'"),
     ({"colour": "red"}, f"colour: unknown field (known: {KNOWN_FOR_LEADS})"),
     ({"pipeline_id": 2}, "pipeline_id: applies to sync: activities only, not to sync: leads"),
+    ({"custom_fields": {"deal": {"lead_score": "Score"}}},
+     "custom_fields: applies to sync: activities only, not to sync: leads"),
     ({"schedule": "hourly"}, "schedule: must be a cron expression such as '0 * * * *' (or @hourly, @daily...), "
                              "not 'hourly'"),
     ({"schedule": " "}, "schedule: must be a non-empty string, not ' '"),
@@ -178,6 +180,18 @@ def yaml_of(document):
     import yaml
 
     return yaml.safe_dump(document)
+
+
+def test_an_activity_integration_maps_custom_fields_by_record_kind_into_its_dags_params():
+    from leadboxer_pipedrive.dag_factory import build_integration_dag
+
+    entry = {"name": "a", "sync": "activities", "dataset_id": "d", "segment_id": 1,
+             "custom_fields": {"deal": {"lead_score": "LeadBoxer lead score"}}}
+    (integration,) = parse_integrations(yaml_of({"integrations": [entry]})).integrations
+    assert build_integration_dag(integration).params["custom_fields"] == entry["custom_fields"]
+    (error,) = parse_integrations(yaml_of({"integrations": [{**entry, "custom_fields": {"lead": {"x": "y"}}}]})).errors
+    assert ": custom_fields: must map person, organization or deal to {LeadBoxer fact: Pipedrive custom field " \
+           "name}, not {'lead': {'x': 'y'}}" in error
 
 
 def test_an_entry_sets_its_tasks_retries_else_the_default():

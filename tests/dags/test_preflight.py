@@ -89,6 +89,12 @@ def test_a_pipeline_or_activity_type_that_does_not_exist_fails_the_first_task(fa
     assert "activity type(s) ['no_such_type'] do not exist" in failing(ACTIVITIES, {"activity_type": "no_such_type"})
 
 
+def test_an_unknown_custom_field_fails_the_first_task_naming_the_existing_fields(failing):
+    said = failing(ACTIVITIES, {"custom_fields": {"deal": {"lead_score": "Hotness"}}})
+    assert "Pipedrive has no deal custom field named 'Hotness'; existing deal custom fields: [" in said
+    assert "'LeadBoxer lead score'" in said
+
+
 def test_a_passing_preflight_counts_its_tokens_in_the_run(run_dag, connections):
     import sqlite3
 

@@ -91,10 +91,12 @@ class PipedriveHook(JsonApiHook):
         ("GET", "/api/v2/organizationFields"): 10,
         ("GET", "/api/v2/deals"): 10,
         ("POST", "/api/v2/deals"): 5,
+        ("PATCH", "/api/v2/deals/{id}"): 5,
         ("GET", "/api/v2/stages"): 5,
         ("GET", "/api/v2/activities"): 10,
         ("POST", "/api/v2/activities"): 5,
         ("GET", "/api/v2/dealFields"): 10,
+        ("GET", "/api/v2/personFields"): 10,
         ("GET", "/api/v1/activityTypes"): 20,
         ("GET", "/api/v1/leads"): 20,
         ("POST", "/api/v1/leads"): 10,
@@ -510,9 +512,6 @@ class PipedriveHook(JsonApiHook):
     def update_organization(self, org_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("PATCH", f"/api/v2/organizations/{int(org_id)}", json_body=payload)
 
-    def list_organization_fields(self) -> list[dict[str, Any]]:
-        return list(self.paginate_v2("/api/v2/organizationFields"))
-
     def create_organization(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("POST", "/api/v2/organizations", json_body=payload)
 
@@ -528,6 +527,9 @@ class PipedriveHook(JsonApiHook):
         """The person's oldest open deal, or None."""
         deals = self.list_deals(person_id=person_id, status="open")
         return min(deals, key=lambda deal: deal["id"]) if deals else None
+
+    def update_deal(self, deal_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._data("PATCH", f"/api/v2/deals/{int(deal_id)}", json_body=payload)
 
     def create_deal(self, payload: dict[str, Any]) -> dict[str, Any]:
         return self._data("POST", "/api/v2/deals", json_body=payload)
@@ -573,9 +575,10 @@ class PipedriveHook(JsonApiHook):
         """Non-archived leads (``person_id``, ``organization_id``, ``updated_since`` filters)."""
         return list(self.paginate_v1("/api/v1/leads", filters))
 
-    def list_deal_fields(self) -> list[dict[str, Any]]:
-        """Deal fields, custom ones included (leads use the deal fields)."""
-        return list(self.paginate_v2("/api/v2/dealFields"))
+    def list_fields(self, entity: str) -> list[dict[str, Any]]:
+        """The fields of ``entity`` (person, organization or deal), custom ones included (leads use the
+        deal fields)."""
+        return list(self.paginate_v2(f"/api/v2/{entity}Fields"))
 
     def list_lead_labels(self) -> list[dict[str, Any]]:
         return self._data("GET", "/api/v1/leadLabels") or []

@@ -24,14 +24,15 @@ from leadboxer_pipedrive.loading.common import (
     refuse_rows,
     stale_reference,
 )
+from leadboxer_pipedrive.loading.fields import ENTITIES, mapping_by_entity, sync_fields
 from leadboxer_pipedrive.loading.resolver import (
     Person,
     PipedriveResolver,
     in_flight_seconds,
-    organization_domain_field_code,
     since_iso,
+    update_entity,
 )
-from leadboxer_pipedrive.loading.updates import organization_rows
+from leadboxer_pipedrive.loading.updates import ACTIVITY_FACTS, organization_rows, with_last_visit
 from leadboxer_pipedrive.transforms import activity_fields, event_ids_in_note
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,28 @@ class ActivityLoader:
                                                      settle_seconds=in_flight_seconds(pipedrive))
 
     def load(self, activities: pd.DataFrame) -> LoadResult:
-        """Push this window's rows, and retry rows Pipedrive refused in earlier runs."""
+        """Push this window's rows, retry rows Pipedrive refused in earlier runs, and send again the record
+        updates it refused."""
         result = LoadResult(received=len(activities))
+        dataset = self.settings.dataset_id
+        todo = self._rows_to_push(activities, result)
+        queued_updates = any(self.ledger.retries(dataset, update_entity(entity)) for entity in ENTITIES)
+        if todo.empty and not queued_updates:
+            return result
+        # Every field name resolves before anything is written: an unknown one fails the run here.
+        fields = sync_fields(self.pipedrive, self.ledger, todo, mapping_by_entity(self.settings.custom_fields),
+                             ACTIVITY_FACTS, self.settings.organization_domain_field)
+        resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, dataset, fields=fields,
+                                     max_attempts=self.settings.max_attempts)
+        if not todo.empty:
+            self._check_activity_types(set(todo["type"].unique()))
+            self._load_todo(with_last_visit(todo), result, resolver)
+            self.ledger.clear_retries(dataset, "event", result.pushed_ids)
+        resolver.retry_refused_updates()
+        return result
+
+    def _rows_to_push(self, activities: pd.DataFrame, result: LoadResult) -> pd.DataFrame:
+        """This window's rows and the refused rows of earlier runs, less those already pushed (counted)."""
         dataset = self.settings.dataset_id
         window = activities.assign(_retry=False)
         retried = pending_retries(self.ledger, self.settings, "event", set(window["event_id"]))
@@ -63,24 +84,14 @@ class ActivityLoader:
             result.count("retries_pending", len(retried))
         rows = pd.concat([window, retried], ignore_index=True) if not retried.empty else window
         if rows.empty:
-            return result
+            return rows
         done = self.ledger.pushed_event_ids(dataset, rows["event_id"].tolist())
         already = rows["event_id"].isin(done)
         result.already_pushed = int((already & ~rows["_retry"]).sum())
         self.ledger.clear_retries(dataset, "event", rows.loc[already & rows["_retry"], "event_id"])
-        todo = rows[~already]
-        if not todo.empty:
-            self._check_activity_types(set(todo["type"].unique()))
-            self._load_todo(todo, result)
-        self.ledger.clear_retries(dataset, "event", result.pushed_ids)
-        return result
+        return rows[~already]
 
-    def _load_todo(self, todo: pd.DataFrame, result: LoadResult) -> None:
-        domain_field = self.settings.organization_domain_field
-        resolver = PipedriveResolver(
-            self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id,
-            domain_field_code=organization_domain_field_code(self.pipedrive, self.ledger, domain_field)
-            if domain_field else None)
+    def _load_todo(self, todo: pd.DataFrame, result: LoadResult, resolver: PipedriveResolver) -> None:
         resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist(),
                          todo["use_id"].dropna().unique().tolist())
         # Organizations first, each from its first row by email, so who creates it (and with which
@@ -126,10 +137,11 @@ class ActivityLoader:
             facts = rows.iloc[0]
             try:
                 person = resolver.person(email, facts)
-                resolver.keep_person_current(person, email, facts)
+                person = resolver.keep_person_current(person, email, facts)
                 if facts["org_key"] in org_facts:
-                    resolver.keep_organization_current(person, org_facts[facts["org_key"]])
+                    person = resolver.keep_organization_current(person, email, org_facts[facts["org_key"]])
                 deal_id = resolver.open_deal(person, facts, self.settings.pipeline_id)
+                deal_id = resolver.keep_deal_current(person, deal_id, facts, self.settings.pipeline_id)
             except ApiRequestError as exc:
                 refuse_rows(self.ledger, self.settings, result, rows, "event", "event_id",
                             f"Pipedrive refused the person/organization/deal: {exc.detail}")

@@ -27,6 +27,8 @@ class LoadSettings:
     activity_mode: str = "per_event"  # or "digest": one activity per lead and hour
     max_attempts: int = 3  # refusals by Pipedrive before a row is quarantined
     organization_domain_field: str | None = None  # Pipedrive organization custom field holding the domain
+    # Activity sync: record kind (person, organization, deal) → LeadBoxer fact → Pipedrive field name.
+    custom_fields: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

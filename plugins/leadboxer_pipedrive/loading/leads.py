@@ -13,16 +13,20 @@ import pandas as pd
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import LoadResult, LoadSettings, is_present, pending_retries, refuse_rows
-from leadboxer_pipedrive.loading.resolver import (
+from leadboxer_pipedrive.loading.fields import (
     FIELD_CODE_CHECK_SECONDS,
+    Field,
+    SyncFields,
+    mapped_fields,
+    organization_domain_field_code,
+)
+from leadboxer_pipedrive.loading.resolver import (
     PipedriveResolver,
     in_flight_seconds,
-    organization_domain_field_code,
 )
 
 # LeadBoxer facts a user may map onto Pipedrive (deal) custom fields, by field name.
 MAPPABLE_FACTS = ("lead_score", "leadcard_url", "first_channel", "last_channel", "visits", "country")
-NUMERIC_FIELD_TYPES = {"double", "monetary", "int"}
 
 
 def lead_label_ids(pipedrive, ledger, names: set[str]) -> dict[str, str]:
@@ -39,33 +43,13 @@ def lead_label_ids(pipedrive, ledger, names: set[str]) -> dict[str, str]:
     return labels
 
 
-def deal_field_codes(pipedrive, ledger, custom_fields: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """LeadBoxer fact → (code, type) of the Pipedrive deal field ``custom_fields`` maps it to (leads use
-    deal fields; remembered in the ledger for a day, as lead labels are); a clear error for an unknown
-    fact or field."""
-    unknown_facts = set(custom_fields) - set(MAPPABLE_FACTS)
-    if unknown_facts:
-        raise SyncConfigurationError(
-            f"custom_fields maps unknown LeadBoxer fact(s) {sorted(unknown_facts)}; "
-            f"mappable: {', '.join(MAPPABLE_FACTS)}")
-    if not custom_fields:
-        return {}
-
-    def read() -> dict[str, list[str]]:
-        return {f["field_name"]: [f["field_code"], f.get("field_type", "varchar")]
-                for f in pipedrive.list_deal_fields() if f.get("is_custom_field")}
-    wanted = set(custom_fields.values())
-    fields = _remembered(ledger, DEAL_FIELDS_FACT, read, still_good=lambda known: wanted <= set(known))
-    missing = wanted - set(fields)
-    if missing:
-        raise SyncConfigurationError(
-            f"Pipedrive custom field(s) {sorted(missing)} do not exist (leads use deal fields); "
-            f"existing custom fields: {sorted(fields)}")
-    return {fact: tuple(fields[name]) for fact, name in custom_fields.items()}
+def deal_fields(pipedrive, ledger, custom_fields: Mapping[str, str]) -> dict[str, Field]:
+    """LeadBoxer fact → the Pipedrive deal custom field ``custom_fields`` maps it to (leads use deal
+    fields); a clear error for an unknown fact or field."""
+    return mapped_fields(pipedrive, ledger, {"deal": custom_fields}, MAPPABLE_FACTS).get("deal", {})
 
 
 LEAD_LABELS_FACT = "pipedrive_lead_labels"
-DEAL_FIELDS_FACT = "pipedrive_deal_custom_fields"
 
 
 def _remembered(ledger, fact: str, read, still_good) -> Any:
@@ -102,13 +86,13 @@ class LeadLoader:
         self.custom_fields = dict(custom_fields or {})
         self.owner_id = owner_id
         self._label_ids: dict[str, str] = {}
-        self._field_codes: dict[str, tuple[str, str]] = {}
+        self._fields: dict[str, Field] = {}
         self._domain_field_code: str | None = None
 
     # -- configuration checks ---------------------------------------------------------------------
     def resolve_configuration(self, needed_labels: set[str]) -> None:
         """Label names → ids and custom field names → codes; a clear error for anything unknown."""
-        self._field_codes = deal_field_codes(self.pipedrive, self.ledger, self.custom_fields)
+        self._fields = deal_fields(self.pipedrive, self.ledger, self.custom_fields)
         wanted_labels = set(self.label_names) | needed_labels
         if wanted_labels:
             self._label_ids = lead_label_ids(self.pipedrive, self.ledger, wanted_labels)
@@ -130,7 +114,7 @@ class LeadLoader:
         self.resolve_configuration(set(leads["score_label"].dropna().unique()))
         known = self.ledger.leads_by_use_id(self.settings.dataset_id, leads["use_id"].tolist())
         resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, self.settings.dataset_id,
-                                     domain_field_code=self._domain_field_code)
+                                     fields=SyncFields(domain_field_code=self._domain_field_code))
         resolver.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist(),
                          leads["use_id"].dropna().unique().tolist())
         for _, row in leads.iterrows():
@@ -206,10 +190,10 @@ class LeadLoader:
         body["label_ids"] = [self._label_ids[name] for name in dict.fromkeys(labels)]
         if self.owner_id:
             body["owner_id"] = int(self.owner_id)
-        for fact, (code, field_type) in self._field_codes.items():
-            value = row[fact]
-            if is_present(value):
-                body[code] = float(value) if field_type in NUMERIC_FIELD_TYPES else str(value)
+        for fact, field in self._fields.items():
+            value = field.value(row[fact]) if is_present(row[fact]) else None
+            if value is not None:
+                body[field.code] = value
         return body
 
 
@@ -230,19 +214,18 @@ def plan_lead_load(leads: pd.DataFrame, ledger, dataset_id: str, *, link_to: str
                    custom_fields: Mapping[str, str] | None = None, owner_id: int | None = None,
                    organization_domain_field: str | None = None):
     """The priced plan of :meth:`LeadLoader.load` for these rows, from the ledger alone."""
-    from leadboxer_pipedrive.loading.plan import CREATE_LEAD, DEAL_FIELDS, LEAD_LABELS, UPDATE_LEAD, Planner
+    from leadboxer_pipedrive.loading.plan import CREATE_LEAD, LEAD_LABELS, UPDATE_LEAD, Planner
 
     planner = Planner(ledger, dataset_id, None,
-                      organization_domain_field if link_to in ("organization", "both") else None)
+                      organization_domain_field if link_to in ("organization", "both") else None,
+                      {"deal": dict(custom_fields or {})})
     plan = planner.plan
     if leads.empty:
         return plan
     if (label_names or leads["score_label"].notna().any()) \
             and not ledger.fresh_fact(LEAD_LABELS_FACT, FIELD_CODE_CHECK_SECONDS):
         plan.calls[LEAD_LABELS] += 1
-    if custom_fields and not ledger.fresh_fact(DEAL_FIELDS_FACT, FIELD_CODE_CHECK_SECONDS):
-        plan.calls[DEAL_FIELDS] += 1
-    planner.price_domain_field()
+    planner.price_field_lists(leads)
     known_leads = ledger.leads_by_use_id(dataset_id, leads["use_id"].tolist())
     planner.preload(leads["email"].dropna().unique().tolist(), leads["org_key"].dropna().unique().tolist())
     for _, row in leads.iterrows():

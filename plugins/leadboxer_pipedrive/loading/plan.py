@@ -3,20 +3,33 @@ ledger alone, before anything is written (dry runs report it; real runs check it
 
 Records the ledger does not know are priced as "search, then create" (the usual case for new leads);
 a person that turns out to exist costs a deals listing instead of a create (and, when LeadBoxer knows
-its name or phone, a read and maybe an update), so estimates stay close. A known person whose facts
-changed since the sync last looked is priced a read and an update (exact when its fields are empty or
-ours; one update too many when someone typed a value the sync keeps).
+facts of it, a read and maybe an update), so estimates stay close. A known person, organization or deal
+whose facts changed since the sync last looked is priced an update (5 tokens), after a read (1) when a
+filled field changed (``loading.updates``): exact when those fields are empty or the sync's own, one
+update too many when someone typed a value the sync keeps. Refused updates queued by earlier runs are
+priced the same way, and so are the field lists the load reads (``loading.fields``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.loading.updates import changed, organization_fields, organization_rows, person_fields
+from leadboxer_pipedrive.loading.fields import ENTITIES, Field, cached_fields, lists_needed, needs_reading
+from leadboxer_pipedrive.loading.updates import (
+    changed,
+    mapped_values,
+    organization_fields,
+    organization_rows,
+    person_fields,
+    with_last_visit,
+)
 
 SEARCH_PERSON = ("GET", "/api/v2/persons/search")
 CREATE_PERSON = ("POST", "/api/v2/persons")
@@ -24,8 +37,6 @@ UPDATE_PERSON = ("PATCH", "/api/v2/persons/{id}")
 GET_PERSON = ("GET", "/api/v2/persons/{id}")
 UPDATE_ORG = ("PATCH", "/api/v2/organizations/{id}")
 GET_ORG = ("GET", "/api/v2/organizations/{id}")
-# What keeping a record current costs: a read, then an update.
-READ_AND_UPDATE = {"person": (GET_PERSON, UPDATE_PERSON), "organization": (GET_ORG, UPDATE_ORG)}
 SEARCH_ORG = ("GET", "/api/v2/organizations/search")
 CREATE_ORG = ("POST", "/api/v2/organizations")
 LIST_DEALS = ("GET", "/api/v2/deals")
@@ -36,8 +47,20 @@ ACTIVITY_TYPES = ("GET", "/api/v1/activityTypes")
 CREATE_LEAD = ("POST", "/api/v1/leads")
 UPDATE_LEAD = ("PATCH", "/api/v1/leads/{id}")
 LEAD_LABELS = ("GET", "/api/v1/leadLabels")
+UPDATE_DEAL = ("PATCH", "/api/v2/deals/{id}")
 DEAL_FIELDS = ("GET", "/api/v2/dealFields")
 ORGANIZATION_FIELDS = ("GET", "/api/v2/organizationFields")
+PERSON_FIELDS = ("GET", "/api/v2/personFields")
+FIELD_LISTS = {"person": PERSON_FIELDS, "organization": ORGANIZATION_FIELDS, "deal": DEAL_FIELDS}
+# What keeping a record current costs: a read (for the filled fields' values), then an update.
+RECORD_CALLS = {"person": (GET_PERSON, UPDATE_PERSON), "organization": (GET_ORG, UPDATE_ORG),
+                "deal": (None, UPDATE_DEAL)}
+
+
+# Before the load has ever read an account's field lists, the plan takes its account-dependent fields to exist.
+UNREAD_FIELDS = {"person": {"job_title": Field("Job title", "job_title", "varchar", False)},
+                 "organization": {"industry": Field("Industry", "industry", "varchar", False)},
+                 "deal": {}}
 
 
 @dataclass
@@ -65,19 +88,31 @@ class LoadPlan:
 
 
 class Planner:
-    """Prices resolutions against the ledger, remembering what the plan already "created"."""
+    """Prices resolutions against the ledger, remembering what the plan already "created".
+
+    ``mapping``: record kind → LeadBoxer fact → field name (the activity sync's ``custom_fields``; the
+    leads sync's deal fields). Field codes come from the field lists the ledger remembers, however old
+    (a plan never reads Pipedrive); a field whose list was never read is priced as changed.
+    """
 
     def __init__(self, ledger, dataset_id: str, pipeline_id: int | None,
-                 organization_domain_field: str | None = None) -> None:
+                 organization_domain_field: str | None = None,
+                 mapping: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.ledger = ledger
         self.dataset_id = dataset_id
         self.pipeline_id = pipeline_id
         self.domain_field = organization_domain_field
+        self.mapping = dict(mapping or {})
         self.plan = LoadPlan()
         self._orgs: dict[str, int | None] = {}  # by key: the ledger's id, or None when the plan creates it
         self._people: dict[str, dict[str, Any]] = {}
         self._stage_looked_up = False
-        self._domain_field_code: str | None = None
+        self._catalogs = {entity: cached_fields(ledger, entity, math.inf) or UNREAD_FIELDS[entity]
+                          for entity in ENTITIES}
+        self._mapped = {entity: {fact: self._catalogs[entity].get(name) or Field(name, name, "varchar", True)
+                                 for fact, name in names.items()} for entity, names in self.mapping.items()}
+        domain = self._catalogs["organization"].get(self.domain_field or "")
+        self._domain_field_code = domain.code if domain else None
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
 
@@ -93,35 +128,55 @@ class Planner:
         """The ledger's id of the organization with ``key`` (None: unknown, or created by the plan)."""
         return self._orgs.get(key)
 
+    def price_field_lists(self, rows: pd.DataFrame) -> None:
+        """The field lists the load reads (``fields.lists_needed``), unless the ledger's are fresh."""
+        for entity, wanted in lists_needed(rows, self.mapping, self.domain_field).items():
+            if needs_reading(self.ledger, entity, wanted):
+                self.plan.calls[FIELD_LISTS[entity]] += 1
+
     def updates(self, known: dict | None, email: str, facts: pd.Series, org_facts: pd.Series | None) -> None:
         """A known person, and the organization LeadBoxer names for it, whose facts changed since the sync
-        last looked: a read and an update each (once a run)."""
+        last looked (once a run each)."""
         person_id = (known or {}).get("person_id")
         if not person_id:
             return
-        self._update("person", person_id, person_fields(facts, email))
+        self._update("person", person_id, person_fields(facts, email, self._catalogs["person"]), facts)
         org_id = self.org_id(facts.get("org_key")) if org_facts is not None else None
         # The person's organization: the ledger's, or this one when the load links it now (see person()).
         if org_id is not None and org_id == (known.get("org_id") or org_id):
-            self._update("organization", org_id, organization_fields(org_facts, self._domain_field_code))
+            self._update("organization", org_id, organization_fields(org_facts, self._domain_field_code,
+                                                                     self._catalogs["organization"]), org_facts)
 
-    def _update(self, entity: str, record_id: int, wanted: dict[str, Any]) -> None:
+    def _update(self, entity: str, record_id: int, filled: dict[str, Any], facts: pd.Series) -> None:
+        """An update (5 tokens) when a field's fact changed, after a read (1) when a filled field did."""
         if (entity, record_id) in self._kept_current:
             return
         self._kept_current.add((entity, record_id))
-        if changed(wanted, self._fields.get(entity, {}).get(record_id, {})):
-            for call in READ_AND_UPDATE[entity]:
-                self.plan.calls[call] += 1
-            self.plan.updates[f"{entity}s"] += 1
+        if entity not in self._fields:
+            self._fields[entity] = {}
+        if record_id not in self._fields[entity]:
+            self._fields[entity].update(self.ledger.record_fields(entity, [record_id]))
+        mapped = mapped_values(facts, self._mapped.get(entity, {}))
+        todo = changed({**filled, **mapped}, self._fields[entity].get(record_id, {}))
+        self._price_update(entity, todo, set(mapped))
 
-    def price_domain_field(self) -> None:
-        """The organization field lookup, unless its code is still cached in the ledger."""
-        from leadboxer_pipedrive.loading.resolver import cached_organization_field_code
+    def _price_update(self, entity: str, fields: Mapping[str, Any], mapped: set[str]) -> None:
+        if not fields:
+            return
+        if set(fields) - mapped:
+            self.plan.calls[RECORD_CALLS[entity][0]] += 1
+        self.plan.calls[RECORD_CALLS[entity][1]] += 1
+        self.plan.updates[f"{entity}s"] += 1
 
-        self._domain_field_code = cached_organization_field_code(self.ledger, self.domain_field) \
-            if self.domain_field else None
-        if self.domain_field and not self._domain_field_code:
-            self.plan.calls[ORGANIZATION_FIELDS] += 1
+    def queued_updates(self) -> None:
+        """The refused updates of earlier runs the load sends again (those this run did not look at)."""
+        from leadboxer_pipedrive.loading.resolver import update_entity
+
+        for entity in ENTITIES:
+            mapped = {field.key for field in self._mapped.get(entity, {}).values()}
+            for row in self.ledger.retries(self.dataset_id, update_entity(entity)):
+                if (entity, int(row["record_id"])) not in self._kept_current:
+                    self._price_update(entity, json.loads(row["payload"]), mapped)
 
     def organization(self, facts: pd.Series) -> bool:
         key = facts.get("org_key")
@@ -156,7 +211,9 @@ class Planner:
 
     def deal(self, known_person: dict | None, is_new: bool, facts: pd.Series) -> None:
         if known_person and known_person.get("person_id"):
-            if self.ledger.deals_by_person([known_person["person_id"]]):
+            known_deal = self.ledger.deals_by_person([known_person["person_id"]]).get(known_person["person_id"])
+            if known_deal:
+                self._update("deal", known_deal["deal_id"], {}, facts)
                 return
         if not is_new:
             self.plan.calls[LIST_DEALS] += 1
@@ -171,21 +228,28 @@ class Planner:
 
 
 def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeline_id: int | None,
-                       activity_mode: str, organization_domain_field: str | None = None) -> LoadPlan:
-    planner = Planner(ledger, dataset_id, pipeline_id, organization_domain_field)
-    if activities.empty:
-        return planner.plan
-    done = ledger.pushed_event_ids(dataset_id, activities["event_id"].tolist())
-    planner.plan.already_pushed = int(activities["event_id"].isin(done).sum())
-    todo = activities[~activities["event_id"].isin(done)]
-    if todo.empty:
-        return planner.plan
+                       activity_mode: str, organization_domain_field: str | None = None,
+                       custom_fields: Mapping[str, Mapping[str, str]] | None = None) -> LoadPlan:
+    """The priced plan of :meth:`ActivityLoader.load` for these rows, from the ledger alone."""
     from leadboxer_pipedrive.loading.activities import ACTIVITY_TYPE_CHECK_SECONDS
 
-    if any(not ledger.fresh_fact(f"activity_type:{t}", ACTIVITY_TYPE_CHECK_SECONDS)
-           for t in todo["type"].unique()):
-        planner.plan.calls[ACTIVITY_TYPES] += 1
-    planner.price_domain_field()
+    planner = Planner(ledger, dataset_id, pipeline_id, organization_domain_field, custom_fields)
+    todo = activities
+    if not activities.empty:
+        done = ledger.pushed_event_ids(dataset_id, activities["event_id"].tolist())
+        planner.plan.already_pushed = int(activities["event_id"].isin(done).sum())
+        todo = with_last_visit(activities[~activities["event_id"].isin(done)])
+    if not todo.empty:
+        if any(not ledger.fresh_fact(f"activity_type:{t}", ACTIVITY_TYPE_CHECK_SECONDS)
+               for t in todo["type"].unique()):
+            planner.plan.calls[ACTIVITY_TYPES] += 1
+        planner.price_field_lists(todo)
+        _plan_rows(planner, todo, activity_mode)
+    planner.queued_updates()
+    return planner.plan
+
+
+def _plan_rows(planner: Planner, todo: pd.DataFrame, activity_mode: str) -> None:
     planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
     org_facts = {row["org_key"]: row for row in organization_rows(todo)}
     for email, rows in todo.groupby("email", sort=True):
@@ -199,4 +263,3 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
         for row in rows.head(1).itertuples(index=False):
             planner.plan.sample("activities", {"subject": row.subject, "type": row.type, "email": email,
                                                "due": f"{row.due_date} {row.due_time}"})
-    return planner.plan

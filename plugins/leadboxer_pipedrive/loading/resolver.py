@@ -9,6 +9,7 @@ may have created). A failed lookup raises: it is never read as "not found" and n
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,15 +26,16 @@ from leadboxer_pipedrive.exceptions import (
     ApiError,
     ApiRequestError,
     BudgetExhaustedError,
-    SyncConfigurationError,
 )
 from leadboxer_pipedrive.loading.claims import ClaimManager
 from leadboxer_pipedrive.loading.common import is_present
+from leadboxer_pipedrive.loading.fields import ENTITIES, SyncFields
 from leadboxer_pipedrive.loading.updates import (
     changed,
     emails_of,
     field_rows,
     free_fields,
+    mapped_values,
     organization_fields,
     organization_held,
     organization_rows,
@@ -44,10 +46,18 @@ from leadboxer_pipedrive.loading.updates import (
 
 log = logging.getLogger(__name__)
 
-# Custom field types Pipedrive's organization search can match (and that hold a domain as text).
-DOMAIN_FIELD_TYPES = ("varchar", "varchar_auto", "text")
-# Field codes rarely change: looking one up once a day keeps runs from paying 10 tokens each.
-FIELD_CODE_CHECK_SECONDS = 24 * 3600
+
+
+# How a record's fields are read (for the filled fields' current values) and updated, by kind.
+RECORD_READERS = {"person": ("get_person", person_held), "organization": ("get_organization", organization_held)}
+RECORD_UPDATERS = {"person": "update_person", "organization": "update_organization", "deal": "update_deal"}
+# Answers saying a record is no longer there (deleted, or merged into another).
+GONE_STATUSES = frozenset({404, 410})
+
+
+def update_entity(entity: str) -> str:
+    """The retry queue's entity for refused updates of ``entity`` records."""
+    return f"{entity}_update"
 
 
 @dataclass
@@ -116,43 +126,17 @@ def in_flight_seconds(pipedrive) -> float:
     return grace_seconds(pipedrive) * (1 + sum(RECONCILE_WAIT_FACTORS))
 
 
-def _organization_field_fact(field_name: str) -> str:
-    return f"organization_field:{field_name}"
-
-
-def cached_organization_field_code(ledger, field_name: str) -> str | None:
-    """The code of the organization field ``field_name`` the ledger learned less than a day ago."""
-    return ledger.fresh_fact(_organization_field_fact(field_name), FIELD_CODE_CHECK_SECONDS)
-
-
-def organization_domain_field_code(pipedrive, ledger, field_name: str) -> str:
-    """The code of the organization custom field named ``field_name`` (cached in the ledger for a day);
-    a clear error when it does not exist or cannot be searched for a domain."""
-    cached = cached_organization_field_code(ledger, field_name)
-    if cached:
-        return cached
-    custom = {f["field_name"]: f for f in pipedrive.list_organization_fields() if f.get("is_custom_field")}
-    field = custom.get(field_name)
-    if field is None:
-        raise SyncConfigurationError(
-            f"organization_domain_field: Pipedrive has no organization custom field named {field_name!r}; "
-            f"existing: {sorted(custom)} (create a text field for the domain, or leave the Param empty)")
-    if field.get("field_type") not in DOMAIN_FIELD_TYPES:
-        raise SyncConfigurationError(
-            f"organization_domain_field: {field_name!r} is a field of type {field.get('field_type')}; a domain "
-            f"needs a text field Pipedrive can search ({', '.join(DOMAIN_FIELD_TYPES)})")
-    ledger.remember_fact(_organization_field_fact(field_name), field["field_code"])
-    return field["field_code"]
-
-
 class PipedriveResolver:
     """One run's resolver. ``pipedrive``: PipedriveHook; ``ledger``: LedgerHook; ``result``: LoadResult;
-    ``domain_field_code``: the organization custom field holding the domain, when one is mapped."""
+    ``fields``: the fields the run writes (the domain field, mapped fields, the account's field lists);
+    ``max_attempts``: refusals of a record's update before it is quarantined."""
 
     def __init__(self, pipedrive, ledger, result, claims: ClaimManager, dataset_id: str, *,
-                 domain_field_code: str | None = None) -> None:
+                 fields: SyncFields | None = None, max_attempts: int = 3) -> None:
         self.pipedrive = pipedrive
-        self.domain_field_code = domain_field_code
+        self.fields = fields or SyncFields()
+        self.domain_field_code = self.fields.domain_field_code
+        self.max_attempts = max_attempts
         self.ledger = ledger
         self.result = result
         self.claims = claims
@@ -228,7 +212,7 @@ class PipedriveResolver:
                     org_id = found["id"]
                     self.result.count("organizations_found")
                 else:
-                    fields = organization_fields(facts, self.domain_field_code)
+                    fields = {**self._organization_fields(facts), **self._mapped("organization", facts)}
                     payload = {"name": facts["org_name"], **patch_body(fields)}
                     org_id = self.create_or_reconcile(
                         lambda: self.pipedrive.create_organization(payload),
@@ -310,57 +294,132 @@ class PipedriveResolver:
             org = found.get("organization") or {}
             return Person(found["id"], org.get("id") or found.get("org_id"), is_new=False)
         org_id = self.organization(facts) if link_organization else None
-        payload = person_payload(facts, org_id)
+        fields = {**self._person_fields(facts, email), **self._mapped("person", facts)}
+        payload = person_payload(facts, org_id, fields)
         created = self.create_or_reconcile(
             lambda: self.pipedrive.create_person(payload),
             lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
                                 if email in emails_of(p)), None))
         self.result.count("persons_created")
-        self._created_with("person", created["id"], person_fields(facts, email))
+        self._created_with("person", created["id"], fields)
         return Person(created["id"], org_id, is_new=True)
 
     # -- keeping records current ------------------------------------------------------------------
-    def keep_person_current(self, person: Person, email: str, facts: pd.Series) -> None:
-        """Fill the person's empty name and phone from LeadBoxer's facts (see ``loading.updates``)."""
-        self._keep_current("person", person.person_id, person_fields(facts, email),
-                           self.pipedrive.get_person, person_held, self.pipedrive.update_person)
+    def keep_person_current(self, person: Person, email: str, facts: pd.Series) -> Person:
+        """Fill the person's empty fields and write its mapped fields (see ``loading.updates``); a person
+        gone from Pipedrive (deleted or merged) is resolved again. Returns the person kept current."""
+        if self._keep_current("person", person.person_id, self._person_fields(facts, email), facts):
+            return person
+        self.forget_person(email, person.person_id)
+        person = self.person(email, facts)
+        self._keep_current("person", person.person_id, self._person_fields(facts, email), facts)
+        return person
 
-    def keep_organization_current(self, person: Person, facts: pd.Series) -> None:
-        """Fill the empty address, website, domain field and LinkedIn page of the person's organization,
-        when it is the one LeadBoxer names (``facts``: the organization's first row by email)."""
+    def keep_organization_current(self, person: Person, email: str, facts: pd.Series) -> Person:
+        """Fill the empty fields (address, website, domain field, industry, LinkedIn page) and write the
+        mapped fields of the person's organization, when it is the one LeadBoxer names (``facts``: the
+        organization's first row by email). An organization gone from Pipedrive is resolved again and
+        linked to the person. Returns the person, with its organization."""
         key = facts.get("org_key")
         with self._lock:
             org_id = self._org_ids.get(key) if is_present(key) else None
         if org_id is None or org_id != person.org_id:
-            return  # not the organization LeadBoxer names, or none
-        self._keep_current("organization", org_id, organization_fields(facts, self.domain_field_code),
-                           self.pipedrive.get_organization, organization_held, self.pipedrive.update_organization)
+            return person  # not the organization LeadBoxer names, or none
+        if self._keep_current("organization", org_id, self._organization_fields(facts), facts):
+            return person
+        self.forget_organization(org_id)
+        person.org_id = self.organization(facts)
+        self.pipedrive.update_person(person.person_id, {"org_id": int(person.org_id)})
+        self.ledger.remember_person(email, person.person_id, person.org_id)
+        with self._lock:
+            self._people[email] = {"email": email, "person_id": person.person_id, "org_id": person.org_id}
+        self._keep_current("organization", person.org_id, self._organization_fields(facts), facts)
+        return person
 
-    def _keep_current(self, entity: str, record_id: int, wanted: dict[str, Any], read: Callable, held_of: Callable,
-                      update: Callable) -> None:
-        """Once a run, when LeadBoxer's facts changed since the sync last looked: one read, and one update
-        of the fields that are free; a value someone typed in Pipedrive is never overwritten. A refusal is
-        logged and the fields are looked at again next time."""
+    def keep_deal_current(self, person: Person, deal_id: int | None, facts: pd.Series,
+                          pipeline_id: int | None) -> int | None:
+        """Write the deal's mapped fields; a deal gone from Pipedrive is resolved again. Returns the deal."""
+        if deal_id is None or self._keep_current("deal", deal_id, {}, facts):
+            return deal_id
+        self.forget_deal(person.person_id, deal_id)
+        deal_id = self.open_deal(person, facts, pipeline_id)
+        if deal_id is not None:
+            self._keep_current("deal", deal_id, {}, facts)
+        return deal_id
+
+    def retry_refused_updates(self) -> None:
+        """Send again the updates Pipedrive refused in earlier runs (queued with its message), unless this
+        run has already looked at the record; an update of a record gone from Pipedrive is dropped."""
+        for entity in ENTITIES:
+            for row in self.ledger.retries(self.dataset_id, update_entity(entity)):
+                record_id = int(row["record_id"])
+                with self._lock:
+                    if (entity, record_id) in self._kept_current:
+                        continue
+                fields = json.loads(row["payload"])
+                mapped = self.fields.mapped_keys(entity)
+                filled = {key: value for key, value in fields.items() if key not in mapped}
+                if not self._write_fields(entity, record_id, filled, {k: v for k, v in fields.items() if k in mapped}):
+                    self.ledger.clear_retries(self.dataset_id, update_entity(entity), [str(record_id)])
+                    self.result.count(f"{entity}_updates_dropped_gone")
+
+    def _person_fields(self, facts: pd.Series, email: str) -> dict[str, Any]:
+        return person_fields(facts, email, self.fields.catalogs.get("person"))
+
+    def _organization_fields(self, facts: pd.Series) -> dict[str, Any]:
+        return organization_fields(facts, self.domain_field_code, self.fields.catalogs.get("organization"))
+
+    def _mapped(self, entity: str, facts: pd.Series) -> dict[str, Any]:
+        return mapped_values(facts, self.fields.mapped.get(entity, {}))
+
+    def _keep_current(self, entity: str, record_id: int, filled: dict[str, Any], facts: pd.Series) -> bool:
+        """Once a run: the record's fields from LeadBoxer's ``facts``. False when the record is gone."""
+        return self._write_fields(entity, record_id, filled, self._mapped(entity, facts))
+
+    def _write_fields(self, entity: str, record_id: int, filled: dict[str, Any], mapped: dict[str, Any]) -> bool:
+        """Once a run per record, only the fields whose fact changed since the sync last looked: the mapped
+        ones (the sync's own) as they are, the filled ones where free (one read tells); one update. A
+        refusal is queued with Pipedrive's message and sent again by later runs. False when the record is
+        gone from Pipedrive (deleted or merged)."""
         with self._lock:
             if (entity, record_id) in self._kept_current:
-                return
+                return True
             self._kept_current.add((entity, record_id))
         last = self.ledger.record_fields(entity, [record_id]).get(record_id, {})
-        todo = changed(wanted, last)
+        todo = changed({**filled, **mapped}, last)
         if not todo:
             self.result.count(f"{entity}s_unchanged")
-            return
+            return True
+        to_fill = {key: value for key, value in todo.items() if key not in mapped}
         try:
-            free = free_fields(todo, held_of(read(record_id) or {}), last)
+            free = {key: value for key, value in todo.items() if key in mapped}
+            if to_fill:
+                reader, held_of = RECORD_READERS[entity]
+                free.update(free_fields(to_fill, held_of(getattr(self.pipedrive, reader)(record_id) or {}), last))
             if free:
-                update(record_id, patch_body(free))
-        except ApiRequestError as exc:  # refused, or gone (the activity's create re-resolves it)
-            self.result.count(f"{entity}_updates_refused")
-            log.warning("Pipedrive refused to update %s %s (looked at again next time): %s", entity, record_id,
-                        exc.detail)
-            return
+                getattr(self.pipedrive, RECORD_UPDATERS[entity])(record_id, patch_body(free))
+        except ApiRequestError as exc:
+            if exc.status in GONE_STATUSES:
+                return False
+            self._refused_update(entity, record_id, todo, exc.detail)
+            return True
         self.result.count(f"{entity}s_updated" if free else f"{entity}s_kept")
         self.ledger.remember_record_fields(field_rows(entity, record_id, todo, free))
+        self.ledger.clear_retries(self.dataset_id, update_entity(entity), [str(record_id)])
+        return True
+
+    def _refused_update(self, entity: str, record_id: int, fields: dict[str, Any], detail: str) -> None:
+        """Queue a refused update, with Pipedrive's message, for later runs (quarantined after
+        ``max_attempts`` refusals); its fields are not remembered, so they stay to be written."""
+        queued = update_entity(entity)
+        tries = self.ledger.retry_attempts(self.dataset_id, queued, [str(record_id)]).get(str(record_id), 0) + 1
+        status = "quarantined" if tries >= self.max_attempts else "pending"
+        self.ledger.queue_retries([{"dataset_id": self.dataset_id, "entity": queued, "record_id": str(record_id),
+                                    "payload": json.dumps(fields, default=str), "attempts": tries,
+                                    "last_error": f"Pipedrive refused the update: {detail}"[:1000],
+                                    "status": status}])
+        self.result.count(f"{entity}_updates_refused")
+        log.warning("Pipedrive refused to update %s %s (%s, attempt %d): %s", entity, record_id, status, tries, detail)
 
     def _created_with(self, entity: str, record_id: int, fields: dict[str, Any]) -> None:
         """A record we created holds what it was created with: later runs write a field again only when
@@ -419,7 +478,9 @@ class PipedriveResolver:
                     stage_id = self.pipedrive.first_stage_id(pipeline_id)
                     with self._lock:
                         self._first_stage_ids[pipeline_id] = stage_id
+                mapped = self._mapped("deal", facts)
                 body = {
+                    **patch_body(mapped),
                     "title": deal_title(facts),
                     "person_id": int(person.person_id),
                     **({"org_id": int(person.org_id)} if person.org_id else {}),
@@ -430,6 +491,7 @@ class PipedriveResolver:
                     lambda: self.pipedrive.create_deal(body),
                     lambda _since: self.pipedrive.find_open_deal_for_person(person.person_id))
                 self.result.count("deals_created")
+                self._created_with("deal", deal["id"], mapped)
             if deal is None:
                 return None
             self.ledger.remember_deal(person.person_id, deal["id"], deal.get("pipeline_id"))
@@ -441,9 +503,10 @@ class PipedriveResolver:
 
 
 # -- payload builders (pure) ----------------------------------------------------------------------
-def person_payload(facts: pd.Series, org_id: int | None) -> dict[str, Any]:
-    """A new person: its name (the email's local part when LeadBoxer knows none), email and phone."""
-    payload: dict[str, Any] = {"name": facts["person_name"], **person_fields(facts, facts["email"]),
+def person_payload(facts: pd.Series, org_id: int | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new person: its name (the email's local part when LeadBoxer knows none), email and ``fields``
+    (``loading.updates``: its phone, job title, mapped fields)."""
+    payload: dict[str, Any] = {"name": facts["person_name"], **patch_body(fields),
                                "emails": [{"value": facts["email"], "primary": True, "label": "work"}]}
     if org_id:
         payload["org_id"] = int(org_id)

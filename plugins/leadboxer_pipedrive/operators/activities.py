@@ -162,29 +162,35 @@ class PipedriveActivityLoadOperator(PipedriveLoadOperator):
     :param activity_mode: ``per_event`` (one activity per event) or ``digest`` (one per lead and
         hour, listing its events). (templated)
     :param workers: persons loaded concurrently; the hook's limiters keep the burst limits. (templated)
+    :param custom_fields: record kind (``person``, ``organization``, ``deal``) → LeadBoxer fact → Pipedrive
+        custom field name; those fields are the sync's own and follow the fact. (templated)
 
     The other parameters: see :class:`~leadboxer_pipedrive.operators.common.PipedriveLoadOperator`.
     """
 
     template_fields: Sequence[str] = (*PipedriveLoadOperator.template_fields, "pipeline_id", "activity_mode",
-                                      "workers")
+                                      "workers", "custom_fields")
 
     def __init__(self, *, pipeline_id: int | None = None, activity_mode: str = "per_event", workers: int = 4,
-                 **kwargs: Any) -> None:
+                 custom_fields: dict[str, dict[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline_id = pipeline_id
         self.activity_mode = activity_mode
         self.workers = workers
+        self.custom_fields = custom_fields
 
     def load_settings(self, context, **overrides: Any):
+        from leadboxer_pipedrive.loading.fields import mapping_by_entity
+
         return super().load_settings(context, pipeline_id=self.pipeline_id, activity_mode=self.activity_mode,
-                                     workers=self.workers, **overrides)
+                                     workers=self.workers, custom_fields=mapping_by_entity(self.custom_fields),
+                                     **overrides)
 
     def plan(self, frame, settings):
         from leadboxer_pipedrive.loading.plan import plan_activity_load
 
         return plan_activity_load(frame, self.ledger_hook, settings.dataset_id, settings.pipeline_id,
-                                  settings.activity_mode, settings.organization_domain_field)
+                                  settings.activity_mode, settings.organization_domain_field, settings.custom_fields)
 
     def loader(self, settings):
         from leadboxer_pipedrive.loading import ActivityLoader

@@ -144,7 +144,7 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
 
 
 # Counts of records kept current (loading.updates): updated, unchanged, kept (someone else's value), refused.
-_KEPT_CURRENT = ("s_updated", "s_unchanged", "s_kept", "_updates_refused")
+_KEPT_CURRENT = ("s_updated", "s_unchanged", "s_kept", "_updates_refused", "_updates_dropped_gone")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
