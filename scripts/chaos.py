@@ -1,12 +1,14 @@
-"""`make chaos`: the activity sync under faults, overlapping runs and a killed task, at scale.
+"""`make chaos`: the syncs under faults, overlapping runs and a killed task, at scale.
 
 Both sandboxes run in this process; every sync try is its own process (the same library code the
 operators run: extract → validate → transform → load), so one can be killed with SIGKILL mid-load. A
 supervisor plays Airflow's part: a failed or killed try is retried (same run, next try number) up to
-``--tries`` times. Each hour gets a "live" run and, for every other hour, an overlapping "backfill"
-run of the same hour. The Pipedrive sandbox injects 5xx, 429 bursts, dropped connections and slow
-answers (past the client's timeout) throughout. At the end it prints the invariants:
-duplicates per entity (must be 0), valid events lost (must be 0), extracted = pushed + rejected.
+``--tries`` times. Each hour gets a "live" activity-sync run and, for every other hour, an overlapping
+"backfill" run of the same hour. Among them, a whole-segment leads-sync run (the first
+``--segment-members`` members) overlaps hourly leads-sync runs of the first hours. The Pipedrive sandbox
+injects 5xx, 429 bursts, dropped connections and slow answers (past the client's timeout) throughout. At
+the end it prints the invariants: duplicates per entity (must be 0), valid events and segment members
+lost (must be 0), extracted = pushed + already pushed + rejected in every run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 20, tzinfo=timezone.utc)
+DATASET_ID = "07bacbd9d46a4e26b58b15d69f69250f"
+LEADS_SEGMENT_ID = "14119"  # "Top leads"
+LEADS_ARGS = ["--sync", "leads", "--segment-id", LEADS_SEGMENT_ID]
 FAULTS = [
     {"kind": "status", "status": 503, "probability": 0.04},
     {"kind": "status", "status": 500, "probability": 0.02},
@@ -59,9 +64,14 @@ def run(args: argparse.Namespace) -> dict:
         hours = [START + timedelta(hours=args.first_hour + n) for n in range(args.hours)]
         jobs = []
         for n, hour in enumerate(hours):
-            jobs.append({"run_id": f"live-{hour:%H}", "hour": hour, "try": 1})
+            jobs.append({"run_id": f"live-{hour:%H}", "hour": hour, "try": 1, "args": ["--pipeline-id", "2"]})
             if n % 2 == 0:
-                jobs.append({"run_id": f"backfill-{hour:%H}", "hour": hour, "try": 1})
+                jobs.append({"run_id": f"backfill-{hour:%H}", "hour": hour, "try": 1, "args": ["--pipeline-id", "2"]})
+            if n == 0:  # the whole segment, while the first hours' leads runs overlap it
+                jobs.append({"run_id": "leads-segment", "hour": hour, "try": 1, "args": [
+                    *LEADS_ARGS, "--scope", "segment", "--max-leads", str(args.segment_members)]})
+            if n < 3:
+                jobs.append({"run_id": f"leads-{hour:%H}", "hour": hour, "try": 1, "args": LEADS_ARGS})
         killed = False
         finished: dict[str, int] = {}
         running: list[tuple[dict, subprocess.Popen, int]] = []
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
             while pending and len(running) < args.parallel:
                 job = pending.pop(0)
                 cmd = [sys.executable, "-m", "scripts.chaos_task", "--hour", job["hour"].isoformat(),
-                       "--run-id", job["run_id"], "--try-number", str(job["try"]), "--pipeline-id", "2"]
+                       "--run-id", job["run_id"], "--try-number", str(job["try"]), *job["args"]]
                 log = open(workdir / f"{job['run_id']}-try{job['try']}.log", "w")  # noqa: SIM115
                 before = len(requests.get(f"{pipedrive.url}/_sandbox/state", timeout=30).json()["activities"])
                 running.append((job, subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=log), before))
@@ -96,11 +106,25 @@ def run(args: argparse.Namespace) -> dict:
                     print(f"{job['run_id']} failed after {job['try']} tries", flush=True)
         state = requests.get(f"{pipedrive.url}/_sandbox/state", timeout=60).json()
         data = leadboxer.data
-    return report(state, data, hours, ledger, jobs, finished, killed)
+        members = segment_members(leadboxer.url, args.segment_members)
+    return report(state, data, hours, ledger, jobs, finished, killed, members)
+
+
+def segment_members(url: str, count: int) -> set[str]:
+    """The use ids of the first ``count`` members of the leads segment that can become Pipedrive leads
+    (linked to an organization): what the whole-segment run must have pushed."""
+    from leadboxer_pipedrive.extract import fetch_segment
+    from leadboxer_pipedrive.hooks import LeadBoxerHook
+    from leadboxer_pipedrive.validation import validate_leads
+
+    os.environ["AIRFLOW_CONN_CHAOS_LEADBOXER"] = json.dumps({"conn_type": "leadboxer", "host": url,
+                                                             "password": "sandbox-key"})
+    listed = fetch_segment(LeadBoxerHook("chaos_leadboxer"), DATASET_ID, LEADS_SEGMENT_ID, count).leads
+    return set(validate_leads(listed, "organization").valid["use_id"])
 
 
 def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: list, finished: dict,
-           killed: bool) -> dict:
+           killed: bool, members: set[str]) -> dict:
     import sqlite3
 
     from leadboxer_pipedrive.transforms import event_ids_in_note
@@ -112,13 +136,14 @@ def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: l
     emails = Counter(e["value"].lower() for p in state["persons"] for e in p["emails"])
     org_names = Counter(o["name"].strip().casefold() for o in state["organizations"])
     deals = Counter(d["person_id"] for d in state["deals"])
+    leads = Counter(lead["origin_id"].split(":", 1)[-1] for lead in state["leads"])
     with sqlite3.connect(ledger) as db:
         runs = [json.loads(r[0]) for r in db.execute("SELECT summary FROM lbpd_run")]
         rejected = dict(db.execute("SELECT record_id, reason FROM lbpd_rejected_row WHERE entity = 'event'"))
     figures = {
         "runs finished": f"{len(finished)} of {len(jobs)}",
         "task killed mid-load": killed,
-        "events extracted (all runs, all tries)": sum(r["extracted"] for r in runs),
+        "events extracted (all runs, all tries)": sum(r["extracted"] for r in runs if r.get("sync") != "leads"),
         "valid events in the hours": len(expected),
         "activities in Pipedrive": len(state["activities"]),
         "events pushed (distinct markers)": len(markers),
@@ -127,6 +152,9 @@ def report(state: dict, data: dict, hours: list[datetime], ledger: Path, jobs: l
         "duplicate persons": sum(n - 1 for n in emails.values()),
         "duplicate organizations": sum(n - 1 for n in org_names.values()),
         "duplicate deals": sum(n - 1 for n in deals.values()),
+        "duplicate leads": sum(n - 1 for n in leads.values()),
+        "segment members lost": len(members - set(leads)),
+        "segment members (first of the segment)": len(members),
         "valid events lost": len(expected - set(markers) - set(rejected)),
         "events rejected (with reason)": len(rejected),
         "runs where extracted = pushed + already pushed + rejected": sum(
@@ -148,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tries", type=int, default=4, help="tries per run (Airflow retries + 1)")
     parser.add_argument("--search-lag", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--segment-members", type=int, default=300,
+                        help="members the whole-segment leads run reads (the first of the segment)")
     parser.add_argument("--workdir")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -157,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<{width}}  {value}")
     print(f"{'seconds':<{width}}  {time.monotonic() - started:.0f}")
     ok = (figures["duplicate activities"] == figures["duplicate persons"] == figures["duplicate organizations"]
-          == figures["duplicate deals"] == figures["valid events lost"] == 0
+          == figures["duplicate deals"] == figures["valid events lost"] == figures["duplicate leads"]
+          == figures["segment members lost"] == 0
           and figures["runs where extracted = pushed + already pushed + rejected"] == figures["runs recorded"]
           and figures["runs finished"].split(" of ")[0] == figures["runs finished"].split(" of ")[1])
     print("INVARIANTS HOLD" if ok else "INVARIANTS BROKEN")

@@ -27,6 +27,7 @@ from leadboxer_pipedrive.operators.leads import (
     ValidateLeadsOperator,
 )
 from leadboxer_pipedrive.operators.preflight import SyncPreflightOperator
+from leadboxer_pipedrive.segment_sync import DEFAULT_SEGMENT_SYNC_HOURS, SCOPES
 
 SANDBOX_DATASET_ID = "07bacbd9d46a4e26b58b15d69f69250f"
 START_DATE = datetime(2026, 11, 1)
@@ -99,8 +100,10 @@ def _sync_dag(dag_id: str, *, description: str, doc_md: str | None, schedule: st
 
 
 def _preflight_and_extract(leadboxer_conn_id: str, pipedrive_conn_id: str, ledger_conn_id: str, *,
-                           with_events: bool, **checked: str) -> LeadBoxerExtractOperator:
-    """The first two tasks: the preflight (``checked``: the sync's own settings to check), then the extract."""
+                           with_events: bool, scope: dict[str, str] | None = None,
+                           **checked: str) -> LeadBoxerExtractOperator:
+    """The first two tasks: the preflight (``checked``: the sync's own settings to check), then the extract
+    (``scope``: the leads sync's ``scope`` and ``segment_sync_hours``)."""
     connections = {"leadboxer_conn_id": leadboxer_conn_id, "ledger_conn_id": ledger_conn_id}
     preflight = SyncPreflightOperator(task_id="preflight", dataset_id="{{ params.dataset_id }}",
                                       segment_id="{{ params.segment_id }}",
@@ -113,6 +116,7 @@ def _preflight_and_extract(leadboxer_conn_id: str, pipedrive_conn_id: str, ledge
         segment_id="{{ params.segment_id }}",
         max_leads="{{ params.max_leads }}",
         with_events=with_events,
+        **(scope or {}),
         **connections,
     )
 
@@ -165,6 +169,7 @@ def build_activities_dag(dag_id: str, *, description: str, doc_md: str | None = 
 def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                     dataset_id: str = SANDBOX_DATASET_ID, segment_id: int = 14119, link_to: str = "both",
                     organization_domain_field: str | None = None,
+                    segment_sync_hours: float = DEFAULT_SEGMENT_SYNC_HOURS,
                     schedule: str = DEFAULT_SCHEDULE, tags: Sequence[str] = DEFAULT_TAGS,
                     leadboxer_conn_id: str = "leadboxer_default", pipedrive_conn_id: str = "pipedrive_default",
                     ledger_conn_id: str = "leadboxer_pipedrive_ledger", on_failure_callback: Any = None,
@@ -187,10 +192,19 @@ def build_leads_dag(dag_id: str, *, description: str, doc_md: str | None = None,
                                         "last_channel, visits, country) → Pipedrive deal field name."),
         owner_id=Param(None, type=["null", "integer"], minimum=1, title="Owner",
                        description="Id of the Pipedrive user owning new leads; empty: the token's user."),
+        scope=Param("auto", enum=list(SCOPES), title="Leads read",
+                    description="hour: the leads active in the hour; segment: every member of the segment; "
+                                "auto: the whole segment on the first run, while a whole-segment sync is "
+                                "unfinished and every segment_sync_hours, else the hour."),
+        segment_sync_hours=Param(segment_sync_hours, type="number", minimum=0, title="Whole-segment sync every",
+                                 description="Hours between whole-segment syncs with scope=auto (members who "
+                                             "joined without activity); 0: only the first."),
     )
     with _sync_dag(dag_id, description=description, doc_md=doc_md, schedule=schedule, tags=tags,
                    on_failure_callback=on_failure_callback, retries=retries, params=params) as dag:
         extract = _preflight_and_extract(leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, with_events=False,
+                                         scope={"scope": "{{ params.scope }}",
+                                                "segment_sync_hours": "{{ params.segment_sync_hours }}"},
                                          lead_labels="{{ params.lead_labels }}",
                                          score_labels="{{ params.score_labels }}",
                                          custom_fields="{{ params.custom_fields }}")
@@ -236,7 +250,7 @@ def build_integration_dag(integration: Integration, on_failure_callback: Any = N
     return build_leads_dag(
         integration.dag_id, doc_md=doc,
         description=integration.description or f"{integration.name}: LeadBoxer segment leads → Pipedrive leads",
-        link_to=integration.link_to, **common)
+        link_to=integration.link_to, segment_sync_hours=integration.segment_sync_hours, **common)
 
 
 class ReportConfigErrorsOperator(BaseOperator):

@@ -177,6 +177,18 @@ def fetch_window(hook, dataset_id: str, segment_id: int | str | None, start: dat
     return WindowExtract(leads=leads_frame(leads, segment_id), events=events.frame(), sessions_read=sessions_read)
 
 
+def fetch_segment(hook, dataset_id: str, segment_id: int | str | None, max_leads: int | None = None) -> WindowExtract:
+    """Every lead of the segment as LeadBoxer lists it now, most recently seen first (``max_leads``: the
+    first that many): the leads sync's whole-segment run. One paged list; no sessions or events are read."""
+    leads: list[dict[str, Any]] = []
+    for page in hook.segment_lead_pages(dataset_id, segment_id):
+        leads.extend(lead.record for lead in _Lead.of_page(page))
+        if max_leads and len(leads) >= max_leads:
+            leads = leads[:max_leads]
+            break
+    return WindowExtract(leads=leads_frame(leads, segment_id), events=EventRows().frame(), sessions_read=0)
+
+
 def _candidates(pages: Iterable[list[Any]], window: tuple[int, int]) -> Iterator[_Lead]:
     """The listed leads that can have been active in the window, in order (and those without an id seen
     since it started: validation reports them). The list is read only as far as it can hold such

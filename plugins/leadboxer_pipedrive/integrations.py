@@ -33,7 +33,7 @@ DEFAULT_SCHEDULE = "0 * * * *"
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 
 ACTIVITY_FIELDS = ("pipeline_id", "activity_mode", "activity_type", "custom_fields")
-LEAD_FIELDS = ("link_to",)
+LEAD_FIELDS = ("link_to", "segment_sync_hours")
 CONNECTION_FIELDS = ("leadboxer_conn_id", "pipedrive_conn_id", "ledger_conn_id")  # never empty, if given
 LIST_FIELDS = ("tags", "alert_emails")  # a single string is a list of one
 
@@ -87,6 +87,8 @@ class Integration(BaseModel):
                                           "custom field name}")
     # leads only
     link_to: LinkTo = Field("both", description=f"must be one of {', '.join(LINK_TO_OPTIONS)}")
+    segment_sync_hours: Annotated[float, Field(strict=True, ge=0)] | Annotated[int, Field(strict=True, ge=0)] = Field(
+        24, description="hours between whole-segment syncs (0: only the first), a number 0 or more")
 
     @property
     def dag_id(self) -> str:

@@ -113,7 +113,8 @@ def hostile(airflow_db, dagbag, tmp_path_factory):
         mp.setattr(PipedriveHook, "get_conn", get_conn_with_recorder)
         conf = {"dataset_id": data["site"], "segment_id": SEGMENT_ID}
         activity_run = dagbag.get_dag(ACTIVITIES).test(logical_date=RUN_END, run_conf={**conf, "pipeline_id": 2})
-        lead_run = dagbag.get_dag(LEADS).test(logical_date=RUN_END, run_conf={**conf, "link_to": "both"})
+        lead_run = dagbag.get_dag(LEADS).test(logical_date=RUN_END,
+                                              run_conf={**conf, "link_to": "both", "scope": "hour"})
         state = pipedrive.state()
 
     with sqlite3.connect(ledger) as db:

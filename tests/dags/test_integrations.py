@@ -107,7 +107,8 @@ def test_validation_names_the_bad_field(entry, field):
 
 LEADS = {"name": "a", "sync": "leads", "dataset_id": "d", "segment_id": 1}
 KNOWN_FOR_LEADS = ("name, sync, dataset_id, segment_id, leadboxer_conn_id, pipedrive_conn_id, ledger_conn_id, "
-                   "schedule, tags, alert_emails, description, organization_domain_field, retries, link_to")
+                   "schedule, tags, alert_emails, description, organization_domain_field, retries, link_to, "
+                   "segment_sync_hours")
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -42,7 +42,8 @@ def dataset(*leads):
 
 
 def conf(link_to, **extra):
-    return {"dataset_id": SITE, "segment_id": 1, "link_to": link_to, **extra}
+    """Hourly runs (the whole-segment runs: test_segment_sync.py)."""
+    return {"dataset_id": SITE, "segment_id": 1, "link_to": link_to, "scope": "hour", **extra}
 
 
 def summaries(path):

@@ -118,6 +118,12 @@ class LeadBoxerHook(JsonApiHook):
             "sortBy": "lastEvent|desc",
         })
 
+    def segment_lead_pages(self, dataset_id: str, segment_id: int | str | None) -> Iterator[list[Any]]:
+        """Pages of every lead of the segment as LeadBoxer lists it now (no time filter), most recently
+        seen first."""
+        return self.pages("/v1/leads", {"site": dataset_id, "segmentId": segment_id, "timeZone": "UTC",
+                                        "sortBy": "lastEvent|desc"})
+
     def iter_leads_seen_since(self, dataset_id: str, segment_id: int | str | None,
                               since: datetime, until: datetime | None = None) -> Iterator[Any]:
         """The leads of ``lead_pages_seen_since``, one after the other."""

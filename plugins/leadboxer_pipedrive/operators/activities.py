@@ -42,17 +42,24 @@ class LeadBoxerExtractOperator(SyncOperator):
     :param staging_url: where frames are staged (default ``LEADBOXER_PIPEDRIVE_STAGING_URL`` or a folder
         in ``$AIRFLOW_HOME``). (templated)
     :param max_leads: stop after this many active leads (None: all). (templated)
+    :param scope: leads sync only (``with_events`` False): ``hour`` reads the leads active in the interval,
+        ``segment`` every lead of the segment, ``auto`` decides (``segment_sync.scope_of_run``). (templated)
+    :param segment_sync_hours: with ``auto``, how old the last whole-segment sync may get before the next
+        (0: only the first one and unfinished ones). (templated)
     """
 
     template_fields: Sequence[str] = ("preflight", "dataset_id", "segment_id", "leadboxer_conn_id", "ledger_conn_id",
-                                      "read_cache_hours", "staging_url", "max_leads")
+                                      "read_cache_hours", "staging_url", "max_leads", "scope", "segment_sync_hours")
     ui_color = "#e8f4fd"
 
     def __init__(self, *, dataset_id: str, segment_id: int | str | None, with_events: bool = True,
                  leadboxer_conn_id: str = "leadboxer_default", ledger_conn_id: str = "leadboxer_pipedrive_ledger",
                  read_cache_hours: float | str = 24, staging_url: str | None = None,
-                 max_leads: int | str | None = None, preflight: Any = None, **kwargs: Any) -> None:
+                 max_leads: int | str | None = None, preflight: Any = None, scope: str = "auto",
+                 segment_sync_hours: float = 24, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.scope = scope
+        self.segment_sync_hours = segment_sync_hours
         self.preflight = preflight
         self.dataset_id = dataset_id
         self.segment_id = segment_id
@@ -64,8 +71,9 @@ class LeadBoxerExtractOperator(SyncOperator):
         self.max_leads = max_leads
 
     def execute(self, context) -> dict[str, Any]:
-        from leadboxer_pipedrive.extract import ReadCache, fetch_window
+        from leadboxer_pipedrive.extract import ReadCache, fetch_segment, fetch_window
         from leadboxer_pipedrive.frames import events_frame
+        from leadboxer_pipedrive.segment_sync import scope_of_run
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
         start, end = data_interval(context)
@@ -76,8 +84,14 @@ class LeadBoxerExtractOperator(SyncOperator):
         hook = self.leadboxer_hook
         cache_hours = float(self.read_cache_hours or 0)
         cache = ReadCache(self.ledger_hook, dataset_id, cache_hours) if cache_hours > 0 else None
-        window = fetch_window(hook, dataset_id, self.segment_id, start, end, self.max_leads,
-                              with_events=self.with_events, read_cache=cache)
+        scope, why = ("hour", "events are read by the hour") if self.with_events else scope_of_run(
+            self.ledger_hook, dataset_id, self.segment_id, self.scope or "auto", float(self.segment_sync_hours or 0))
+        self.log.info("Reading %s: %s", "the whole segment" if scope == "segment" else "the hour", why)
+        if scope == "segment":
+            window = fetch_segment(hook, dataset_id, self.segment_id, self.max_leads)
+        else:
+            window = fetch_window(hook, dataset_id, self.segment_id, start, end, self.max_leads,
+                                  with_events=self.with_events, read_cache=cache)
         leads = window.leads
         events = events_frame(window.events, leads, dataset_id)
         leads["dataset_id"] = dataset_id
@@ -88,6 +102,7 @@ class LeadBoxerExtractOperator(SyncOperator):
                       "from earlier runs", len(leads), len(events), start, end, requests, cache.hits if cache else 0)
         return with_task_duration(context, {
             "entity": "event" if self.with_events else "lead",
+            "scope": scope,
             "dataset_id": dataset_id,
             "segment_id": str(self.segment_id),
             "interval_start": start.isoformat(),

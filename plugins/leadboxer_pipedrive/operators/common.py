@@ -113,8 +113,9 @@ class ValidationReportLink(BaseOperatorLink):
 
 
 def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
-    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused). The Pipedrive
-    figures count the preflight's calls with the load's (``usage``: the load hook's, with ``spent_on``)."""
+    """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused) + deferred
+    (members of a whole-segment run left for the next runs by the token budget). The Pipedrive figures
+    count the preflight's calls with the load's (``usage``: the load hook's, with ``spent_on``)."""
     preflight = upstream.get("preflight") or {}
     spent_on = {task: text for task, text in (("preflight", preflight.get("pipedrive_spent_on")),
                                                ("load", usage.get("spent_on"))) if text}
@@ -132,6 +133,8 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
         "rejected_invalid": upstream["rejected"],
         "rejected_by_pipedrive": loaded["refused"],
         "rejected_by_reason": upstream.get("rejected_by_reason", {}),
+        "deferred": loaded.get("deferred", 0),
+        "scope": upstream.get("scope", "hour"),
         "loaded": loaded,
         "tokens_spent": usage["tokens_spent"] + preflight.get("pipedrive_tokens", 0),
         "requests": usage["requests"] + preflight.get("pipedrive_requests", 0),
@@ -152,13 +155,18 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"interval        [{summary['interval_start']}, {summary['interval_end']})",
         f"extracted       {summary['extracted']} {what}" + (
-            f" of {summary['leads']} leads" if what == "events" else ""),
+            f" of {summary['leads']} leads" if what == "events" else "") + (
+            " (the whole segment)" if summary.get("scope") == "segment" else ""),
         f"pushed          {summary['pushed']}",
         f"already pushed  {summary['already_pushed']}",
         f"rejected        {summary['rejected']} ({summary['rejected_invalid']} invalid, "
         f"{summary['rejected_by_pipedrive']} refused by Pipedrive)",
     ]
     lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
+    if summary.get("deferred"):
+        lines.append(f"deferred        {summary['deferred']} (left for the next runs by the token budget)")
+    if summary.get("segment_progress"):
+        lines.append(f"segment         {summary['segment_id']}: {summary['segment_progress']}")
     lines += _count_lines(summary["loaded"])
     lines.append(f"pipedrive       {summary['tokens_spent']} tokens, {summary['requests']} requests, "
                  f"{summary['rate_limited']} answered 429")
@@ -189,8 +197,8 @@ def _duration_line(summary: dict[str, Any]) -> str:
 def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: dict[str, Any],
                    usage: dict[str, int]) -> dict[str, Any]:
     """A dry run's report: the priced plan, nothing written to Pipedrive."""
-    summary = {**run_summary(upstream, {"pushed": 0, "already_pushed": plan["already_pushed"], "refused": 0},
-                             usage), "dry_run": True, "plan": plan}
+    summary = {**run_summary(upstream, {"pushed": 0, "already_pushed": plan["already_pushed"], "refused": 0,
+                                        "deferred": plan.get("deferred", 0)}, usage), "dry_run": True, "plan": plan}
     summary.update(_load_timing(context, upstream, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
@@ -203,10 +211,38 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
              f"Would create: {plan['would_create'] or 'nothing'}",
              f"Would update: {plan.get('would_update') or 'nothing'}",
              f"Estimated cost: {plan['estimated_tokens']} tokens ({plan['calls']})"]
+    if plan.get("deferred"):
+        lines.append(f"Left for the next runs by the token budget: {plan['deferred']} rows "
+                     f"(about {plan['deferred_tokens']} tokens)")
     for kind, samples in plan["samples"].items():
         lines += [f"  sample {kind}: {json.dumps(sample, default=str, ensure_ascii=False)}" for sample in samples]
     operator.log.info("\n".join(lines))
     return json_safe(summary)
+
+
+def budget_allowance(ledger, pipedrive, now=None) -> int | None:
+    """What this run may spend: its share of the daily budget, at most what is left of it today (None:
+    no budget set)."""
+    from datetime import datetime, timezone
+
+    budget, share = pipedrive.budget_settings()
+    if not budget:
+        return None
+    now = now or datetime.now(timezone.utc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0, min(int(budget * share), budget - ledger.tokens_spent_since(midnight.isoformat(timespec="seconds"))))
+
+
+def largest_affordable(count: int, cost_of_first, allowance: int) -> int:
+    """The largest ``n`` ≤ ``count`` whose ``cost_of_first(n)`` fits ``allowance`` (costs grow with ``n``)."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cost_of_first(middle) <= allowance:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def check_budget(ledger, pipedrive, estimated_tokens: int, log, now=None) -> None:
@@ -241,11 +277,13 @@ def check_budget(ledger, pipedrive, estimated_tokens: int, log, now=None) -> Non
 
 def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict[str, Any],
                usage: dict[str, int], estimated_tokens: int | None = None,
-               max_rejected_share: float | None = None) -> dict[str, Any]:
+               max_rejected_share: float | None = None, segment_progress: str | None = None) -> dict[str, Any]:
     """Store, log and check the run summary; fail loudly if any record is unaccounted for, or when
     Pipedrive refused more than ``max_rejected_share`` of the rows sent (they stay queued for retry)."""
     summary = run_summary(upstream, loaded, usage)
     summary["estimated_tokens"] = estimated_tokens
+    if segment_progress:
+        summary["segment_progress"] = segment_progress
     summary.update(_load_timing(context, upstream, summary))
     ledger.record_run(dag_id=context["dag"].dag_id, run_id=context["run_id"],
                       interval_start=summary["interval_start"], interval_end=summary["interval_end"],
@@ -254,7 +292,7 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
                       tokens_spent=summary["tokens_spent"], rate_limited=usage["rate_limited"],
                       summary=json.dumps(summary))
     operator.log.info("Run summary:\n%s", format_summary(summary))
-    if summary["extracted"] != summary["pushed"] + summary["already_pushed"] + summary["rejected"]:
+    if summary["extracted"] != accounted_for(summary):
         raise AirflowFailException(f"accounting mismatch, nothing may be lost silently: {summary}")
     sent = loaded["received"] + loaded.get("retries_pending", 0) - loaded["already_pushed"]
     refused = loaded["refused"] + loaded.get("retries_refused", 0)
@@ -264,6 +302,11 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
             f"{max_rejected_share:.0%}: see lbpd_rejected_row for the reasons; the rows stay queued in lbpd_retry "
             "and later runs retry them")
     return json_safe(summary)
+
+
+def accounted_for(summary: dict[str, Any]) -> int:
+    """What a run did with its rows: pushed + already pushed + rejected + deferred (equals extracted)."""
+    return summary["pushed"] + summary["already_pushed"] + summary["rejected"] + summary.get("deferred", 0)
 
 
 def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
@@ -384,7 +427,11 @@ class PipedriveLoadOperator(SyncOperator):
         pipedrive, ledger = self.pipedrive_hook, self.ledger_hook
         settings = self.load_settings(context)
         frame = read_frame(self.upstream["payloads_path"])
+        frame, deferred = self.within_budget(frame, settings)
         priced = self.plan(frame, settings).as_dict(pipedrive.token_costs)
+        if len(deferred):
+            priced.update(deferred=len(deferred),
+                          deferred_tokens=self.plan(deferred, settings).tokens(pipedrive.token_costs))
         if self.dry_run:
             return finish_dry_run(self, context, ledger, self.upstream, priced,
                                   {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
@@ -393,7 +440,38 @@ class PipedriveLoadOperator(SyncOperator):
             result = self.loader(settings).load(frame)
         finally:
             self.log.info("Pipedrive usage this try: %s", pipedrive.usage())
-        return finish_run(self, context, ledger, self.upstream, result.as_dict(),
+        loaded = {**result.as_dict(), **({"deferred": len(deferred)} if len(deferred) else {})}
+        return finish_run(self, context, ledger, self.upstream, loaded,
                           {**pipedrive.usage(), "spent_on": pipedrive.spent_on()},
                           estimated_tokens=priced["estimated_tokens"],
-                          max_rejected_share=float(self.max_rejected_share))
+                          max_rejected_share=float(self.max_rejected_share),
+                          segment_progress=self.record_segment_progress(frame, deferred, settings))
+
+    def within_budget(self, frame, settings):
+        """``(rows to load now, rows left for later runs)``. A whole-segment run takes, in the order listed,
+        the members whose plan fits the token budget (``budget_allowance``) and leaves the rest; any other
+        run takes every row (``check_budget`` then decides whether it may start)."""
+        allowance = budget_allowance(self.ledger_hook, self.pipedrive_hook) \
+            if self.upstream.get("scope") == "segment" else None
+        if allowance is None:
+            return frame, frame.iloc[0:0]
+        costs = self.pipedrive_hook.token_costs
+        affordable = largest_affordable(len(frame), lambda n: self.plan(frame.iloc[:n], settings).tokens(costs),
+                                        allowance)
+        if affordable < len(frame):
+            self.log.warning("The token budget allows %d tokens this run: %d of %d members go now, the rest in the "
+                             "next runs", allowance, affordable, len(frame))
+        return frame.iloc[:affordable], frame.iloc[affordable:]
+
+    def record_segment_progress(self, frame, deferred, settings) -> str | None:
+        """After a whole-segment run: how much of the segment is in Pipedrive, remembered in the ledger."""
+        if self.upstream.get("scope") != "segment":
+            return None
+        from leadboxer_pipedrive.segment_sync import record_progress
+
+        members = [*frame["use_id"], *deferred["use_id"]]
+        in_pipedrive = len(self.ledger_hook.leads_by_use_id(settings.dataset_id, members))
+        left_tokens = self.plan(deferred, settings).tokens(self.pipedrive_hook.token_costs) if len(deferred) else 0
+        return record_progress(self.ledger_hook, settings.dataset_id, self.upstream["segment_id"],
+                               members=self.upstream["extracted"], in_pipedrive=in_pipedrive, left=len(deferred),
+                               left_tokens=left_tokens).describe()
