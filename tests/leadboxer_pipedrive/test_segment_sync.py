@@ -60,3 +60,42 @@ def test_an_unknown_scope_is_refused():
 @pytest.mark.parametrize("allowance, taken", [(0, 0), (9, 0), (10, 1), (35, 3), (1_000, 10)])
 def test_a_budget_takes_the_longest_prefix_it_can_pay_for(allowance, taken):
     assert largest_affordable(10, lambda n: 10 * n + (5 if n > 2 else 0), allowance) == taken
+
+
+class Budget:
+    """A Pipedrive hook's budget settings and a ledger's spend today."""
+
+    def __init__(self, budget, share, spent):
+        self.settings, self.spent = (budget, share), spent
+
+    def budget_settings(self):
+        return self.settings
+
+    def tokens_spent_since(self, since_iso):
+        assert since_iso == "2026-11-20T00:00:00+00:00"
+        return self.spent
+
+
+@pytest.mark.parametrize("budget, share, spent, allowance", [
+    (None, 1.0, 0, None), (10_000, 0.1, 0, 1_000), (10_000, 0.1, 9_500, 500), (10_000, 1.0, 12_000, 0)])
+def test_a_run_may_spend_its_share_of_the_budget_at_most_what_is_left_today(budget, share, spent, allowance):
+    from leadboxer_pipedrive.operators.common import budget_allowance
+
+    hooks = Budget(budget, share, spent)
+    assert budget_allowance(hooks, hooks, now=NOW) == allowance
+
+
+def test_a_run_over_its_share_fails_and_one_over_what_is_left_today_waits_for_midnight():
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+
+    from leadboxer_pipedrive.operators.common import check_budget
+
+    hooks = Budget(10_000, 0.1, 9_500)
+    check_budget(hooks, hooks, 400, logging.getLogger(), now=NOW)  # fits both
+    with pytest.raises(AirflowFailException, match="over its allowance of 1000"):
+        check_budget(hooks, hooks, 1_200, logging.getLogger(), now=NOW)
+    with pytest.raises(AirflowRescheduleException) as waiting:
+        check_budget(hooks, hooks, 600, logging.getLogger(), now=NOW)
+    assert waiting.value.reschedule_date == datetime(2026, 11, 21, 0, 5, tzinfo=timezone.utc)

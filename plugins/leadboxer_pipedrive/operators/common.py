@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -62,8 +63,6 @@ def record_rejections(ledger, context, rejected, entity: str) -> None:
 
 def task_timing(context) -> dict[str, Any]:
     """This task try's start (the task instance's start date), now, and the seconds between."""
-    from datetime import datetime, timezone
-
     now = datetime.now(timezone.utc)
     started = getattr(context.get("ti"), "start_date", None) or now
     return {"started_at": started.isoformat(), "finished_at": now.isoformat(),
@@ -223,14 +222,17 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
 def budget_allowance(ledger, pipedrive, now=None) -> int | None:
     """What this run may spend: its share of the daily budget, at most what is left of it today (None:
     no budget set)."""
-    from datetime import datetime, timezone
-
     budget, share = pipedrive.budget_settings()
     if not budget:
         return None
+    return max(0, min(int(budget * share), budget - spent_today(ledger, now)[0]))
+
+
+def spent_today(ledger, now=None) -> tuple[int, datetime]:
+    """(tokens the ledger's runs spent since midnight UTC, that midnight)."""
     now = now or datetime.now(timezone.utc)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(0, min(int(budget * share), budget - ledger.tokens_spent_since(midnight.isoformat(timespec="seconds"))))
+    return ledger.tokens_spent_since(midnight.isoformat(timespec="seconds")), midnight
 
 
 def largest_affordable(count: int, cost_of_first, allowance: int) -> int:
@@ -251,22 +253,18 @@ def check_budget(ledger, pipedrive, estimated_tokens: int, log, now=None) -> Non
     Over the per-run share: fails at once (retrying cannot help; lower max_leads or use digest mode).
     Over what is left today: reschedules the task to just after midnight UTC, when the budget resets.
     """
-    from datetime import datetime, timedelta, timezone
-
     from airflow.sdk.exceptions import AirflowRescheduleException
 
     budget, share = pipedrive.budget_settings()
     if not budget:
         return
-    now = now or datetime.now(timezone.utc)
     run_allowance = int(budget * share)
     if estimated_tokens > run_allowance:
         raise AirflowFailException(
             f"this run would spend about {estimated_tokens} tokens, over its allowance of {run_allowance} "
             f"({share:.0%} of the daily budget {budget}): lower max_leads, use activity_mode=digest, or raise "
             "max_run_budget_share on the Pipedrive connection")
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    spent = ledger.tokens_spent_since(midnight.isoformat(timespec="seconds"))
+    spent, midnight = spent_today(ledger, now)
     if spent + estimated_tokens > budget:
         resume = midnight + timedelta(days=1, minutes=5)
         log.warning("Pipedrive daily token budget: %d of %d spent today and this run needs about %d; nothing "
@@ -312,8 +310,6 @@ def accounted_for(summary: dict[str, Any]) -> int:
 def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """The load task's start, end and duration, the run's (extract start → load end), and the load's own
     entry in ``task_durations``: stored with the summary (``lbpd_run.summary``) and returned."""
-    from datetime import datetime
-
     timing = task_timing(context)
     task_id = getattr(context.get("ti"), "task_id", None) or "load"
     run_started = upstream.get("run_started_at") or timing["started_at"]
