@@ -39,6 +39,7 @@ class LoadResult:
     refused: int = 0
     counts: Counter = field(default_factory=Counter)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    refused_by_reason: Counter = field(default_factory=Counter)  # this window's rows Pipedrive refused
     pushed_ids: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -63,14 +64,19 @@ class LoadResult:
         with self._lock:
             self.pushed_ids.extend(record_ids)
 
-    def add_refusals(self, record_ids, reason: str) -> None:
-        """Thread-safe: Pipedrive refused these records, for this reason."""
+    def add_refusals(self, record_ids, reason: str, window_rows: int = 0) -> None:
+        """Thread-safe: Pipedrive refused these records (``window_rows`` of them this window's), for this
+        reason."""
         with self._lock:
             self.refusals.extend({"record_id": record_id, "reason": reason} for record_id in record_ids)
+            if window_rows:
+                self.refused_by_reason[reason] += window_rows
 
     def as_dict(self) -> dict[str, Any]:
+        """The figures; ``refused_by_reason`` sums to ``refused``."""
         return {"received": self.received, "pushed": self.pushed, "already_pushed": self.already_pushed,
-                "refused": self.refused, **dict(sorted(self.counts.items()))}
+                "refused": self.refused, **dict(sorted(self.counts.items())),
+                **({"refused_by_reason": dict(self.refused_by_reason)} if self.refused_by_reason else {})}
 
 
 def is_present(value: Any) -> bool:
@@ -118,7 +124,7 @@ def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Dat
     result.count_rows(rows, "refused", "retries_refused")
     if quarantined:
         result.count("quarantined", quarantined)
-    result.add_refusals(ids, reason)
+    result.add_refusals(ids, reason, window_rows=len(rows) - (int(rows["_retry"].sum()) if "_retry" in rows else 0))
 
 
 def pending_retries(ledger, settings: LoadSettings, entity: str, exclude: set[str]) -> pd.DataFrame:

@@ -131,7 +131,7 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
         "rejected": upstream["rejected"] + loaded["refused"],
         "rejected_invalid": upstream["rejected"],
         "rejected_by_pipedrive": loaded["refused"],
-        "rejected_by_reason": upstream.get("rejected_by_reason", {}),
+        "rejected_by_reason": _by_reason(upstream.get("rejected_by_reason", {}), loaded.get("refused_by_reason", {})),
         "deferred": loaded.get("deferred", 0),
         "scope": upstream.get("scope", "hour"),
         "loaded": loaded,
@@ -179,8 +179,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _count_lines(loaded: dict[str, Any]) -> list[str]:
     """The loader's own counts: what it resolved, and what it kept current."""
-    kept_current = {k: v for k, v in loaded.items() if k.endswith(_KEPT_CURRENT)}
-    resolved = {k: v for k, v in loaded.items()
+    counts = {k: v for k, v in loaded.items() if isinstance(v, int)}
+    kept_current = {k: v for k, v in counts.items() if k.endswith(_KEPT_CURRENT)}
+    resolved = {k: v for k, v in counts.items()
                 if k not in ("received", "pushed", "already_pushed", "refused") and k not in kept_current}
     return [f"{title:<16}" + ", ".join(f"{k}={v}" for k, v in counts.items())
             for title, counts in (("resolved", resolved), ("kept current", kept_current)) if counts]
@@ -300,6 +301,15 @@ def finish_run(operator, context, ledger, upstream: dict[str, Any], loaded: dict
             f"{max_rejected_share:.0%}: see lbpd_rejected_row for the reasons; the rows stay queued in lbpd_retry "
             "and later runs retry them")
     return json_safe(summary)
+
+
+def _by_reason(*counts: dict[str, int]) -> dict[str, int]:
+    """Rejections by reason, validation's and Pipedrive's together: they sum to the run's ``rejected``."""
+    total: dict[str, int] = {}
+    for reasons in counts:
+        for reason, count in reasons.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
 
 
 def accounted_for(summary: dict[str, Any]) -> int:

@@ -250,6 +250,18 @@ def test_refused_rows_are_queued_retried_by_later_runs_then_quarantined(
                                  "method": "POST"})
     first = ActivityLoader(hook(pipedrive_conn), ledger, settings(max_attempts=2)).load(frame)
     assert (first.pushed, first.refused) == (1, 1)
+    # The run summary's reasons include Pipedrive's refusals: they sum to its "rejected".
+    from leadboxer_pipedrive.operators.common import run_summary
+
+    loaded = first.as_dict()
+    (reason, count), = loaded["refused_by_reason"].items()
+    assert reason.startswith("Pipedrive refused the activity: ") and count == 1
+    summary = run_summary({"interval_start": "a", "interval_end": "b", "dataset_id": "ds", "segment_id": "1",
+                           "entity": "event", "leads": 1, "extracted": 3, "rejected": 1,
+                           "rejected_by_reason": {"event time outside the window": 1}}, loaded,
+                          {"tokens_spent": 0, "requests": 0, "rate_limited": 0})
+    assert summary["rejected_by_reason"] == {"event time outside the window": 1, reason: 1}
+    assert sum(summary["rejected_by_reason"].values()) == summary["rejected"] == 2
     rejected = ledger.rejected_rows("dag", "run-1")
     assert [r["outcome"] for r in rejected] == ["rejected"] and rejected[0]["reason"].startswith("Pipedrive refused")
     assert len(ledger.retries("ds", "event")) == 1
