@@ -290,6 +290,12 @@ def _objects(records: Sequence[Any]) -> list[dict[str, Any]]:
     return [record if isinstance(record, dict) else {} for record in records]
 
 
+def leads_without_id(leads: pd.DataFrame) -> pd.DataFrame:
+    """The segment's leads LeadBoxer listed without an id (``use_id``): no session or event of theirs can
+    be read, so the activity sync rejects each as a record of its own."""
+    return leads[leads["use_id"].isna() & leads["in_segment"]]
+
+
 def leads_frame(leads: Sequence[Any], segment_id: int | str | None) -> pd.DataFrame:
     """One row per lead record, our columns, with ``in_segment`` saying whether LeadBoxer lists the
     segment. Leads without an id, and repeated ones, stay: validation rejects them with a reason."""

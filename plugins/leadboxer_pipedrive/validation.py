@@ -298,6 +298,15 @@ def _one_result(suite_results: list[Any]) -> Any:
     return combined
 
 
+def reject_leads_without_id(leads: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows (``ValidationOutcome.rejected``'s columns) for the activity sync's leads without an
+    id (``frames.leads_without_id``)."""
+    from leadboxer_pipedrive.frames import leads_without_id
+
+    count = len(leads_without_id(leads))
+    return _rejected_frame([None] * count, [None] * count, [REASON_LEAD_ID_MISSING] * count, "use_id")
+
+
 def _rejected_frame(record_ids: list, use_ids: list, reasons: list, id_column: str) -> pd.DataFrame:
     """``record_id`` (the event id or lead id), ``use_id`` and ``reason`` of each row set aside."""
     return pd.DataFrame({"record_id": pd.Series(record_ids, dtype="string"),

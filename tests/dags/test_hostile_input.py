@@ -159,17 +159,23 @@ def test_every_pipedrive_exchange_matches_the_official_spec(hostile):
 def test_run_summaries_account_for_every_record(hostile):
     events = [event for _, event in corpus_events(hostile.data)]
     expected = Counter(event["_expect"] for event in events)
+    # A listed lead without a use_id is a record of its own in both syncs (none of its events can be read),
+    # rejected for it ("lead id (use_id) missing").
+    no_id = sum(1 for lead in hostile.data["leads"] if "use_id" not in lead and 1 in (lead.get("segments") or []))
+    assert no_id > 0
     summary = hostile.summaries[ACTIVITIES]
     assert summary["extracted"] == summary["pushed"] + summary["already_pushed"] + summary["rejected"]
     assert (summary["extracted"], summary["pushed"], summary["already_pushed"], summary["rejected"]) == (
-        expected["pushed"] + expected["rejected"], expected["pushed"], 0, expected["rejected"])
-    assert summary["rejected_by_pipedrive"] == 0
+        expected["pushed"] + expected["rejected"] + no_id, expected["pushed"], 0, expected["rejected"] + no_id)
+    assert summary["rejected_by_pipedrive"] == 0 and summary["leads_without_id"] == no_id
+    assert summary["rejected_by_reason"]["lead id (use_id) missing"] == no_id
+    assert sum(summary["rejected_by_reason"].values()) == summary["rejected"]
+    assert [r for rs in rejections(hostile, ACTIVITIES, "lead").values() for r in rs] == [
+        "lead id (use_id) missing"] * no_id
 
     leads = hostile.summaries[LEADS]
     assert leads["extracted"] == leads["pushed"] + leads["already_pushed"] + leads["rejected"]
     lead_expected = Counter(lead["_expect_lead"] for lead in hostile.data["leads"] if "use_id" in lead)
-    # A listed lead without a use_id is extracted too, and rejected for it ("lead id (use_id) missing").
-    no_id = sum(1 for lead in hostile.data["leads"] if "use_id" not in lead and 1 in (lead.get("segments") or []))
     assert (leads["extracted"], leads["pushed"], leads["rejected"], leads["rejected_by_pipedrive"]) == (
         lead_expected["pushed"] + lead_expected["rejected"] + no_id, lead_expected["pushed"],
         lead_expected["rejected"] + no_id, 0)
@@ -203,8 +209,9 @@ def test_valid_events_are_pushed_exactly_once_and_the_rest_rejected_with_their_r
     assert sum(activities_per_event.values()) == len(hostile.state["activities"]) == len(expected_pushed)
 
 
-def test_every_rejected_event_has_its_own_ledger_row(hostile):
-    rows = [r for r in hostile.rejected if r["dag_id"] == ACTIVITIES and r["entity"] == "event"]
+def test_every_rejected_record_has_its_own_ledger_row(hostile):
+    """Each rejected event, and each lead without an id (a record of its own), has a ledger row."""
+    rows = [r for r in hostile.rejected if r["dag_id"] == ACTIVITIES and r["entity"] in ("event", "lead")]
     assert len(rows) == hostile.summaries[ACTIVITIES]["rejected"]
 
 

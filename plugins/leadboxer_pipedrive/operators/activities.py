@@ -19,6 +19,7 @@ from leadboxer_pipedrive.operators.common import (
     ValidationReportLink,
     data_interval,
     finish_validation,
+    record_rejections,
     staged_path,
     to_ms,
     with_task_duration,
@@ -72,7 +73,7 @@ class LeadBoxerExtractOperator(SyncOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.extract import ReadCache, fetch_segment, fetch_window
-        from leadboxer_pipedrive.frames import events_frame
+        from leadboxer_pipedrive.frames import events_frame, leads_without_id
         from leadboxer_pipedrive.segment_sync import scope_of_run
         from leadboxer_pipedrive.staging import run_folder, staging_root, write_frame
 
@@ -95,6 +96,7 @@ class LeadBoxerExtractOperator(SyncOperator):
         leads = window.leads
         events = events_frame(window.events, leads, dataset_id)
         leads["dataset_id"] = dataset_id
+        without_id = len(leads_without_id(leads)) if self.with_events else 0  # in extracted: see validate
         folder = run_folder(staging_root(self.staging_url), context["dag"].dag_id, context["run_id"])
         leads["segment_ids"] = leads["segment_ids"].map(list)
         requests = sum(hook.responses_by_status.values())
@@ -111,7 +113,8 @@ class LeadBoxerExtractOperator(SyncOperator):
             "sessions_read": window.sessions_read,
             "leadboxer_requests": requests,
             "leadboxer_reads_kept": cache.hits if cache else 0,
-            "extracted": len(events) if self.with_events else len(leads),
+            "extracted": len(events) + without_id if self.with_events else len(leads),
+            "leads_without_id": without_id,
             "preflight": self.preflight,
             "staging_folder": str(folder),
             "leads_path": write_frame(leads, folder / "leads.parquet"),
@@ -138,11 +141,19 @@ class ValidateEventsOperator(SyncOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from leadboxer_pipedrive.staging import read_frame
-        from leadboxer_pipedrive.validation import validate_events
+        from leadboxer_pipedrive.validation import REASON_LEAD_ID_MISSING, reject_leads_without_id, validate_events
 
         start, end = data_interval(context)
+        # The segment's leads without an id: no event of theirs could be read; each is rejected as a lead.
+        without_id = reject_leads_without_id(read_frame(self.upstream["leads_path"]))
+        record_rejections(self.ledger_hook, context, without_id, "lead")
         outcome = validate_events(read_frame(self.upstream["events_path"]), to_ms(start), to_ms(end))
-        return finish_validation(self, context, self.upstream, outcome, "event", "")
+        validated = finish_validation(self, context, self.upstream, outcome, "event", "")
+        if len(without_id):
+            reasons = dict(validated["rejected_by_reason"])
+            reasons[REASON_LEAD_ID_MISSING] = reasons.get(REASON_LEAD_ID_MISSING, 0) + len(without_id)
+            validated.update(rejected=validated["rejected"] + len(without_id), rejected_by_reason=reasons)
+        return validated
 
 
 class TransformActivitiesOperator(BaseOperator):

@@ -124,7 +124,8 @@ def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[st
         "dataset_id": upstream["dataset_id"],
         "segment_id": upstream["segment_id"],
         "entity": upstream["entity"],
-        "leads": upstream["leads"],
+        "leads": upstream["leads"] - upstream.get("leads_without_id", 0),
+        "leads_without_id": upstream.get("leads_without_id", 0),
         "extracted": upstream["extracted"],
         "pushed": loaded["pushed"],
         "already_pushed": loaded["already_pushed"],
@@ -150,12 +151,9 @@ _KEPT_CURRENT = ("s_updated", "s_unchanged", "s_kept", "_updates_refused", "_upd
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    what = "events" if summary["entity"] == "event" else "leads"
     lines = [
         f"interval        [{summary['interval_start']}, {summary['interval_end']})",
-        f"extracted       {summary['extracted']} {what}" + (
-            f" of {summary['leads']} leads" if what == "events" else "") + (
-            " (the whole segment)" if summary.get("scope") == "segment" else ""),
+        f"extracted       {_extracted(summary)}",
         f"pushed          {summary['pushed']}",
         f"already pushed  {summary['already_pushed']}",
         f"rejected        {summary['rejected']} ({summary['rejected_invalid']} invalid, "
@@ -175,6 +173,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("validation_report"):
         lines.append(f"validation      {summary['validation_report']}")
     return "\n".join(lines)
+
+
+def _extracted(summary: dict[str, Any]) -> str:
+    """``32 events of 11 leads``, ``105 leads (the whole segment)``; a lead without an id counts as a
+    record of its own (its events cannot be read)."""
+    if summary["entity"] != "event":
+        return f"{summary['extracted']} leads" + (" (the whole segment)" if summary.get("scope") == "segment" else "")
+    without_id = summary.get("leads_without_id", 0)
+    events = f"{summary['extracted'] - without_id} events of {summary['leads']} leads"
+    return f"{summary['extracted']} records: {events}, and {without_id} without an id" if without_id else events
 
 
 def _count_lines(loaded: dict[str, Any]) -> list[str]:

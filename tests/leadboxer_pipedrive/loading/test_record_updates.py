@@ -138,3 +138,21 @@ def test_the_run_summary_says_what_was_kept_current_on_a_line_of_its_own():
     lines = format_summary(summary).splitlines()
     assert "resolved        activities_created=2" in lines
     assert "kept current    persons_updated=1, persons_kept=1, organizations_unchanged=1" in lines
+
+
+def test_the_run_summary_names_leads_without_an_id_and_whole_segment_runs():
+    from leadboxer_pipedrive.operators.common import format_summary
+
+    base = {"interval_start": "a", "interval_end": "b", "pushed": 2, "already_pushed": 0, "rejected": 1,
+            "rejected_invalid": 1, "rejected_by_pipedrive": 0, "rejected_by_reason": {"lead id (use_id) missing": 1},
+            "loaded": {}, "tokens_spent": 10, "requests": 2, "rate_limited": 0}
+    events = format_summary({**base, "entity": "event", "extracted": 3, "leads": 1, "leads_without_id": 1})
+    assert "extracted       3 records: 2 events of 1 leads, and 1 without an id" in events.splitlines()
+    segment = format_summary({**base, "entity": "lead", "extracted": 5, "leads": 5, "scope": "segment",
+                              "deferred": 2, "segment_id": "14119",
+                              "segment_progress": "2 of 5 members in Pipedrive; 2 left for the next runs (about 20 "
+                                                  "tokens)"}).splitlines()
+    assert "extracted       5 leads (the whole segment)" in segment
+    assert "deferred        2 (left for the next runs by the token budget)" in segment
+    assert ("segment         14119: 2 of 5 members in Pipedrive; 2 left for the next runs (about 20 tokens)"
+            in segment)
