@@ -57,6 +57,11 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
     rejected = excluded.rejected, tokens_spent = excluded.tokens_spent,
     rate_limited = excluded.rate_limited, summary = excluded.summary, finished_at = excluded.finished_at;
 
+-- name: runs_of_dag
+SELECT run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected, tokens_spent,
+       rate_limited, summary, finished_at
+FROM lbpd_run WHERE dag_id = :dag_id ORDER BY finished_at DESC, interval_end DESC LIMIT :limit;
+
 -- name: recent_runs
 SELECT dag_id, run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected,
        tokens_spent, rate_limited, finished_at

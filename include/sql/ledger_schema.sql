@@ -72,6 +72,8 @@ CREATE TABLE IF NOT EXISTS lbpd_run (
     finished_at     TEXT NOT NULL,
     PRIMARY KEY (dag_id, run_id)
 );
+-- A DAG's runs, newest first (the dashboard API).
+CREATE INDEX IF NOT EXISTS lbpd_run_by_dag ON lbpd_run (dag_id, finished_at);
 
 -- LeadBoxer lead -> the Pipedrive lead it became, with a fingerprint of what was last sent, so an
 -- unchanged lead costs nothing and a changed one is updated, never duplicated.

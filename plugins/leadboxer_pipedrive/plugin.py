@@ -11,7 +11,7 @@ request comes.
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 URL_PREFIX = "/leadboxer-pipedrive"
@@ -59,7 +59,39 @@ def reports_app() -> FastAPI:
                                      "run's validate task, in LEADBOXER_PIPEDRIVE_STAGING_URL)")
         return HTMLResponse(path.read_text(encoding="utf-8"))
 
+    @app.get("/api/runs/{dag_id}", dependencies=[Depends(can_read_dag_runs)])
+    def runs(dag_id: str, limit: int = Query(48, ge=1, le=1000),
+             ledger_conn_id: str = "leadboxer_pipedrive_ledger") -> dict:
+        """The DAG's recent runs as their summaries recorded them, each checked: extracted = pushed +
+        already pushed + rejected + deferred (``adds_up``)."""
+        from leadboxer_pipedrive.hooks.ledger import LedgerHook
+
+        return {"dag_id": dag_id, "runs": [run_figures(dag_id, row)
+                                           for row in LedgerHook(ledger_conn_id).runs_of_dag(dag_id, limit)]}
+
     return app
+
+
+def run_figures(dag_id: str, row: dict) -> dict:
+    """One ``lbpd_run`` row as the dashboard shows it: its counts, whether they add up, tokens, requests,
+    429s, duration, and the links to the run in the Airflow grid and to its validation report."""
+    import json
+    from urllib.parse import quote
+
+    summary = json.loads(row["summary"] or "{}")
+    deferred = int(summary.get("deferred") or 0)
+    counts = {key: int(row[key] or 0) for key in ("extracted", "pushed", "already_pushed", "rejected")}
+    return {
+        "run_id": row["run_id"], "interval_start": row["interval_start"], "interval_end": row["interval_end"],
+        **counts, "deferred": deferred,
+        "adds_up": counts["extracted"] == counts["pushed"] + counts["already_pushed"] + counts["rejected"] + deferred,
+        "rejected_by_reason": summary.get("rejected_by_reason", {}), "dry_run": bool(summary.get("dry_run")),
+        "tokens_spent": int(row["tokens_spent"] or 0), "requests": summary.get("requests"),
+        "rate_limited": int(row["rate_limited"] or 0), "duration_seconds": summary.get("run_duration_seconds"),
+        "finished_at": row["finished_at"],
+        "grid_url": f"/dags/{quote(dag_id)}/runs/{quote(row['run_id'], safe='')}",
+        "validation_report": summary.get("validation_report"),
+    }
 
 
 class LeadBoxerPipedrivePlugin(AirflowPlugin):

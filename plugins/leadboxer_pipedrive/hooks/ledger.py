@@ -279,6 +279,10 @@ class LedgerHook(BaseHook):
     def tokens_spent_since(self, since_iso: str) -> int:
         return int(self.fetch("tokens_spent_since", since=since_iso)[0]["tokens"])
 
+    def runs_of_dag(self, dag_id: str, limit: int = 48) -> list[dict[str, Any]]:
+        """The DAG's last ``limit`` runs, newest first, with their summaries (JSON text)."""
+        return self.fetch("runs_of_dag", dag_id=dag_id, limit=limit)
+
     def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self.fetch("recent_runs", limit=limit)
 
