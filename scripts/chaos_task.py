@@ -47,15 +47,9 @@ def main() -> int:
     settings = LoadSettings(dataset_id=args.dataset_id, dag_id=dag_id, run_id=args.run_id, task_id="load",
                             try_number=args.try_number, pipeline_id=args.pipeline_id, workers=4)
     result = ActivityLoader(pipedrive, ledger, settings).load(activity_payloads(outcome.valid, "task"))
-    summary = {"extracted": len(events), "pushed": result.pushed, "already_pushed": result.already_pushed,
-               "rejected": len(outcome.rejected) + result.refused, **pipedrive.usage()}
-    ledger.record_run(dag_id=dag_id, run_id=args.run_id, interval_start=start.isoformat(),
-                      interval_end=end.isoformat(), extracted=summary["extracted"], pushed=summary["pushed"],
-                      already_pushed=summary["already_pushed"], rejected=summary["rejected"],
-                      tokens_spent=summary["tokens_spent"], rate_limited=summary["rate_limited"],
-                      summary=json.dumps(summary))
-    print(json.dumps(summary))
-    return 0
+    return record_run(ledger, dag_id, args.run_id, start, end, {
+        "extracted": len(events), "pushed": result.pushed, "already_pushed": result.already_pushed,
+        "rejected": len(outcome.rejected) + result.refused, **pipedrive.usage()})
 
 
 def leads(args: argparse.Namespace) -> int:
@@ -80,11 +74,16 @@ def leads(args: argparse.Namespace) -> int:
                             try_number=args.try_number, workers=4)
     result = LeadLoader(pipedrive, ledger, settings, link_to="organization").load(
         lead_payloads(outcome.valid, "organization"))
-    summary = {"sync": "leads", "scope": args.scope, "extracted": len(leads_frame), "pushed": result.pushed,
-               "already_pushed": result.already_pushed, "rejected": len(outcome.rejected) + result.refused,
-               **pipedrive.usage()}
-    ledger.record_run(dag_id=dag_id, run_id=args.run_id, interval_start=start.isoformat(),
-                      interval_end=end.isoformat(), extracted=summary["extracted"], pushed=summary["pushed"],
+    return record_run(ledger, dag_id, args.run_id, start, end, {
+        "sync": "leads", "scope": args.scope, "extracted": len(leads_frame), "pushed": result.pushed,
+        "already_pushed": result.already_pushed, "rejected": len(outcome.rejected) + result.refused,
+        **pipedrive.usage()})
+
+
+def record_run(ledger, dag_id: str, run_id: str, start: datetime, end: datetime, summary: dict) -> int:
+    """The run's summary into the ledger (as the load operators record theirs), and printed."""
+    ledger.record_run(dag_id=dag_id, run_id=run_id, interval_start=start.isoformat(), interval_end=end.isoformat(),
+                      extracted=summary["extracted"], pushed=summary["pushed"],
                       already_pushed=summary["already_pushed"], rejected=summary["rejected"],
                       tokens_spent=summary["tokens_spent"], rate_limited=summary["rate_limited"],
                       summary=json.dumps(summary))

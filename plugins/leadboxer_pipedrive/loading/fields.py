@@ -123,8 +123,9 @@ def needs_reading(ledger, entity: str, wanted: Iterable[str] = ()) -> bool:
 def fields_of(pipedrive, ledger, entity: str, wanted: Iterable[str] = ()) -> dict[str, Field]:
     """The entity's fields, by name and by code: the ledger's (less than a day old) when they hold every
     name in ``wanted``, else read from Pipedrive (and remembered)."""
-    if not needs_reading(ledger, entity, wanted):
-        return cached_fields(ledger, entity)
+    known = cached_fields(ledger, entity)
+    if known is not None and set(wanted) <= set(known):
+        return known
     rows = _read(pipedrive, entity)
     ledger.remember_fact(_fields_fact(entity), json.dumps(rows))
     return _catalog(rows)

@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.loading.fields import ENTITIES, Field, cached_fields, lists_needed, needs_reading
+from leadboxer_pipedrive.loading.fields import ENTITIES, Field, SyncFields, cached_fields, lists_needed, needs_reading
+from leadboxer_pipedrive.loading.resolver import update_entity
 from leadboxer_pipedrive.loading.updates import (
     changed,
     mapped_values,
@@ -107,12 +108,13 @@ class Planner:
         self._orgs: dict[str, int | None] = {}  # by key: the ledger's id, or None when the plan creates it
         self._people: dict[str, dict[str, Any]] = {}
         self._stage_looked_up = False
-        self._catalogs = {entity: cached_fields(ledger, entity, math.inf) or UNREAD_FIELDS[entity]
-                          for entity in ENTITIES}
-        self._mapped = {entity: {fact: self._catalogs[entity].get(name) or Field(name, name, "varchar", True)
-                                 for fact, name in names.items()} for entity, names in self.mapping.items()}
-        domain = self._catalogs["organization"].get(self.domain_field or "")
-        self._domain_field_code = domain.code if domain else None
+        catalogs = {entity: cached_fields(ledger, entity, math.inf) or UNREAD_FIELDS[entity] for entity in ENTITIES}
+        domain = catalogs["organization"].get(self.domain_field or "")
+        # What the load will write, as far as the ledger's field lists tell (resolver.PipedriveResolver.fields).
+        self.fields = SyncFields(
+            catalogs, {entity: {fact: catalogs[entity].get(name) or Field(name, name, "varchar", True)
+                                for fact, name in names.items()} for entity, names in self.mapping.items()},
+            domain.code if domain else None)
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
 
@@ -140,12 +142,12 @@ class Planner:
         person_id = (known or {}).get("person_id")
         if not person_id:
             return
-        self._update("person", person_id, person_fields(facts, email, self._catalogs["person"]), facts)
+        self._update("person", person_id, person_fields(facts, email, self.fields.catalogs["person"]), facts)
         org_id = self.org_id(facts.get("org_key")) if org_facts is not None else None
         # The person's organization: the ledger's, or this one when the load links it now (see person()).
         if org_id is not None and org_id == (known.get("org_id") or org_id):
-            self._update("organization", org_id, organization_fields(org_facts, self._domain_field_code,
-                                                                     self._catalogs["organization"]), org_facts)
+            self._update("organization", org_id, organization_fields(
+                org_facts, self.fields.domain_field_code, self.fields.catalogs["organization"]), org_facts)
 
     def _update(self, entity: str, record_id: int, filled: dict[str, Any], facts: pd.Series) -> None:
         """An update (5 tokens) when a field's fact changed, after a read (1) when a filled field did."""
@@ -156,7 +158,7 @@ class Planner:
             self._fields[entity] = {}
         if record_id not in self._fields[entity]:
             self._fields[entity].update(self.ledger.record_fields(entity, [record_id]))
-        mapped = mapped_values(facts, self._mapped.get(entity, {}))
+        mapped = mapped_values(facts, self.fields.mapped.get(entity, {}))
         todo = changed({**filled, **mapped}, self._fields[entity].get(record_id, {}))
         self._price_update(entity, todo, set(mapped))
 
@@ -170,13 +172,10 @@ class Planner:
 
     def queued_updates(self) -> None:
         """The refused updates of earlier runs the load sends again (those this run did not look at)."""
-        from leadboxer_pipedrive.loading.resolver import update_entity
-
         for entity in ENTITIES:
-            mapped = {field.key for field in self._mapped.get(entity, {}).values()}
             for row in self.ledger.retries(self.dataset_id, update_entity(entity)):
                 if (entity, int(row["record_id"])) not in self._kept_current:
-                    self._price_update(entity, json.loads(row["payload"]), mapped)
+                    self._price_update(entity, json.loads(row["payload"]), self.fields.mapped_keys(entity))
 
     def organization(self, facts: pd.Series) -> bool:
         key = facts.get("org_key")

@@ -264,10 +264,7 @@ class PipedriveResolver:
         if link_organization and person.org_id is None:
             org_id = self.organization(facts)
             if org_id is not None:
-                self.pipedrive.update_person(person.person_id, {"org_id": int(org_id)})
-                self.result.count("persons_linked_to_organization")
-                person.org_id = org_id
-                self.ledger.remember_person(email, person.person_id, person.org_id)
+                self._link(email, person, org_id)
         with self._lock:
             self._people[email] = {"email": email, "person_id": person.person_id, "org_id": person.org_id}
         if is_present(use_id) and (identity is None or identity["email"] != email
@@ -276,6 +273,13 @@ class PipedriveResolver:
             with self._lock:
                 self._identities[use_id] = {"use_id": use_id, "email": email, "person_id": person.person_id}
         return person
+
+    def _link(self, email: str, person: Person, org_id: int) -> None:
+        """Link the person to the organization, in Pipedrive and in the ledger."""
+        self.pipedrive.update_person(person.person_id, {"org_id": int(org_id)})
+        self.result.count("persons_linked_to_organization")
+        person.org_id = org_id
+        self.ledger.remember_person(email, person.person_id, person.org_id)
 
     def _find_or_create_person(self, email: str, facts: pd.Series, identity: dict | None, takeover: int | None,
                                link_organization: bool) -> Person:
@@ -328,9 +332,7 @@ class PipedriveResolver:
         if self._keep_current("organization", org_id, self._organization_fields(facts), facts):
             return person
         self.forget_organization(org_id)
-        person.org_id = self.organization(facts)
-        self.pipedrive.update_person(person.person_id, {"org_id": int(person.org_id)})
-        self.ledger.remember_person(email, person.person_id, person.org_id)
+        self._link(email, person, self.organization(facts))
         with self._lock:
             self._people[email] = {"email": email, "person_id": person.person_id, "org_id": person.org_id}
         self._keep_current("organization", person.org_id, self._organization_fields(facts), facts)

@@ -53,8 +53,9 @@ def organization_fields(facts: pd.Series, domain_field_code: str | None = None,
     organization fields) has an option of that name, industry."""
     wanted: dict[str, Any] = {}
     industry = fields.get("industry") if fields and is_present(facts.get("org_industry")) else None
-    if industry is not None and industry.value(facts["org_industry"]) is not None:
-        wanted["industry"] = industry.value(facts["org_industry"])
+    option = industry.value(facts["org_industry"]) if industry is not None else None
+    if option is not None:
+        wanted["industry"] = option
     if is_present(facts.get("org_address")):
         wanted["address"] = {"value": str(facts["org_address"])}
     domain = facts.get("org_domain")

@@ -443,10 +443,10 @@ class PipedriveLoadOperator(SyncOperator):
         frame = read_frame(self.upstream["payloads_path"])
         frame, deferred = self.within_budget(frame, settings)
         priced = self.plan(frame, settings).as_dict(pipedrive.token_costs)
-        if len(deferred):
-            priced.update(deferred=len(deferred),
-                          deferred_tokens=self.plan(deferred, settings).tokens(pipedrive.token_costs))
         if self.dry_run:
+            if len(deferred):
+                priced.update(deferred=len(deferred),
+                              deferred_tokens=self.plan(deferred, settings).tokens(pipedrive.token_costs))
             return finish_dry_run(self, context, ledger, self.upstream, priced,
                                   {**pipedrive.usage(), "spent_on": pipedrive.spent_on()})
         check_budget(ledger, pipedrive, priced["estimated_tokens"], self.log)
