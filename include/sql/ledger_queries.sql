@@ -39,8 +39,9 @@ VALUES (:dataset_id, :event_id, :use_id, :activity_id, :person_id, :org_id, :dea
 ON CONFLICT (dataset_id, event_id) DO NOTHING;
 
 -- name: insert_rejected_row
-INSERT INTO lbpd_rejected_row (dag_id, run_id, entity, record_id, use_id, outcome, reason, record, rejected_at)
-VALUES (:dag_id, :run_id, :entity, :record_id, :use_id, :outcome, :reason, :record, :now)
+INSERT INTO lbpd_rejected_row (dag_id, run_id, entity, record_id, use_id, email, outcome, reason, record,
+                               rejected_at)
+VALUES (:dag_id, :run_id, :entity, :record_id, :use_id, :email, :outcome, :reason, :record, :now)
 ON CONFLICT (dag_id, run_id, entity, record_id, reason) DO NOTHING;
 
 -- name: rejected_rows_of_run
@@ -61,6 +62,43 @@ ON CONFLICT (dag_id, run_id) DO UPDATE SET
 SELECT run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected, tokens_spent,
        rate_limited, summary, finished_at
 FROM lbpd_run WHERE dag_id = :dag_id ORDER BY finished_at DESC, interval_end DESC LIMIT :limit;
+
+-- name: rejected_rows_of_dag
+-- The dashboard's rejected rows: each filter applies when given (NULL: any; the CAST tells PostgreSQL its type).
+SELECT run_id, entity, record_id, use_id, email, outcome, reason, rejected_at FROM lbpd_rejected_row
+WHERE dag_id = :dag_id AND (CAST(:run_id AS TEXT) IS NULL OR run_id = :run_id) AND (CAST(:reason AS TEXT) IS NULL OR reason = :reason)
+    AND (CAST(:entity AS TEXT) IS NULL OR entity = :entity) AND (CAST(:email AS TEXT) IS NULL OR email = :email)
+ORDER BY rejected_at DESC, run_id DESC, entity, record_id LIMIT :limit OFFSET :offset;
+
+-- name: count_rejected_rows_of_dag
+SELECT COUNT(*) AS matching FROM lbpd_rejected_row
+WHERE dag_id = :dag_id AND (CAST(:run_id AS TEXT) IS NULL OR run_id = :run_id) AND (CAST(:reason AS TEXT) IS NULL OR reason = :reason)
+    AND (CAST(:entity AS TEXT) IS NULL OR entity = :entity) AND (CAST(:email AS TEXT) IS NULL OR email = :email);
+
+-- name: rejection_kinds_of_dag
+SELECT entity, reason, COUNT(*) AS row_count FROM lbpd_rejected_row WHERE dag_id = :dag_id
+GROUP BY entity, reason ORDER BY row_count DESC;
+
+-- name: retries_of_datasets
+SELECT dataset_id, entity, record_id, payload, attempts, last_error, status, updated_at FROM lbpd_retry
+WHERE dataset_id IN :dataset_ids AND entity IN :entities ORDER BY status DESC, updated_at DESC LIMIT :limit;
+
+-- name: redrive_retry
+UPDATE lbpd_retry SET status = 'pending', updated_at = :now
+WHERE dataset_id = :dataset_id AND entity = :entity AND record_id = :record_id AND status = 'quarantined';
+
+-- name: insert_redrive
+INSERT INTO lbpd_redrive (dataset_id, entity, record_id, dag_id, redriven_by, attempts, last_error, redriven_at)
+SELECT dataset_id, entity, record_id, :dag_id, :redriven_by, attempts, last_error, :now FROM lbpd_retry
+WHERE dataset_id = :dataset_id AND entity = :entity AND record_id = :record_id AND status = 'quarantined';
+
+-- name: redrives_of_dag
+SELECT dataset_id, entity, record_id, redriven_by, attempts, last_error, redriven_at FROM lbpd_redrive
+WHERE dag_id = :dag_id ORDER BY redriven_at DESC LIMIT :limit;
+
+-- name: tokens_by_day
+SELECT SUBSTR(finished_at, 1, 10) AS day, SUM(tokens_spent) AS tokens FROM lbpd_run
+WHERE finished_at >= :since GROUP BY SUBSTR(finished_at, 1, 10) ORDER BY day;
 
 -- name: recent_runs
 SELECT dag_id, run_id, interval_start, interval_end, extracted, pushed, already_pushed, rejected,

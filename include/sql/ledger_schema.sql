@@ -49,12 +49,16 @@ CREATE TABLE IF NOT EXISTS lbpd_rejected_row (
     entity      TEXT NOT NULL,
     record_id   TEXT NOT NULL,
     use_id      TEXT,
+    email       TEXT,
     outcome     TEXT NOT NULL DEFAULT 'invalid',
     reason      TEXT NOT NULL,
     record      TEXT,
     rejected_at TEXT NOT NULL,
     PRIMARY KEY (dag_id, run_id, entity, record_id, reason)
 );
+-- A DAG's rejected rows, newest first (the dashboard). (email was added later: the ledger hook adds it to
+-- older ledgers, LedgerHook.added_columns.)
+CREATE INDEX IF NOT EXISTS lbpd_rejected_row_by_dag ON lbpd_rejected_row (dag_id, rejected_at);
 
 -- One row per DAG run: the counts its summary printed.
 CREATE TABLE IF NOT EXISTS lbpd_run (
@@ -74,6 +78,8 @@ CREATE TABLE IF NOT EXISTS lbpd_run (
 );
 -- A DAG's runs, newest first (the dashboard API).
 CREATE INDEX IF NOT EXISTS lbpd_run_by_dag ON lbpd_run (dag_id, finished_at);
+-- Tokens spent per day (the budget check and the dashboard's budget chart).
+CREATE INDEX IF NOT EXISTS lbpd_run_by_time ON lbpd_run (finished_at);
 
 -- LeadBoxer lead -> the Pipedrive lead it became, with a fingerprint of what was last sent, so an
 -- unchanged lead costs nothing and a changed one is updated, never duplicated.
@@ -128,6 +134,20 @@ CREATE TABLE IF NOT EXISTS lbpd_retry (
     status      TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (dataset_id, entity, record_id)
+);
+
+-- Quarantined rows put back in the retry queue from the dashboard: who did it and when (the row's
+-- attempts and Pipedrive's last message at that moment are kept with it). Never deleted.
+CREATE TABLE IF NOT EXISTS lbpd_redrive (
+    dataset_id  TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    dag_id      TEXT NOT NULL,
+    redriven_by TEXT NOT NULL,
+    attempts    BIGINT NOT NULL,
+    last_error  TEXT NOT NULL,
+    redriven_at TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, entity, record_id, redriven_at)
 );
 
 -- Small facts worth remembering between runs (e.g. "activity type task exists, checked at ...").

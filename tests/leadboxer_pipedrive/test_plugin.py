@@ -70,6 +70,17 @@ def ledger(tmp_path, monkeypatch):
     hook.get_conn().dispose()
 
 
+@pytest.fixture
+def dashboard_app(signed_in_app):
+    """The app reading the DAG's ledger ``dashboard_ledger``, with the Airflow runs given by the test."""
+    airflow_runs: list[dict] = []
+    signed_in_app.dependency_overrides[plugin.sync_dag] = lambda dag_id: plugin.SyncDag(
+        dag_id, "dashboard_ledger", "no_such_pipedrive_connection")
+    signed_in_app.dependency_overrides[plugin.airflow_runs] = lambda: airflow_runs
+    signed_in_app.state.airflow_runs = airflow_runs
+    return signed_in_app
+
+
 def record(ledger, run_id, hour, extracted, pushed, already, rejected, **summary):
     import json
 
@@ -79,24 +90,42 @@ def record(ledger, run_id, hour, extracted, pushed, already, rejected, **summary
                       summary=json.dumps({"requests": pushed, "run_duration_seconds": 3.5, **summary}))
 
 
-def test_the_runs_api_gives_each_runs_figures_and_flags_those_that_do_not_add_up(ledger, signed_in_app):
-    record(ledger, "r6", 6, 10, 8, 0, 2, rejected_by_reason={"event time outside the window": 2})
+def test_the_runs_api_gives_each_runs_figures_and_flags_those_that_do_not_add_up(ledger, dashboard_app):
+    record(ledger, "r6", 6, 10, 8, 0, 2, rejected_by_reason={"event time outside the window": 2}, rejected_invalid=2)
     record(ledger, "r7", 7, 300, 100, 0, 0, deferred=200)  # a whole-segment run paced by the budget
     record(ledger, "r8", 8, 10, 8, 0, 1)  # one row unaccounted for
-    answer = TestClient(signed_in_app).get(f"/api/runs/{DAG_ID}", params={"ledger_conn_id": "dashboard_ledger"})
+    answer = TestClient(dashboard_app).get(f"/api/dags/{DAG_ID}/runs")
     assert answer.status_code == 200
     runs = answer.json()["runs"]
     assert [r["run_id"] for r in runs] == ["r8", "r7", "r6"]  # newest first
     assert [r["adds_up"] for r in runs] == [False, True, True]
     assert runs[1]["deferred"] == 200 and runs[2]["rejected_by_reason"] == {"event time outside the window": 2}
+    assert (runs[2]["invalid"], runs[2]["refused"]) == (2, 0)
     assert (runs[2]["tokens_spent"], runs[2]["requests"], runs[2]["duration_seconds"]) == (40, 8, 3.5)
     assert runs[2]["grid_url"] == f"/dags/{DAG_ID}/runs/r6"
-    limited = TestClient(signed_in_app).get(f"/api/runs/{DAG_ID}",
-                                            params={"ledger_conn_id": "dashboard_ledger", "limit": 1}).json()
+    limited = TestClient(dashboard_app).get(f"/api/dags/{DAG_ID}/runs", params={"limit": 1}).json()
     assert [r["run_id"] for r in limited["runs"]] == ["r8"]
+
+
+def test_a_run_that_failed_before_its_load_stands_out_on_the_page(ledger, dashboard_app):
+    record(ledger, "r6", 6, 10, 10, 0, 0)
+    dashboard_app.state.airflow_runs[:] = [
+        {"run_id": "r7", "state": "failed", "start_date": "2999-01-01T00:00:00+00:00", "end_date": None},
+        {"run_id": "r6", "state": "success", "start_date": "2026-11-20T06:00:01+00:00", "end_date": None}]
+    runs = TestClient(dashboard_app).get(f"/api/dags/{DAG_ID}/runs").json()["runs"]
+    assert [(r["run_id"], r["state"], r["adds_up"]) for r in runs] == [("r7", "failed", None), ("r6", "success", True)]
+    page = TestClient(dashboard_app).get(f"/dashboard/{DAG_ID}").text
+    assert 'class="out"' in page and "failed" in page and "not in the ledger" in page
 
 
 def test_without_signing_in_the_runs_api_is_refused(ledger):
     record(ledger, "r6", 6, 10, 10, 0, 0)
-    answer = TestClient(plugin.reports_app()).get(f"/api/runs/{DAG_ID}", params={"ledger_conn_id": "dashboard_ledger"})
+    answer = TestClient(plugin.reports_app()).get(f"/api/dags/{DAG_ID}/runs")
     assert answer.status_code == 401 and "r6" not in answer.text
+
+
+def test_the_plugin_shows_the_dashboard_in_the_navigation_and_on_each_dag():
+    views = {view["destination"]: view for view in plugin.LeadBoxerPipedrivePlugin.external_views}
+    assert views["nav"]["href"] == "/leadboxer-pipedrive/dashboard/"
+    assert views["dag"]["href"] == "/leadboxer-pipedrive/dashboard/{DAG_ID}"
+    assert all(view["url_route"] for view in views.values())  # shown inside the UI

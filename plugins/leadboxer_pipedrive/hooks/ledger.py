@@ -43,6 +43,8 @@ class LedgerHook(BaseHook):
     queries_file = "ledger_queries.sql"
     default_sqlite_name = "leadboxer_pipedrive_ledger.sqlite"
     supported_dialects = ("sqlite", "postgresql")
+    # Columns added to tables after their first release: (table, column, SQL type), added where missing.
+    added_columns = (("lbpd_rejected_row", "email", "TEXT"),)
 
     def __init__(self, ledger_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -94,7 +96,17 @@ class LedgerHook(BaseHook):
                     connection.execute(text("SELECT pg_advisory_xact_lock(7201962)"))
                 for statement in load_script(self.schema_file):
                     connection.execute(text(statement))
+                self._add_missing_columns(connection)
             self._schema_ready = True
+
+    def _add_missing_columns(self, connection) -> None:
+        """A ledger created by an earlier version gets the columns added since (``added_columns``)."""
+        from sqlalchemy import inspect
+
+        inspector = inspect(connection)
+        for table, column, sql_type in self.added_columns:
+            if column not in {c["name"] for c in inspector.get_columns(table)}:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -187,7 +199,9 @@ class LedgerHook(BaseHook):
         self.write("upsert_lead", row)
 
     def record_rejections(self, rows: list[dict[str, Any]]) -> None:
-        self.write("insert_rejected_row", rows)
+        """Rows of dag_id, run_id, entity, record_id, use_id, outcome, reason, record and, where the row has
+        one, email (lower-case, the dashboard filters by it)."""
+        self.write("insert_rejected_row", [{**row, "email": normalized_email(row.get("email"))} for row in rows])
 
     # -- retries of rows Pipedrive refused ----------------------------------------------------------
     def retries(self, dataset_id: str, entity: str, status: str = "pending") -> list[dict[str, Any]]:
@@ -213,6 +227,53 @@ class LedgerHook(BaseHook):
 
     def rejected_rows(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.fetch("rejected_rows_of_run", dag_id=dag_id, run_id=run_id)
+
+    # -- the dashboard ------------------------------------------------------------------------------
+    def rejected_rows_of_dag(self, dag_id: str, *, run_id: str | None = None, reason: str | None = None,
+                             entity: str | None = None, email: str | None = None, limit: int = 50,
+                             offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """(how many of the DAG's rejected rows match the filters, the page of them from ``offset``),
+        newest first; a filter left None matches anything."""
+        filters = {"dag_id": dag_id, "run_id": run_id, "reason": reason, "entity": entity, "email": email}
+        matching = int(self.fetch("count_rejected_rows_of_dag", **filters)[0]["matching"])
+        return matching, self.fetch("rejected_rows_of_dag", **filters, limit=limit, offset=offset)
+
+    def rejection_kinds(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's rejected rows counted by entity and reason (``row_count``), most first."""
+        return self.fetch("rejection_kinds_of_dag", dag_id=dag_id)
+
+    def retries_of(self, dataset_ids: Iterable[str], entities: Iterable[str], limit: int = 200) -> list[dict[str, Any]]:
+        """Queued and quarantined rows of these datasets and entities, pending first, newest first."""
+        dataset_ids, entities = list(dataset_ids), list(entities)
+        if not dataset_ids or not entities:
+            return []
+        self.ensure_schema()
+        statement = self._statement("retries_of_datasets", expanding=["dataset_ids", "entities"])
+        with self.get_conn().connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(
+                statement, {"dataset_ids": dataset_ids, "entities": entities, "limit": limit})]
+
+    def redrive(self, rows: list[dict[str, Any]], dag_id: str, user: str) -> int:
+        """Put quarantined rows (``dataset_id``, ``entity``, ``record_id``) back in the retry queue, recording
+        who and when in ``lbpd_redrive``, in one transaction; rows not quarantined are left as they are.
+        Returns how many were put back."""
+        self.ensure_schema()
+        now = _now()
+        redriven = 0
+        with self.get_conn().begin() as connection:
+            for row in rows:
+                key = {"dataset_id": row["dataset_id"], "entity": row["entity"], "record_id": row["record_id"]}
+                connection.execute(self._statement("insert_redrive"),
+                                   {**key, "dag_id": dag_id, "redriven_by": user, "now": now})
+                redriven += connection.execute(self._statement("redrive_retry"), {**key, "now": now}).rowcount
+        return redriven
+
+    def redrives(self, dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.fetch("redrives_of_dag", dag_id=dag_id, limit=limit)
+
+    def tokens_by_day(self, since_iso: str) -> dict[str, int]:
+        """Tokens the ledger's runs spent per UTC day (YYYY-MM-DD) since ``since_iso``."""
+        return {row["day"]: int(row["tokens"]) for row in self.fetch("tokens_by_day", since=since_iso)}
 
     def identities_by_use_id(self, dataset_id: str, use_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         rows = self.fetch_in("identities_by_use_id", "use_ids", use_ids, dataset_id=dataset_id)
@@ -309,6 +370,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     except sqlite3.OperationalError:
         pass  # another connection is switching it right now; it stays WAL once switched
     cursor.close()
+
+
+def normalized_email(value: Any) -> str | None:
+    """An email as the ledger keeps it (trimmed, lower-case); None for no email."""
+    text = str(value).strip().lower() if value is not None else ""
+    return text if text and text not in ("<na>", "nan", "none") else None
 
 
 def _now() -> str:

@@ -56,7 +56,7 @@ def record_rejections(ledger, context, rejected, entity: str) -> None:
             record_id = f"{record_id}#row{position}"
         seen.add(record_id)
         rows.append({"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "entity": entity,
-                     "record_id": record_id, "use_id": row["use_id"], "outcome": "invalid",
+                     "record_id": record_id, "use_id": row["use_id"], "email": row.get("email"), "outcome": "invalid",
                      "reason": row["reason"], "record": None})
     ledger.record_rejections(rows)
 

@@ -99,3 +99,73 @@ def test_record_fields_round_trip_and_upsert(ledger):
     assert set(fields) == {7} and set(fields[7]) == {"name", "phones"}
     assert (fields[7]["name"]["value"], fields[7]["name"]["outcome"]) == ('"Jane Doe"', "written")
     assert ledger.record_fields("organization", [7])[7]["website"]["outcome"] == "kept"
+
+
+# -- what the dashboard reads and writes ------------------------------------------------------------------
+def rejection(run_id, record_id, reason, entity="event", email=None, outcome="invalid"):
+    return {"dag_id": "d", "run_id": run_id, "entity": entity, "record_id": record_id, "use_id": "u",
+            "email": email, "outcome": outcome, "reason": reason, "record": None}
+
+
+def test_rejected_rows_of_a_dag_filter_by_run_reason_entity_and_email(ledger):
+    ledger.record_rejections([rejection("r1", "e1", "no email"), rejection("r1", "e2", "bad time", email=" Jo@X.io"),
+                              rejection("r2", "e3", "bad time", email="jo@x.io"),
+                              rejection("r2", "u9", "lead id missing", entity="lead")])
+    ledger.record_rejections([{**rejection("r1", "e1", "other"), "dag_id": "another dag"}])
+    assert ledger.rejected_rows_of_dag("d")[0] == 4
+    assert ledger.rejected_rows_of_dag("d", run_id="r1")[0] == 2
+    assert ledger.rejected_rows_of_dag("d", reason="bad time")[0] == 2
+    assert ledger.rejected_rows_of_dag("d", entity="lead")[0] == 1
+    matching, rows = ledger.rejected_rows_of_dag("d", email="jo@x.io", run_id="r2")
+    assert matching == 1 and [(r["record_id"], r["email"]) for r in rows] == [("e3", "jo@x.io")]
+    assert ledger.rejected_rows_of_dag("d", email="jo@x.io")[0] == 2  # kept lower-case and trimmed
+    matching, page = ledger.rejected_rows_of_dag("d", limit=3, offset=3)
+    assert matching == 4 and len(page) == 1
+    assert {(k["entity"], k["reason"]): k["row_count"] for k in ledger.rejection_kinds("d")} == {
+        ("event", "no email"): 1, ("event", "bad time"): 2, ("lead", "lead id missing"): 1}
+
+
+def test_redrive_puts_quarantined_rows_back_and_records_who_and_when(ledger):
+    ledger.queue_retries([
+        {"dataset_id": "ds", "entity": "event", "record_id": "e1", "payload": "{}", "attempts": 3,
+         "last_error": "refused", "status": "quarantined"},
+        {"dataset_id": "ds", "entity": "event", "record_id": "e2", "payload": "{}", "attempts": 1,
+         "last_error": "refused", "status": "pending"}])
+    keys = [{"dataset_id": "ds", "entity": "event", "record_id": record_id} for record_id in ("e1", "e2", "e3")]
+    assert ledger.redrive(keys, "d", "eddie") == 1  # only the quarantined row
+    assert [r["record_id"] for r in ledger.retries("ds", "event")] == ["e1", "e2"]
+    (recorded,) = ledger.redrives("d")
+    assert (recorded["record_id"], recorded["redriven_by"], recorded["attempts"], recorded["last_error"]) == (
+        "e1", "eddie", 3, "refused")
+    assert ledger.redrive(keys, "d", "eddie") == 0 and len(ledger.redrives("d")) == 1
+    assert {(r["record_id"], r["status"]) for r in ledger.retries_of(["ds"], ["event", "lead"])} == {
+        ("e1", "pending"), ("e2", "pending")}
+    assert ledger.retries_of(["other"], ["event"]) == [] and ledger.retries_of([], ["event"]) == []
+
+
+def test_tokens_are_summed_by_day(ledger):
+    for run_id, tokens in (("r1", 10), ("r2", 32)):
+        ledger.record_run(dag_id="d", run_id=run_id, interval_start=None, interval_end=None, extracted=0, pushed=0,
+                          already_pushed=0, rejected=0, tokens_spent=tokens, rate_limited=0, summary="{}")
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert ledger.tokens_by_day(today) == {today: 42}
+
+
+def test_a_ledger_from_before_the_email_column_gets_it(tmp_path, monkeypatch):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE lbpd_rejected_row (dag_id TEXT NOT NULL, run_id TEXT NOT NULL, "
+                   "entity TEXT NOT NULL, record_id TEXT NOT NULL, use_id TEXT, "
+                   "outcome TEXT NOT NULL DEFAULT 'invalid', reason TEXT NOT NULL, record TEXT, "
+                   "rejected_at TEXT NOT NULL, PRIMARY KEY (dag_id, run_id, entity, record_id, reason))")
+        db.execute("INSERT INTO lbpd_rejected_row VALUES ('d', 'r0', 'event', 'e0', 'u', 'invalid', 'old', NULL, "
+                   "'2026-01-01T00:00:00+00:00')")
+    monkeypatch.setenv("AIRFLOW_CONN_OLD_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    hook = LedgerHook("old_ledger")
+    hook.record_rejections([rejection("r1", "e1", "new", email="a@b.io")])
+    assert [(r["record_id"], r["email"]) for r in hook.rejected_rows_of_dag("d")[1]] == [("e1", "a@b.io"), ("e0", None)]
+    hook.get_conn().dispose()
