@@ -11,7 +11,9 @@ Each figure is measured in the same run as its reference, each part in its own p
 4. import time of the DAG files against ``airflow.sdk`` alone (``scripts.bench_imports``);
 5. the extract against a LeadBoxer sandbox answering in 0.15 s: a live busy hour's wall time against
    reading one request at a time, and a 24-hour backfill's requests against the floor
-   (``scripts.bench_extract``).
+   (``scripts.bench_extract``);
+6. the sync dashboard (page and API) on a ledger of 10,000 runs and 100,000 rejected rows, against the
+   same requests on a small ledger, on SQLite and PostgreSQL (``scripts.bench_dashboard``).
 
 ``--json FILE`` also writes every figure's details. ``--quick`` runs smaller sizes (a smoke test).
 """
@@ -55,8 +57,8 @@ def machine() -> dict:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict,
-         extract: dict) -> list[tuple[str, str, str, str, str, bool]]:
+def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict, extract: dict,
+         dashboard: dict) -> list[tuple[str, str, str, str, str, bool]]:
     """figure | measured | reference | ratio | goal | met?"""
     out = []
     ratio = tokens["tokens_per_activity"] / tokens["lower_bound_per_activity"]
@@ -106,6 +108,16 @@ def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict,
                 f"floor {backfill['floor']:,} = {backfill['lead_pages']} lead pages + "
                 f"{backfill['sessions_reads']:,} leads + {backfill['events_reads']:,} sessions",
                 f"{backfill['ratio']:.3f}", "<= 1.3 x floor", backfill["ratio"] <= 1.3))
+    for kind, figures in dashboard.items():
+        if not figures:
+            continue
+        large, small = figures["large"], figures["small"]
+        out.append((f"6. dashboard on {kind}, {large['runs']:,} runs / {large['rejected_rows']:,} rejected rows "
+                    f"(slowest: {figures['worst']})",
+                    f"{figures['worst_seconds']:.3f} s",
+                    f"{small['runs']} runs / {small['rejected_rows']} rows: {figures['reference_seconds']:.3f} s",
+                    f"{figures['worst_seconds'] / figures['reference_seconds']:.1f}", "< 1 s",
+                    figures["worst_seconds"] < 1.0))
     return out
 
 
@@ -131,14 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     imports = part("scripts.bench_imports", *(["--repeat", "2"] if args.quick else []))
     extract = part("scripts.bench_extract",
                    *(["--busy-leads", "100", "--backfill-leads", "150", "--latency", "0.05"] if args.quick else []))
+    dashboard = part("scripts.bench_dashboard", *(["--runs", "1000", "--rejected", "10000"] if args.quick else []))
     host = machine()
-    lines = rows(tokens, rate, pipeline, imports, extract)
+    lines = rows(tokens, rate, pipeline, imports, extract, dashboard)
     print(f"\nMachine: nproc {host['nproc']}, {host['cpu']}, {host['ram_gb']} GB RAM, Python {host['python']}, "
           f"{host['date']}; suite took {time.monotonic() - started:.0f} s\n")
     print(table(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": host, "tokens": tokens, "rate": rate, "pipeline": pipeline,
-                                               "imports": imports, "extract": extract}, indent=2, default=str))
+        figures = {"machine": host, "tokens": tokens, "rate": rate, "pipeline": pipeline, "imports": imports,
+                   "extract": extract, "dashboard": dashboard}
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
     return 0
 
 

@@ -49,11 +49,12 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([AIRFLOW, *args], env=env, cwd=ROOT, capture_output=True, text=True)
 
 
-def dags_test(env: dict[str, str], dag_id: str, conf: dict, log_file: Path) -> int:
-    """``airflow dags test`` of one hour, its output in ``log_file``; each task shown as it ends."""
+def dags_test(env: dict[str, str], dag_id: str, conf: dict, log_file: Path, run_date: str = RUN_DATE) -> int:
+    """``airflow dags test`` of the hour ending at ``run_date``, its output in ``log_file``; each task shown as
+    it ends."""
     started: dict[str, datetime] = {}
     with log_file.open("w") as log, subprocess.Popen(
-            [AIRFLOW, "dags", "test", dag_id, RUN_DATE, "-c", json.dumps(conf)], env={**env, "PYTHONUNBUFFERED": "1"},
+            [AIRFLOW, "dags", "test", dag_id, run_date, "-c", json.dumps(conf)], env={**env, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
         for line in iter(process.stdout.readline, ""):  # each line as it comes
