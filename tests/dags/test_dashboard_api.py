@@ -59,6 +59,7 @@ def synced(airflow_db, dagbag, tmp_path_factory):
             "conn_type": "leadboxer", "host": leadboxer.url, "password": "sandbox-key"}))
         mp.setenv("AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER", json.dumps({"conn_type": "sqlite", "host": str(ledger)}))
         mp.setenv("LEADBOXER_PIPEDRIVE_STAGING_URL", f"file://{folder / 'staging'}")
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "dashboard-test-" * 5)  # the tokens' signing key
         conf = {"dataset_id": data["site"], "segment_id": 1}
         pipedrive.add_fault({"kind": "status", "status": 400, "count": 2, "path": "^/api/v2/activities$",
                              "method": "POST"})

@@ -129,3 +129,36 @@ def test_the_plugin_shows_the_dashboard_in_the_navigation_and_on_each_dag():
     assert views["nav"]["href"] == "/leadboxer-pipedrive/dashboard/"
     assert views["dag"]["href"] == "/leadboxer-pipedrive/dashboard/{DAG_ID}"
     assert all(view["url_route"] for view in views.values())  # shown inside the UI
+
+
+PLUGINS_LOADED = """
+import importlib.metadata, json, sys
+from airflow._shared import module_loading
+if sys.argv[1] == "not installed":  # as if the distribution were absent: no entry point of ours, anywhere
+    everything, with_dist = importlib.metadata.entry_points, module_loading.entry_points_with_dist
+    importlib.metadata.entry_points = lambda **kw: [point for point in everything(**kw)
+                                                    if not point.value.startswith("leadboxer_pipedrive")]
+    module_loading.entry_points_with_dist = lambda group: [(point, dist) for point, dist in with_dist(group)
+                                                           if not point.value.startswith("leadboxer_pipedrive")]
+from airflow import plugins_manager
+plugins, errors = plugins_manager._get_plugins()
+print(json.dumps({"names": [p.name for p in plugins], "errors": errors, "sources": [str(p.source) for p in plugins]}))
+"""
+
+
+@pytest.mark.parametrize("how", ["installed", "not installed"])
+def test_airflow_registers_the_plugin_once_installed_or_from_the_plugins_folder(how):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"), "PYTHONPATH": str(root / "plugins")}
+    done = subprocess.run([sys.executable, "-c", PLUGINS_LOADED, how], env=env, capture_output=True, text=True,
+                          check=True)
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["names"].count("leadboxer_pipedrive") == 1 and loaded["errors"] == {}
+    source = loaded["sources"][loaded["names"].index("leadboxer_pipedrive")]
+    assert ("leadboxer_pipedrive_plugin.py" in source) == (how == "not installed"), source
