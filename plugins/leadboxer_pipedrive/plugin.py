@@ -28,8 +28,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 URL_PREFIX = "/leadboxer-pipedrive"
+RUNS_SHOWN = 48  # a DAG's runs on its page (two days of hourly runs); the API takes ``limit``
 VALIDATION_REPORT = "validation.html"
-SYNC_DAG_TAG = "leadboxer"  # the tag every sync DAG carries (dag_factory.DEFAULT_TAGS): the dashboard lists them
 
 
 def report_path(dag_id: str, run_id: str, staging_url: str | None = None):
@@ -86,16 +86,19 @@ async def may_edit_dag(request: Request) -> bool:
 
 
 async def readable_sync_dags(request: Request) -> list[dict[str, Any]]:
-    """The sync DAGs (tagged ``leadboxer``) the signed-in user may read: dag_id and description."""
+    """The sync DAGs (tagged ``leadboxer``, as ``dag_factory`` tags them) the signed-in user may read: dag_id and
+    description."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.models.dag import DagModel, DagTag
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from leadboxer_pipedrive.dag_factory import DEFAULT_TAGS
+
     readable = get_auth_manager().get_authorized_dag_ids(user=await signed_in_user(request))
     with create_session() as session:
         dags = session.execute(select(DagModel.dag_id, DagModel.description).join(DagTag)
-                               .where(DagTag.name == SYNC_DAG_TAG).order_by(DagModel.dag_id)).all()
+                               .where(DagTag.name == DEFAULT_TAGS[0]).order_by(DagModel.dag_id)).all()
     return [{"dag_id": dag_id, "description": description} for dag_id, description in dags if dag_id in readable]
 
 
@@ -124,7 +127,7 @@ def sync_dag(dag_id: str) -> SyncDag:
                              "Pipedrive through a ledger)")
 
 
-def airflow_runs(dag_id: str, limit: int = Query(48, ge=1, le=1000)) -> list[dict[str, Any]]:
+def airflow_runs(dag_id: str, limit: int = Query(RUNS_SHOWN, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Airflow's record of the DAG's last runs (its state of each), newest first."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -221,7 +224,7 @@ def reports_app() -> FastAPI:
         return HTMLResponse(path.read_text(encoding="utf-8"))
 
     @app.get("/api/dags/{dag_id}/runs", dependencies=readers)
-    def runs(sync: SyncDagDep, from_airflow: AirflowRunsDep, limit: int = Query(48, ge=1, le=1000)) -> dict:
+    def runs(sync: SyncDagDep, from_airflow: AirflowRunsDep, limit: int = Query(RUNS_SHOWN, ge=1, le=1000)) -> dict:
         """The DAG's recent runs, newest first: each as its summary recorded it in the ledger, checked
         (``adds_up``: extracted = pushed + already pushed + rejected + deferred), with Airflow's state."""
         return {"dag_id": sync.dag_id, "runs": runs_of(sync, limit, from_airflow)}
@@ -229,7 +232,7 @@ def reports_app() -> FastAPI:
     @app.get("/api/dags/{dag_id}/budget", dependencies=readers)
     def budget(sync: SyncDagDep, from_airflow: AirflowRunsDep) -> dict:
         """Tokens spent per day against the daily budget, today's remainder, and the next run's estimate."""
-        return {"dag_id": sync.dag_id, **budget_of(sync, runs_of(sync, 48, from_airflow))}
+        return {"dag_id": sync.dag_id, **budget_of(sync, runs_of(sync, RUNS_SHOWN, from_airflow))}
 
     @app.get("/api/dags/{dag_id}/rejected", dependencies=readers)
     def rejected(sync: SyncDagDep, run_id: str | None = filters["run_id"],
@@ -243,7 +246,7 @@ def reports_app() -> FastAPI:
     def retries(sync: SyncDagDep, from_airflow: AirflowRunsDep) -> dict:
         """Rows queued for the DAG's next runs, and those quarantined, with who put rows back and when."""
         ledger = ledger_of(sync)
-        return {"dag_id": sync.dag_id, "retries": retries_of(sync, runs_of(sync, 48, from_airflow)),
+        return {"dag_id": sync.dag_id, "retries": retries_of(sync, runs_of(sync, RUNS_SHOWN, from_airflow)),
                 "redrives": ledger.redrives(sync.dag_id)}
 
     @app.post("/api/dags/{dag_id}/redrive")
@@ -253,7 +256,7 @@ def reports_app() -> FastAPI:
         again, they return to quarantine). Needs edit permission on the DAG; recorded with the user's name."""
         from leadboxer_pipedrive.dashboard import synced_datasets
 
-        datasets, entities = synced_datasets(runs_of(sync, 48, from_airflow))
+        datasets, entities = synced_datasets(runs_of(sync, RUNS_SHOWN, from_airflow))
         foreign = [row for row in body.rows if row.dataset_id not in datasets or row.entity not in entities]
         if foreign:
             raise HTTPException(400, f"not rows this DAG's runs retry: {[row.model_dump() for row in foreign]}")
@@ -273,7 +276,7 @@ def reports_app() -> FastAPI:
                   email: str | None = filters["email"], offset: int = Query(0, ge=0)) -> HTMLResponse:
         from leadboxer_pipedrive.dashboard import render_dashboard
 
-        shown = runs_of(sync, 48, from_airflow)
+        shown = runs_of(sync, RUNS_SHOWN, from_airflow)
         return HTMLResponse(render_dashboard(
             sync.dag_id, runs=shown, budget=budget_of(sync, shown),
             rejected=rejected_of(sync, run_id, reason, entity, email, 50, offset),

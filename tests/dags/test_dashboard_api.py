@@ -225,3 +225,11 @@ def test_the_page_shows_the_charts_the_runs_and_a_rejected_row(synced):
     for shown in ('id="runs-chart"', 'id="budget-chart"', row["reason"], row["record_id"]):
         assert shown.replace("'", "&#x27;").replace('"', "&quot;") in page.text or shown in page.text, shown
     assert "http://" not in page.text.split("<body>")[0] and "<script src" not in page.text  # nothing fetched
+
+
+def test_the_overview_lists_the_sync_dags_the_user_may_read(synced):
+    page = synced.client.anonymous.get("/dashboard/", headers=synced.client.viewer)
+    assert page.status_code == 200
+    for dag_id in (ACTIVITIES, LEADS):
+        assert f'/dashboard/{dag_id}"' in page.text
+    assert synced.client.anonymous.get("/dashboard/no_such_dag", headers=synced.client.viewer).status_code == 404
