@@ -198,6 +198,11 @@ def render_overview(dags: list[dict[str, Any]], base_path: str) -> str:
     return _page("LeadBoxer → Pipedrive sync dashboard", body)
 
 
+def render_message(title: str, message: str) -> str:
+    """A page saying why there is nothing to show (not a sync DAG, not signed in, not allowed)."""
+    return _page(title, f"<h1>{_e(title)}</h1><p class=\"lead\">{_e(message)}</p>")
+
+
 def _runs_chart(runs: list[dict[str, Any]], width: int = 960, height: int = 180) -> str:
     """Stacked bars, oldest run left: pushed, already pushed, rejected by Pipedrive, invalid, deferred;
     a bar's height is the run's extracted total; a run that does not add up is marked with "!"."""

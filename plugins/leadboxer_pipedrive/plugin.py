@@ -212,6 +212,18 @@ def reports_app() -> FastAPI:
 
         return [retry_figures(row) for row in ledger_of(sync).retries_of(*synced_datasets(runs))]
 
+    @app.exception_handler(HTTPException)
+    async def page_errors(request: Request, exc: HTTPException):
+        """The dashboard's pages answer errors as a page (the UI shows them in a frame); the API as JSON."""
+        from fastapi.exception_handlers import http_exception_handler
+
+        from leadboxer_pipedrive.dashboard import render_message
+
+        if "/dashboard/" not in request.url.path:
+            return await http_exception_handler(request, exc)
+        return HTMLResponse(render_message("LeadBoxer → Pipedrive", str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
     readers = [Depends(can_read_dag_runs)]
     filters = {"run_id": Query(None), "reason": Query(None), "entity": Query(None), "email": Query(None)}
 

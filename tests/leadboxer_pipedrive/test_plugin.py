@@ -162,3 +162,18 @@ def test_airflow_registers_the_plugin_once_installed_or_from_the_plugins_folder(
     assert loaded["names"].count("leadboxer_pipedrive") == 1 and loaded["errors"] == {}
     source = loaded["sources"][loaded["names"].index("leadboxer_pipedrive")]
     assert ("leadboxer_pipedrive_plugin.py" in source) == (how == "not installed"), source
+
+
+def test_the_dashboard_page_of_another_dag_says_so_as_a_page(signed_in_app):
+    def not_a_sync_dag(dag_id: str):
+        from fastapi import HTTPException
+
+        raise HTTPException(404, f"{dag_id!r} is not a LeadBoxer → Pipedrive sync DAG")
+
+    signed_in_app.dependency_overrides[plugin.sync_dag] = not_a_sync_dag
+    signed_in_app.dependency_overrides[plugin.airflow_runs] = lambda: []
+    page = TestClient(signed_in_app).get("/dashboard/example_dag")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "&#x27;example_dag&#x27; is not a LeadBoxer → Pipedrive sync DAG" in page.text
+    api = TestClient(signed_in_app).get("/api/dags/example_dag/runs")
+    assert api.status_code == 404 and api.json()["detail"].endswith("is not a LeadBoxer → Pipedrive sync DAG")
