@@ -70,7 +70,7 @@ def requests_timed(conn_id: str, repeat: int) -> dict[str, float]:
 
     from leadboxer_pipedrive import plugin
 
-    app = plugin.reports_app()
+    app = plugin.plugin_app()
     states = [{"run_id": f"r{index}", "state": "success", "end_date": None} for index in range(48)]
     app.dependency_overrides.update({
         plugin.can_read_dag_runs: lambda: None, plugin.may_edit_dag: lambda: True, plugin.airflow_runs: lambda: states,

@@ -164,7 +164,7 @@ class Redrive(BaseModel):
     rows: list[RowKey]
 
 
-def reports_app() -> FastAPI:
+def plugin_app() -> FastAPI:
     app = FastAPI(title="LeadBoxer → Pipedrive", description="Reports and dashboard of the LeadBoxer → Pipedrive sync")
     ledgers: dict[str, Any] = {}  # one ledger hook (and engine) per connection for the app's life
 
@@ -300,7 +300,7 @@ def reports_app() -> FastAPI:
 
 class LeadBoxerPipedrivePlugin(AirflowPlugin):
     name = "leadboxer_pipedrive"
-    fastapi_apps = [{"app": reports_app(), "url_prefix": URL_PREFIX, "name": "LeadBoxer → Pipedrive"}]
+    fastapi_apps = [{"app": plugin_app(), "url_prefix": URL_PREFIX, "name": "LeadBoxer → Pipedrive"}]
     # In the UI's navigation (all sync DAGs) and as a tab of each DAG, the page inside the UI.
     external_views = [
         {"name": "LeadBoxer → Pipedrive", "href": f"{URL_PREFIX}/dashboard/", "url_route": "leadboxer-pipedrive",

@@ -83,12 +83,12 @@ def client() -> SimpleNamespace:
     from airflow.api_fastapi.app import init_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    from leadboxer_pipedrive.plugin import reports_app
+    from leadboxer_pipedrive.plugin import plugin_app
 
     auth = init_auth_manager()
     tokens = {role: auth.generate_jwt(SimpleAuthManagerUser(username=name, role=role))
               for name, role in (("vera", "viewer"), ("eddie", "user"))}
-    http = TestClient(reports_app())
+    http = TestClient(plugin_app())
     return SimpleNamespace(
         anonymous=http,
         viewer={"Authorization": f"Bearer {tokens['viewer']}"},

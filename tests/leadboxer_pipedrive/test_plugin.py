@@ -18,7 +18,7 @@ def staged(tmp_path, monkeypatch):
 
 @pytest.fixture
 def signed_in_app():
-    app = plugin.reports_app()
+    app = plugin.plugin_app()
     app.dependency_overrides[plugin.can_read_dag_runs] = lambda: None
     return app
 
@@ -47,7 +47,7 @@ def test_without_signing_in_the_page_is_refused(staged):
     folder = staged / DAG_ID / "r1"
     folder.mkdir(parents=True)
     (folder / "validation.html").write_text("secret figures", encoding="utf-8")
-    answer = TestClient(plugin.reports_app()).get(f"/reports/{DAG_ID}/r1/validation")
+    answer = TestClient(plugin.plugin_app()).get(f"/reports/{DAG_ID}/r1/validation")
     assert answer.status_code == 401 and "secret figures" not in answer.text
 
 
@@ -120,7 +120,7 @@ def test_a_run_that_failed_before_its_load_stands_out_on_the_page(ledger, dashbo
 
 def test_without_signing_in_the_runs_api_is_refused(ledger):
     record(ledger, "r6", 6, 10, 10, 0, 0)
-    answer = TestClient(plugin.reports_app()).get(f"/api/dags/{DAG_ID}/runs")
+    answer = TestClient(plugin.plugin_app()).get(f"/api/dags/{DAG_ID}/runs")
     assert answer.status_code == 401 and "r6" not in answer.text
 
 
