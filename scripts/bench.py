@@ -66,7 +66,7 @@ def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict, extract: dict,
                 f"{tokens['tokens_per_activity']:.2f} ({tokens['tokens_spent']} tokens / "
                 f"{tokens['activities_pushed']} activities)",
                 f"lower bound {tokens['lower_bound_per_activity']:.2f}; lookup-everything "
-                f"{tokens['baseline_per_activity']:.2f}",
+                f"{tokens['baseline_per_activity']:.2f}; account-index bound {tokens['index_bound_per_activity']:.2f}",
                 f"{ratio:.3f} of bound; {tokens['tokens_per_activity'] / tokens['baseline_per_activity']:.3f} "
                 f"of baseline", "<= 1.15 x bound", ratio <= 1.15))
     out.append(("2a. request rate, backlog load (latency 0.25 s, 32 workers)",

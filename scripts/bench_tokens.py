@@ -1,6 +1,7 @@
 """Figure 1: Pipedrive tokens per pushed activity over a simulated 24 hours (24 hourly runs of the real
 ActivityLoader against a PipedriveSandbox, fresh SQLite ledger), beside the scenario's lower bound and a
-lookup-everything baseline, both counted from the same data.
+lookup-everything baseline, both counted from the same data, and the bound of a sync that finds records
+in a local index of the account instead of searching (issue 21), counted from the same data too.
 
 Prints one JSON object (the figures) on its last line.
 """
@@ -21,6 +22,7 @@ from scripts.bench_common import DAY_START, connect, load, use_plugins, window_a
 PERSON_SEARCH = ORG_SEARCH = 20
 CREATE = 5
 DEALS_LIST = 10
+LIST_PAGE, PAGE_SIZE = 10, 500  # GET /api/v2/persons (organizations, deals): 10 tokens a page of up to 500
 ACTIVITY = 5
 ACTIVITY_TYPES = 20  # GET /api/v1/activityTypes; the loader remembers the answer in the ledger for a day
 
@@ -69,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     with_org = int(pushed["org_key"].notna().sum())
     baseline = (PERSON_SEARCH + DEALS_LIST + ACTIVITY) * activities_pushed + ORG_SEARCH * with_org \
         + CREATE * (emails + orgs + deals) + ACTIVITY_TYPES * hours_with_persons
+    index_pages = account_index_pages(workdir / "ledger.sqlite", [f"hour-{n:02d}" for n in range(24)])
+    index_bound = ACTIVITY * activities_pushed + CREATE * (emails + orgs + deals) + fixed + LIST_PAGE * index_pages
     measured = counters["tokens_spent"]
     figures = {
         "activities_pushed": activities_pushed, "distinct_emails": emails, "distinct_orgs": orgs,
         "deals_created_bound": deals, "fixed_overhead_tokens": fixed, "tokens_spent": measured,
-        "lower_bound_tokens": lower, "baseline_tokens": baseline,
+        "lower_bound_tokens": lower, "baseline_tokens": baseline, "index_pages": index_pages,
+        "index_bound_tokens": index_bound, "index_bound_per_activity": index_bound / activities_pushed,
         "tokens_per_activity": measured / activities_pushed, "lower_bound_per_activity": lower / activities_pushed,
         "baseline_per_activity": baseline / activities_pushed, "ratio_to_lower_bound": measured / lower,
         "by_endpoint": counters["by_endpoint"], "runs": runs, "seconds": round(time.monotonic() - started, 1),
@@ -81,6 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(figures))
     return 0
+
+
+def account_index_pages(ledger_path: Path, run_ids: list[str]) -> int:
+    """List pages an index of the account would read over the day: before each run, persons, organizations
+    and deals changed since the last read (``updated_since``). Counted high: every record an activity of
+    the previous run touched (a new activity may count as a change of its person, organization and deal),
+    at least one page each."""
+    import sqlite3
+    from math import ceil
+
+    with sqlite3.connect(ledger_path) as db:
+        touched = {run_id: counts for run_id, *counts in db.execute(
+            "SELECT run_id, COUNT(DISTINCT person_id), COUNT(DISTINCT org_id), COUNT(DISTINCT deal_id) "
+            "FROM lbpd_pushed_event GROUP BY run_id")}
+    previous = [(0, 0, 0)] + [touched.get(run_id, (0, 0, 0)) for run_id in run_ids[:-1]]
+    return sum(max(1, ceil(changed / PAGE_SIZE)) for counts in previous for changed in counts)
 
 
 if __name__ == "__main__":
