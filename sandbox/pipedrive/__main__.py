@@ -14,6 +14,7 @@ from sandbox.pipedrive.app import (
     DEFAULT_OAUTH_TOKEN_TTL,
     DEFAULT_TOKEN,
 )
+from sandbox.pipedrive.existing import DEFAULT_SEED, read_emails
 from sandbox.pipedrive.server import PipedriveSandbox
 
 
@@ -49,9 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-contact-sync", dest="contact_sync", action="store_false",
                         help="a company without contact sync: persons have no im, postal_address, notes, "
                              "birthday nor job_title")
+    parser.add_argument("--existing-persons", type=int, default=0, metavar="N",
+                        help="persons the account holds at start (default 0; at least one per --existing-emails)")
+    parser.add_argument("--existing-emails", metavar="FILE",
+                        help="emails of the first existing persons, one per line")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the existing persons (default {DEFAULT_SEED})")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     faults = [rule for rules in args.fault for rule in rules]
+    try:
+        existing_emails = read_emails(args.existing_emails) if args.existing_emails else None
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"--existing-emails: {exc}")
     try:
         sandbox = PipedriveSandbox(token=args.token, burst_limit=args.burst_limit,
                                    search_burst_limit=args.search_burst_limit, daily_budget=args.daily_budget,
@@ -60,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                                    oauth_client_id=args.oauth_client_id,
                                    oauth_client_secret=args.oauth_client_secret,
                                    oauth_refresh_token=args.oauth_refresh_token,
-                                   oauth_token_ttl=args.oauth_token_ttl, contact_sync=args.contact_sync)
+                                   oauth_token_ttl=args.oauth_token_ttl, contact_sync=args.contact_sync,
+                                   existing_persons=args.existing_persons, existing_emails=existing_emails,
+                                   seed=args.seed)
     except ValueError as exc:
         parser.error(str(exc))
     print(f"Pipedrive sandbox listening on http://127.0.0.1:{sandbox.port}", flush=True)

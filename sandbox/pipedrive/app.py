@@ -32,6 +32,7 @@ from sandbox.common import HttpError, Request, Router
 from sandbox.faults import FaultInjector, FaultRule, apply_transport_fault
 from sandbox.pipedrive.checks import ERROR_INFO, error_body
 from sandbox.pipedrive.costs import COSTS, V1, V2
+from sandbox.pipedrive.existing import DEFAULT_SEED
 from sandbox.pipedrive.store import PipedriveStore
 
 DEFAULT_TOKEN = "sandbox-token"
@@ -63,7 +64,9 @@ class PipedriveApp:
                  window: float = 2.0, faults: Any = (), oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
                  oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
                  oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
-                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True) -> None:
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True,
+                 existing_persons: int = 0, existing_emails: list[str] | None = None,
+                 seed: int = DEFAULT_SEED) -> None:
         self.token = token
         self.oauth_client_id = oauth_client_id
         self.oauth_client_secret = oauth_client_secret
@@ -77,7 +80,8 @@ class PipedriveApp:
                                        "daily_budget": int(daily_budget), "search_lag": float(search_lag),
                                        "latency": float(latency), "window": float(window)}
         self.lock = threading.Lock()  # counters, windows, budget (entities have the store's lock)
-        self.store = PipedriveStore(search_lag=float(search_lag), contact_sync=contact_sync)
+        self.store = PipedriveStore(search_lag=float(search_lag), contact_sync=contact_sync,
+                                    existing_persons=existing_persons, existing_emails=existing_emails, seed=seed)
         self.faults = FaultInjector()
         for spec in faults or ():
             self.faults.add(spec)

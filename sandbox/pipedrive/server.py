@@ -14,6 +14,7 @@ from sandbox.pipedrive.app import (
     DEFAULT_TOKEN,
     PipedriveApp,
 )
+from sandbox.pipedrive.existing import DEFAULT_SEED
 
 
 class PipedriveSandbox:
@@ -23,6 +24,10 @@ class PipedriveSandbox:
 
     ``contact_sync=False``: a company without contact sync (persons have no ``im``, ``postal_address``,
     ``notes``, ``birthday`` nor ``job_title``).
+
+    ``existing_persons=N``: the account starts (and resets) holding N persons, the first ones with the
+    ``existing_emails`` given (at least one person per email), about a third of them in organizations
+    (see ``sandbox/pipedrive/existing.py``); made in the store, nothing charged. ``seed`` draws them.
     """
 
     def __init__(self, token: str = DEFAULT_TOKEN, burst_limit: int = 100, search_burst_limit: int = 10,
@@ -31,7 +36,9 @@ class PipedriveSandbox:
                  verbose: bool = False, oauth_client_id: str = DEFAULT_OAUTH_CLIENT_ID,
                  oauth_client_secret: str = DEFAULT_OAUTH_CLIENT_SECRET,
                  oauth_refresh_token: str | None = DEFAULT_OAUTH_REFRESH_TOKEN,
-                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True) -> None:
+                 oauth_token_ttl: float = DEFAULT_OAUTH_TOKEN_TTL, contact_sync: bool = True,
+                 existing_persons: int = 0, existing_emails: list[str] | None = None,
+                 seed: int = DEFAULT_SEED) -> None:
         self.token = token
         self.oauth_client_id = oauth_client_id
         self.oauth_client_secret = oauth_client_secret
@@ -40,7 +47,8 @@ class PipedriveSandbox:
                                 daily_budget=daily_budget, search_lag=search_lag, latency=latency, window=window,
                                 faults=faults, oauth_client_id=oauth_client_id,
                                 oauth_client_secret=oauth_client_secret, oauth_refresh_token=oauth_refresh_token,
-                                oauth_token_ttl=oauth_token_ttl, contact_sync=contact_sync)
+                                oauth_token_ttl=oauth_token_ttl, contact_sync=contact_sync,
+                                existing_persons=existing_persons, existing_emails=existing_emails, seed=seed)
         self.server = SandboxServer(self.app, host=host, port=port, verbose=verbose)
         self._started = False
 

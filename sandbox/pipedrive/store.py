@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.common import Request
-from sandbox.pipedrive import leads, people, sales, seeds
+from sandbox.pipedrive import existing, leads, people, sales, seeds
 from sandbox.pipedrive.checks import (
     ERROR_INFO,
     error_body,
@@ -92,12 +92,19 @@ class PipedriveStore:
     ``contact_sync``: whether contact sync is enabled for the company; without it the persons' ``im``,
     ``postal_address``, ``notes``, ``birthday`` and ``job_title`` do not exist (not in answers nor in
     ``/personFields``, and a body setting one is refused).
+
+    ``existing_persons``, ``existing_emails``, ``seed``: persons (and organizations) the account already
+    holds at start and after every reset, made by ``existing.seed_existing``.
     """
 
-    def __init__(self, search_lag: float = 0.0, contact_sync: bool = True) -> None:
+    def __init__(self, search_lag: float = 0.0, contact_sync: bool = True, existing_persons: int = 0,
+                 existing_emails: list[str] | None = None, seed: int = existing.DEFAULT_SEED) -> None:
         self.lock = threading.RLock()
         self.search_lag = search_lag
         self.contact_sync = bool(contact_sync)
+        self.existing_emails = existing.check_emails(existing_emails)
+        self.existing_persons = existing.check_count(existing_persons, self.existing_emails)
+        self.seed = seed
         self.persons = Table("Person", self._render_person)
         self.organizations = Table("Organization", people.render_organization)
         self.deals = Table("Deal", sales.render_deal)
@@ -118,8 +125,8 @@ class PipedriveStore:
     # ------------------------------------------------------------------ state
 
     def reset(self) -> None:
-        """Empty every entity and re-seed pipelines, stages, activity types, lead labels and the deal,
-        organization and person fields.
+        """Empty every entity and re-seed pipelines, stages, activity types, lead labels, the deal,
+        organization and person fields, and the existing persons and organizations (if any).
 
         Person/organization/deal/activity ids keep increasing across resets, so a stale id cached by
         a client cannot silently point at a new record.
@@ -138,6 +145,8 @@ class PipedriveStore:
             self.organization_fields = seeds.seed_organization_fields()
             self.person_fields = seeds.seed_person_fields(self.contact_sync)
             self._field_stamp = now
+            existing.seed_existing(self.persons, self.organizations, self.existing_persons,
+                                   self.existing_emails, self.seed, now)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
