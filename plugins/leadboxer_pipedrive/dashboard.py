@@ -25,6 +25,8 @@ from statistics import median
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from leadboxer_pipedrive.reports import accounted_for, page
+
 UPDATES = ("person_update", "organization_update", "deal_update")
 # The rows a sync's runs send again, by the kind of rows it extracts (its summary's ``entity``).
 RETRIED_ENTITIES = {"event": ("event", *UPDATES), "lead": ("lead", *UPDATES)}
@@ -42,12 +44,12 @@ def run_figures(dag_id: str, row: dict[str, Any]) -> dict[str, Any]:
     requests, 429s, duration, and the links to the run in the Airflow grid and to its validation report."""
     summary = json.loads(row["summary"] or "{}")
     counts = {key: int(row[key] or 0) for key in ("extracted", "pushed", "already_pushed", "rejected")}
-    deferred = int(summary.get("deferred") or 0)
+    counts["deferred"] = int(summary.get("deferred") or 0)
     invalid = int(summary.get("rejected_invalid", counts["rejected"]) or 0)
     return {
         "run_id": row["run_id"], "interval_start": row["interval_start"], "interval_end": row["interval_end"],
-        "state": None, **counts, "invalid": invalid, "refused": counts["rejected"] - invalid, "deferred": deferred,
-        "adds_up": counts["extracted"] == counts["pushed"] + counts["already_pushed"] + counts["rejected"] + deferred,
+        "state": None, **counts, "invalid": invalid, "refused": counts["rejected"] - invalid,
+        "adds_up": counts["extracted"] == accounted_for(counts),
         "rejected_by_reason": summary.get("rejected_by_reason", {}), "dry_run": bool(summary.get("dry_run")),
         "dataset_id": summary.get("dataset_id"), "entity": summary.get("entity"),
         "tokens_spent": int(row["tokens_spent"] or 0), "requests": summary.get("requests"),
@@ -383,5 +385,4 @@ def _e(value: Any) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n<script>{_SCRIPT}</script></body></html>\n")
+    return page(title, body, style=_STYLE, script=_SCRIPT)

@@ -74,7 +74,7 @@ def render_validation_html(results: Any, *, title: str, about: dict[str, Any] | 
     rows = validation_rows(results)
     if not rows:
         parts.append('<p class="status ok">Nothing to validate: the run extracted no rows.</p>')
-        return _page(title, "\n".join(parts))
+        return page(title, "\n".join(parts))
     met = sum(row["success"] for row in rows)
     status = "ok" if met == len(rows) else "failed"
     parts.append(f'<p class="status {status}">{met} of {len(rows)} expectations met'
@@ -97,13 +97,20 @@ def render_validation_html(results: Any, *, title: str, about: dict[str, Any] | 
         for record_id, use_id, reason in shown[["record_id", "use_id", "reason"]].itertuples(index=False):
             parts.append("<tr>" + "".join(f"<td>{esc(_text(v))}</td>" for v in (record_id, use_id, reason)) + "</tr>")
         parts.append("</table>")
-    return _page(title, "\n".join(parts))
+    return page(title, "\n".join(parts))
 
 
 def _text(value: Any) -> str:
     return "" if value is None or str(value) in ("<NA>", "nan", "None") else str(value)
 
 
-def _page(title: str, body: str) -> str:
+def page(title: str, body: str, *, style: str = _STYLE, script: str = "") -> str:
+    """A self-contained HTML page: its styles and script inline, nothing fetched."""
+    tail = f"<script>{script}</script>" if script else ""
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+            f"<style>{style}</style></head>\n<body>\n{body}\n{tail}</body></html>\n")
+
+
+def accounted_for(summary: dict[str, Any]) -> int:
+    """What a run did with its rows: pushed + already pushed + rejected + deferred (equals extracted)."""
+    return summary["pushed"] + summary["already_pushed"] + summary["rejected"] + summary.get("deferred", 0)

@@ -14,6 +14,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException
 
+from leadboxer_pipedrive.reports import accounted_for
+
 
 def data_interval(context) -> tuple[Any, Any]:
     start, end = context["data_interval_start"], context["data_interval_end"]
@@ -319,10 +321,6 @@ def _by_reason(*counts: dict[str, int]) -> dict[str, int]:
             total[reason] = total.get(reason, 0) + count
     return total
 
-
-def accounted_for(summary: dict[str, Any]) -> int:
-    """What a run did with its rows: pushed + already pushed + rejected + deferred (equals extracted)."""
-    return summary["pushed"] + summary["already_pushed"] + summary["rejected"] + summary.get("deferred", 0)
 
 
 def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
