@@ -198,10 +198,10 @@ def plugin_app() -> FastAPI:
         return budget_figures(spent, budget, share, today, next_run_estimate(runs))
 
     def rejected_of(sync: SyncDag, run_id, reason, entity, email, limit: int, offset: int) -> dict[str, Any]:
-        from leadboxer_pipedrive.hooks.ledger import normalized_email
+        from leadboxer_pipedrive.frames import clean_email
 
         filters = {"run_id": run_id or None, "reason": reason or None, "entity": entity or None,
-                   "email": normalized_email(email)}
+                   "email": clean_email(email)}
         ledger = ledger_of(sync)
         matching, rows = ledger.rejected_rows_of_dag(sync.dag_id, **filters, limit=limit, offset=offset)
         return {"matching": matching, "offset": offset, "limit": limit, "filters": filters, "rows": rows,

@@ -200,8 +200,10 @@ class LedgerHook(BaseHook):
 
     def record_rejections(self, rows: list[dict[str, Any]]) -> None:
         """Rows of dag_id, run_id, entity, record_id, use_id, outcome, reason, record and, where the row has
-        one, email (lower-case, the dashboard filters by it)."""
-        self.write("insert_rejected_row", [{**row, "email": normalized_email(row.get("email"))} for row in rows])
+        one, email (by the extract's email rule, ``frames.clean_email``: the dashboard filters by it)."""
+        from leadboxer_pipedrive.frames import clean_email
+
+        self.write("insert_rejected_row", [{**row, "email": clean_email(row.get("email"))} for row in rows])
 
     # -- retries of rows Pipedrive refused ----------------------------------------------------------
     def retries(self, dataset_id: str, entity: str, status: str = "pending") -> list[dict[str, Any]]:
@@ -370,12 +372,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     except sqlite3.OperationalError:
         pass  # another connection is switching it right now; it stays WAL once switched
     cursor.close()
-
-
-def normalized_email(value: Any) -> str | None:
-    """An email as the ledger keeps it (trimmed, lower-case); None for no email."""
-    text = str(value).strip().lower() if value is not None else ""
-    return text if text and text not in ("<na>", "nan", "none") else None
 
 
 def _now() -> str:

@@ -115,7 +115,7 @@ def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Dat
                        "status": status})
         rejections.append({
             "dag_id": settings.dag_id, "run_id": settings.run_id, "entity": entity, "record_id": record_id,
-            "use_id": row.get("use_id"), "email": row.get("email"),
+            "use_id": row.get("use_id"), "email": row.get("email") if is_present(row.get("email")) else None,
             "outcome": "quarantined" if status == "quarantined" else "rejected",
             "reason": reason[:1000],
             "record": json.dumps({k: row.get(k) for k in ("email", "subject", "title", "org_name") if k in row},
