@@ -20,7 +20,6 @@ minute (a longer lag hides the ones updated more recently than that, as it would
 
 from __future__ import annotations
 
-import gc
 import math
 import random
 import time
@@ -92,15 +91,8 @@ def _stamp(row: Row, now: float, monotonic: float, added_age: float, updated_age
 def seed_existing(persons: Table, organizations: Table, count: int, emails: list[str], seed: int,
                   now: float) -> None:
     """Add ``count`` persons (the first ones with ``emails``) and their organizations to the tables."""
-    if count <= 0:
-        return
-    collecting = gc.isenabled()
-    gc.disable()  # a few hundred thousand new containers and no garbage: collections would only cost time
-    try:
+    if count > 0:
         _seed(persons, organizations, count, emails, random.Random(seed), now)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _seed(persons: Table, organizations: Table, count: int, emails: list[str], rng: random.Random,
