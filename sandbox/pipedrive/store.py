@@ -105,6 +105,9 @@ class PipedriveStore:
         self.existing_emails = existing.check_emails(existing_emails)
         self.existing_persons = existing.check_count(existing_persons, self.existing_emails)
         self.seed = seed
+        # Seconds added to the clock that stamps records (add_time, update_time, updated_since): a benchmark
+        # replaying 24 hourly runs in a few minutes moves it an hour before each run.
+        self.clock_offset = 0.0
         self.persons = Table("Person", self._render_person)
         self.organizations = Table("Organization", people.render_organization)
         self.deals = Table("Deal", sales.render_deal)
@@ -124,6 +127,10 @@ class PipedriveStore:
 
     # ------------------------------------------------------------------ state
 
+    def now(self) -> float:
+        """The account's clock (epoch seconds): the wall clock plus ``clock_offset``."""
+        return time.time() + self.clock_offset
+
     def reset(self) -> None:
         """Empty every entity and re-seed pipelines, stages, activity types, lead labels, the deal,
         organization and person fields, and the existing persons and organizations (if any).
@@ -136,7 +143,7 @@ class PipedriveStore:
                           self.lead_labels, self.pipelines, self.stages):
                 table.clear()
             self.activity_types.clear(restart_ids=True)
-            now = time.time()
+            now = self.now()
             sales.seed_pipelines(self.pipelines, self.stages, rfc3339(now))
             sales.seed_activity_types(self.activity_types, now)
             for label_id, label_name, color in seeds.SEED_LEAD_LABELS:
@@ -181,7 +188,7 @@ class PipedriveStore:
         people.apply_person(person, body)
         if not person["name"].strip():
             person["name"] = people.full_name(person)
-        return self._created(self.persons, person, time.time())
+        return self._created(self.persons, person, self.now())
 
     @locked
     def get_person(self, request: Request) -> Answer:
@@ -192,7 +199,7 @@ class PipedriveStore:
         body = request.json()
         person = self.persons.find(request)
         people.apply_person(person, people.check_person_update(body, self.organizations, self.person_fields))
-        touch(person, time.time())
+        touch(person, self.now())
         return ok(self._render_person(person))
 
     @locked
@@ -210,7 +217,7 @@ class PipedriveStore:
     def add_organization(self, request: Request) -> Answer:
         body = people.check_organization(request.json(), self.organization_fields)
         org = people.new_organization(self.organizations.new_id(), body)
-        return self._created(self.organizations, org, time.time())
+        return self._created(self.organizations, org, self.now())
 
     @locked
     def get_organization(self, request: Request) -> Answer:
@@ -221,7 +228,7 @@ class PipedriveStore:
         body = request.json()
         org = self.organizations.find(request)
         people.apply_organization(org, people.check_organization_update(body, self.organization_fields))
-        touch(org, time.time())
+        touch(org, self.now())
         return ok(people.render_organization(org))
 
     @locked
@@ -240,7 +247,7 @@ class PipedriveStore:
         body = request.json()
         status = sales.check_deal(body, self)
         stage = sales.deal_stage(body, self.pipelines, self.stages)
-        now = time.time()
+        now = self.now()
         return self._created(self.deals, sales.new_deal(self.deals.new_id(), body, status, stage, now), now)
 
     @locked
@@ -254,7 +261,7 @@ class PipedriveStore:
         if deal["is_deleted"]:
             raise not_found("Deal not found")
         status, stage = sales.check_deal_update(deal, body, self)
-        now = time.time()
+        now = self.now()
         sales.apply_deal_update(deal, body, status, stage, now)
         touch(deal, now)
         return ok(sales.render_deal(deal))
@@ -277,7 +284,7 @@ class PipedriveStore:
     def add_activity(self, request: Request) -> Answer:
         body = request.json()
         derived = sales.check_activity(body, self)
-        now = time.time()
+        now = self.now()
         activity = sales.new_activity(self.activities.new_id(), body, derived, now)
         return self._created(self.activities, activity, now)
 
@@ -298,7 +305,7 @@ class PipedriveStore:
         body = sales.check_activity_type(request.json())
         key = sales.activity_type_key(body["name"], self.activity_types)
         row = sales.add_activity_type(self.activity_types, body["name"], key, body["icon_key"],
-                                body.get("color") or "FFFFFF", custom=True, now=time.time())
+                                body.get("color") or "FFFFFF", custom=True, now=self.now())
         return ok(seeds.render_plain(row))
 
     # ------------------------------------------------------------------ leads and lead labels
@@ -307,7 +314,7 @@ class PipedriveStore:
     def add_lead(self, request: Request) -> Answer:
         body = request.json()
         custom = leads.check_new_lead(body, self)
-        lead = self.leads.add(leads.new_lead(body, custom, time.time()))
+        lead = self.leads.add(leads.new_lead(body, custom, self.now()))
         return ok(leads.render_lead(lead), status=201)
 
     @locked
@@ -318,7 +325,7 @@ class PipedriveStore:
     def update_lead(self, request: Request) -> Answer:
         body = request.json()
         lead = self.leads.find(request)
-        leads.apply_lead(lead, body, leads.check_lead_update(lead, body, self), time.time())
+        leads.apply_lead(lead, body, leads.check_lead_update(lead, body, self), self.now())
         return ok(leads.render_lead(lead))
 
     @locked
@@ -340,7 +347,7 @@ class PipedriveStore:
     @locked
     def add_lead_label(self, request: Request) -> Answer:
         body = leads.check_lead_label(request.json())
-        label = leads.new_lead_label(str(uuid.uuid4()), body["name"], body["color"], time.time())
+        label = leads.new_lead_label(str(uuid.uuid4()), body["name"], body["color"], self.now())
         return ok(seeds.render_plain(self.lead_labels.add(label)))
 
     # ------------------------------------------------------------------ fields

@@ -264,3 +264,13 @@ def test_more_emails_than_persons_makes_one_person_per_email():
     with sandbox(existing_persons=2, existing_emails=EMAILS[:5]) as pd:
         persons = get(pd, "/api/v2/persons")["data"]
         assert [p["emails"][0]["value"] for p in persons] == EMAILS[:5]
+
+
+
+def test_the_account_clock_can_be_moved_forward_for_replayed_hours():
+    with sandbox() as sb:
+        sb.app.store.clock_offset = 3600
+        created = send(sb, "POST", "/api/v2/persons", {"name": "Later"})
+        assert created["update_time"] >= rfc3339(time.time() + 3590)
+        listed = get(sb, "/api/v2/persons", updated_since=rfc3339(time.time() + 1800))["data"]
+        assert [p["id"] for p in listed] == [created["id"]]
