@@ -1,4 +1,6 @@
-"""Token arithmetic of the activity sync, read from the Pipedrive sandbox's own counters.
+"""Token arithmetic of the activity sync on the search path (``account_index=False``; the account
+index's is in ``tests/leadboxer_pipedrive/loading/test_account_index.py``), read from the Pipedrive
+sandbox's own counters.
 
 Prices (``x-token-cost``): search 20, create 5, activity 5, deals list 10, activity types 20.
 
@@ -54,13 +56,14 @@ def sync(tmp_path, monkeypatch):
             "conn_type": "sqlite", "host": str(tmp_path / "ledger.sqlite")}))
         runs = []
 
-        def run(frame, pipeline_id=None, mode="per_event"):
+        def run(frame, pipeline_id=None, mode="per_event", account_index=False):
             from leadboxer_pipedrive.hooks import LedgerHook, PipedriveHook
             from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
 
             before = sandbox.app.counters()
             settings = LoadSettings(dataset_id=DATASET, dag_id="token_floor", run_id=f"run-{len(runs)}",
-                                    pipeline_id=pipeline_id, workers=2, activity_mode=mode)
+                                    pipeline_id=pipeline_id, workers=2, activity_mode=mode,
+                                    account_index=account_index)
             result = ActivityLoader(PipedriveHook(), LedgerHook(), settings).load(frame)
             after = sandbox.app.counters()
             calls = {k: v - before["by_endpoint"].get(k, 0) for k, v in after["by_endpoint"].items()

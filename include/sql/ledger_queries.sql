@@ -201,3 +201,31 @@ INSERT INTO lbpd_record_field (entity, record_id, field_key, value, outcome, upd
 VALUES (:entity, :record_id, :field_key, :value, :outcome, :now)
 ON CONFLICT (entity, record_id, field_key) DO UPDATE SET value = excluded.value, outcome = excluded.outcome,
     updated_at = excluded.updated_at;
+
+-- name: indexed_persons
+SELECT email AS index_key, person_id AS record_id, org_id FROM lbpd_index_person WHERE email IN :index_keys
+ORDER BY person_id;
+
+-- name: indexed_organizations
+SELECT org_key AS index_key, org_id AS record_id FROM lbpd_index_organization WHERE org_key IN :index_keys
+ORDER BY org_id;
+
+-- name: unindex_person
+DELETE FROM lbpd_index_person WHERE person_id = :record_id;
+
+-- name: unindex_organization
+DELETE FROM lbpd_index_organization WHERE org_id = :record_id;
+
+-- name: index_person
+INSERT INTO lbpd_index_person (email, person_id, org_id) VALUES (:index_key, :record_id, :org_id)
+ON CONFLICT (email, person_id) DO UPDATE SET org_id = excluded.org_id;
+
+-- name: index_organization
+INSERT INTO lbpd_index_organization (org_key, org_id) VALUES (:index_key, :record_id)
+ON CONFLICT (org_key, org_id) DO NOTHING;
+
+-- name: clear_index_organization
+DELETE FROM lbpd_index_organization;
+
+-- name: clear_index_person
+DELETE FROM lbpd_index_person;

@@ -183,3 +183,25 @@ CREATE TABLE IF NOT EXISTS lbpd_record_field (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (entity, record_id, field_key)
 );
+
+-- The account index (loading.account_index): what the Pipedrive account holds, read from its v2 lists by
+-- update time, so a run finds persons and organizations without searching. A person under every email it
+-- holds (lower-cased), with its organization; an organization under "name:<trimmed, case-folded name>"
+-- and, when a domain field is mapped, "domain:<value>". A key may name several records: the lowest id
+-- wins, as in the search path. How far each list has been read is a fact ("account_index:<entity>").
+CREATE TABLE IF NOT EXISTS lbpd_index_person (
+    email       TEXT NOT NULL,
+    person_id   BIGINT NOT NULL,
+    org_id      BIGINT,
+    PRIMARY KEY (email, person_id)
+);
+
+CREATE INDEX IF NOT EXISTS lbpd_index_person_by_id ON lbpd_index_person (person_id);
+
+CREATE TABLE IF NOT EXISTS lbpd_index_organization (
+    org_key     TEXT NOT NULL,
+    org_id      BIGINT NOT NULL,
+    PRIMARY KEY (org_key, org_id)
+);
+
+CREATE INDEX IF NOT EXISTS lbpd_index_organization_by_id ON lbpd_index_organization (org_id);

@@ -332,6 +332,34 @@ class LedgerHook(BaseHook):
         self.write("release_claim", {"claim_key": claim_key, "hostname": owner.hostname, "pid": owner.pid,
                                      "thread_id": owner.thread_id})
 
+    # -- the account index (loading.account_index) ---------------------------------------------------
+    def indexed(self, entity: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The lowest-id ``entity`` ("person" or "organization") of the account index under each key
+        found: ``{key: {"index_key", "record_id", "org_id" (persons)}}``."""
+        found: dict[str, dict[str, Any]] = {}
+        for row in self.fetch_in(f"indexed_{entity}s", "index_keys", keys):
+            found.setdefault(row["index_key"], row)
+        return found
+
+    def index_records(self, entity: str, record_ids: Iterable[int], rows: list[dict[str, Any]]) -> None:
+        """Replace what the index holds of these records by ``rows`` (``index_key``, ``record_id``, and
+        ``org_id`` for persons), in one transaction."""
+        self.ensure_schema()
+        with self.get_conn().begin() as connection:
+            ids = [{"record_id": int(record_id)} for record_id in record_ids]
+            if ids:
+                connection.execute(self._statement(f"unindex_{entity}"), ids)
+            if rows:
+                connection.execute(self._statement(f"index_{entity}"), rows)
+
+    def unindex(self, entity: str, record_id: int) -> None:
+        """Drop a record Pipedrive no longer has (deleted or merged) from the account index."""
+        self.write(f"unindex_{entity}", {"record_id": int(record_id)})
+
+    def clear_index(self, entity: str) -> None:
+        """Empty the account index of ``entity`` (organizations: when the mapped domain field changes)."""
+        self.write(f"clear_index_{entity}", {})
+
     def forget(self, what: str, **key: Any) -> None:
         """Drop a mapping found stale (the record was deleted or merged in Pipedrive)."""
         self.write(f"forget_{what}", key)

@@ -440,6 +440,11 @@ class PipedriveHook(JsonApiHook):
         """Every item of a v2 list, following ``additional_data.next_cursor``."""
         yield from self.items(path, {"limit": self.page_limit, **(params or {})}, CURSOR)
 
+    def list_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a v2 list (up to ``page_limit`` records each), fetched as they are consumed: a
+        reader that stops early pays only for the pages it read."""
+        return self.pages(path, {"limit": self.page_limit, **(params or {})}, CURSOR)
+
     def paginate_v1(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a v1 list, following ``start``/``limit`` offsets."""
         yield from self.items(path, {"limit": self.page_limit, **(params or {})}, OFFSET)

@@ -16,10 +16,12 @@ from typing import Any
 import pandas as pd
 
 from leadboxer_pipedrive.exceptions import ApiRequestError, SyncConfigurationError
+from leadboxer_pipedrive.loading.account_index import AccountIndex, searches_needed
 from leadboxer_pipedrive.loading.claims import ClaimManager, ClaimOwner
 from leadboxer_pipedrive.loading.common import (
     LoadResult,
     LoadSettings,
+    defer_rows,
     pending_retries,
     refuse_rows,
     stale_reference,
@@ -66,13 +68,17 @@ class ActivityLoader:
         # Every field name resolves before anything is written: an unknown one fails the run here.
         fields = sync_fields(self.pipedrive, self.ledger, todo, mapping_by_entity(self.settings.custom_fields),
                              ACTIVITY_FACTS, self.settings.organization_domain_field)
+        index = AccountIndex(self.pipedrive, self.ledger, fields.domain_field_code) \
+            if self.settings.account_index else None
         resolver = PipedriveResolver(self.pipedrive, self.ledger, result, self.claims, dataset, fields=fields,
-                                     max_attempts=self.settings.max_attempts)
+                                     max_attempts=self.settings.max_attempts, account_index=index)
         if not todo.empty:
             self._check_activity_types(set(todo["type"].unique()))
             self._load_todo(with_last_visit(todo), result, resolver)
             self.ledger.clear_retries(dataset, "event", result.pushed_ids)
         resolver.retry_refused_updates()
+        if index is not None and index.pages_read:
+            result.count("account_index_pages", index.pages_read)
         return result
 
     def _rows_to_push(self, activities: pd.DataFrame, result: LoadResult) -> pd.DataFrame:
@@ -94,14 +100,51 @@ class ActivityLoader:
     def _load_todo(self, todo: pd.DataFrame, result: LoadResult, resolver: PipedriveResolver) -> None:
         resolver.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist(),
                          todo["use_id"].dropna().unique().tolist())
+        if resolver.account_index is not None:
+            todo = self._find_in_account(todo, result, resolver)
         # Organizations first, each from its first row by email, so who creates it (and with which
-        # spelling of its name) does not depend on thread timing; then persons and their events.
+        # spelling of its name) does not depend on thread timing; then the persons the ledger does not
+        # know, together, right after the account index was read; then each person's events.
         self._run_concurrently([(self._prefetch_organization, (resolver, facts))
                                 for facts in resolver.organizations_needed(todo)])
+        new_persons = set(resolver.emails_needed(todo))
+        self._run_concurrently([(self._prefetch_person, (resolver, email, rows.iloc[0]))
+                                for email, rows in todo.groupby("email", sort=True) if email in new_persons])
         # An organization is kept current from its first row by email, whichever person reaches it first.
         org_facts = {row["org_key"]: row for row in organization_rows(todo)}
         self._run_concurrently([(self._load_person_events, (email, rows, resolver, result, org_facts))
                                 for email, rows in todo.groupby("email", sort=True)])
+
+    def _find_in_account(self, todo: pd.DataFrame, result: LoadResult, resolver: PipedriveResolver) -> pd.DataFrame:
+        """Read the account index for each entity where that is cheaper than searching this run's keys
+        (``account_index``); return the rows to load now: those whose keys a read stopped short of the
+        present cannot vouch for wait for a later run."""
+        index = resolver.account_index
+        emails, organizations = resolver.emails_needed(todo), resolver.organizations_needed(todo)
+        unfinished = set()
+        for entity, searches in searches_needed(emails, organizations, resolver.domain_field_code).items():
+            way = index.way(entity, searches)
+            log.info("Finding %ss: %s (%s)", entity, way.kind, way.why)
+            if way.kind == "index":
+                resolver.use_index(entity)
+                if not index.read(entity, way.max_pages):
+                    unfinished.add(entity)
+        if not unfinished:
+            return todo
+        persons = index.persons(emails)
+        unknown = set(emails) - set(persons) if "person" in unfinished else set()
+        if "organization" in unfinished:
+            found = index.organization_ids(organizations)
+            missing = {facts["org_key"] for facts in organizations if facts["org_key"] not in found}
+            firsts = todo.drop_duplicates("email")
+            unknown |= {row.email for row in firsts.itertuples(index=False)
+                        if row.org_key in missing and (persons.get(row.email) or {}).get("org_id") is None}
+        waiting = todo["email"].isin(unknown)
+        if waiting.any():
+            defer_rows(self.ledger, self.settings, result, todo[waiting], "event", "event_id",
+                       "waiting for the account index: its first read (or a catch-up after a pause) has not "
+                       "reached this person or organization yet; a later run goes on from where it stopped")
+        return todo[~waiting]
 
     @staticmethod
     def _prefetch_organization(resolver: PipedriveResolver, facts: pd.Series) -> None:
@@ -109,6 +152,13 @@ class ActivityLoader:
             resolver.organization(facts)
         except ApiRequestError:
             pass  # refused: the persons needing it meet the refusal again and record it with their rows
+
+    @staticmethod
+    def _prefetch_person(resolver: PipedriveResolver, email: str, facts: pd.Series) -> None:
+        try:
+            resolver.person(email, facts)
+        except ApiRequestError:
+            pass  # refused: its events meet the refusal again and record it with their rows
 
     def _run_concurrently(self, calls: list[tuple[Any, tuple]]) -> None:
         workers = max(1, min(int(self.settings.workers), len(calls)))

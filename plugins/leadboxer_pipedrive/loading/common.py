@@ -29,6 +29,9 @@ class LoadSettings:
     organization_domain_field: str | None = None  # Pipedrive organization custom field holding the domain
     # Activity sync: record kind (person, organization, deal) → LeadBoxer fact → Pipedrive field name.
     custom_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Activity sync: find persons and organizations in the account index when cheaper than searching
+    # (``loading.account_index``); False: always search.
+    account_index: bool = True
 
 
 @dataclass
@@ -126,6 +129,21 @@ def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Dat
     if quarantined:
         result.count("quarantined", quarantined)
     result.add_refusals(ids, reason, window_rows=len(rows) - (int(rows["_retry"].sum()) if "_retry" in rows else 0))
+
+
+def defer_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.DataFrame, entity: str,
+               id_column: str, reason: str) -> None:
+    """Rows left for a later run, not refused: queued (pending, their attempts unchanged) and counted
+    deferred."""
+    log.info("%d %s row(s) left for a later run: %s", len(rows), entity, reason)
+    records = rows.to_dict("records")
+    ids = [str(row[id_column]) for row in records]
+    attempts = ledger.retry_attempts(settings.dataset_id, entity, ids)
+    ledger.queue_retries([{"dataset_id": settings.dataset_id, "entity": entity, "record_id": record_id,
+                           "payload": row_payload(row), "attempts": attempts.get(record_id, 0),
+                           "last_error": reason[:1000], "status": "pending"}
+                          for record_id, row in zip(ids, records)])
+    result.count_rows(rows, "deferred", "retries_deferred")
 
 
 def pending_retries(ledger, settings: LoadSettings, entity: str, exclude: set[str]) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """A priced plan: what a load would create and what it would cost, computed from the rows and the
 ledger alone, before anything is written (dry runs report it; real runs check it against the budget).
 
-Records the ledger does not know are priced as "search, then create" (the usual case for new leads);
-a person that turns out to exist costs a deals listing instead of a create (and, when LeadBoxer knows
+Records the ledger does not know are found the way the load will find them (``account_index.choose_way``,
+from the same ledger): through the account index, priced at the pages its read is expected to take, a
+key found there as found and one it lacks as a create; or priced as "search, then create" (the usual case
+for new leads), where a person that turns out to exist costs a deals listing instead of a create (and, when LeadBoxer knows
 facts of it, a read and maybe an update), so estimates stay close. A known person, organization or deal
 whose facts changed since the sync last looked is priced an update (5 tokens), after a read (1) when a
 filled field changed (``loading.updates``): exact when those fields are empty or the sync's own, one
@@ -21,8 +23,9 @@ from typing import Any
 
 import pandas as pd
 
+from leadboxer_pipedrive.loading.account_index import LISTS, AccountIndex, IndexState, choose_way, searches_needed
 from leadboxer_pipedrive.loading.fields import ENTITIES, Field, SyncFields, cached_fields, lists_needed, needs_reading
-from leadboxer_pipedrive.loading.resolver import update_entity
+from leadboxer_pipedrive.loading.resolver import organizations_to_look_up, update_entity
 from leadboxer_pipedrive.loading.updates import (
     changed,
     mapped_values,
@@ -71,6 +74,7 @@ class LoadPlan:
     updates: Counter = field(default_factory=Counter)
     already_pushed: int = 0
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # how each entity's keys are found, and why
 
     def tokens(self, costs: dict[tuple[str, str], int]) -> int:
         return sum(costs[call] * count for call, count in self.calls.items())
@@ -85,7 +89,7 @@ class LoadPlan:
                 "already_pushed": self.already_pushed,
                 "estimated_tokens": self.tokens(costs),
                 "calls": {f"{m} {p}": n for (m, p), n in sorted(self.calls.items())},
-                "samples": self.samples}
+                "finding": self.ways, "samples": self.samples}
 
 
 class Planner:
@@ -117,6 +121,23 @@ class Planner:
             domain.code if domain else None)
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
+        self._indexed: dict[str, dict[str, Any]] = {}  # entities found through the account index: key -> found
+
+    def choose_ways(self, rows: pd.DataFrame, costs: dict[tuple[str, str], int]) -> None:
+        """How the load will find each entity's keys the ledger does not know (``account_index``), priced:
+        the index read's expected pages, and what the index as last read holds of the keys."""
+        emails = [email for email in rows["email"].unique() if email not in self._people]
+        organizations = organizations_to_look_up(rows, self._people, self._orgs)
+        domain_field = self.fields.domain_field_code
+        index = AccountIndex(None, self.ledger, domain_field)
+        for entity, searches in searches_needed(emails, organizations, domain_field).items():
+            state = IndexState.of(self.ledger, entity, domain_field if entity == "organization" else None)
+            way = choose_way(entity, state, searches, costs)
+            self.plan.ways[entity] = way.as_dict()
+            if way.kind == "index":
+                self.plan.calls[LISTS[entity]] += way.expected_pages
+                self._indexed[entity] = index.persons(emails) if entity == "person" \
+                    else index.organization_ids(organizations)
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
         self._people.update(self.ledger.persons_by_email(emails))
@@ -182,10 +203,16 @@ class Planner:
         if key is None or pd.isna(key):
             return False
         if key not in self._orgs:
-            domain = facts.get("org_domain")
-            if self.domain_field and isinstance(domain, str) and domain:
-                self.plan.calls[SEARCH_ORG] += 1  # by the mapped domain field, then by name
-            self.plan.calls[SEARCH_ORG] += 1
+            if "organization" in self._indexed:
+                found = self._indexed["organization"].get(key)
+                if found is not None:
+                    self._orgs[key] = found
+                    return True
+            else:
+                domain = facts.get("org_domain")
+                if self.domain_field and isinstance(domain, str) and domain:
+                    self.plan.calls[SEARCH_ORG] += 1  # by the mapped domain field, then by name
+                self.plan.calls[SEARCH_ORG] += 1
             self.plan.calls[CREATE_ORG] += 1
             self.plan.creates["organizations"] += 1
             self.plan.sample("organizations", {"name": facts["org_name"]})
@@ -199,7 +226,13 @@ class Planner:
             if link_organization and known.get("org_id") is None and self.organization(facts):
                 self.plan.calls[UPDATE_PERSON] += 1
             return known, False
-        self.plan.calls[SEARCH_PERSON] += 1
+        if "person" in self._indexed:
+            found = self._indexed["person"].get(email)
+            if found is not None:
+                self._people[email] = {"email": email, "person_id": found["id"], "org_id": found["org_id"]}
+                return self.person(email, facts, link_organization)
+        else:
+            self.plan.calls[SEARCH_PERSON] += 1
         if link_organization:
             self.organization(facts)
         self.plan.calls[CREATE_PERSON] += 1
@@ -228,8 +261,10 @@ class Planner:
 
 def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeline_id: int | None,
                        activity_mode: str, organization_domain_field: str | None = None,
-                       custom_fields: Mapping[str, Mapping[str, str]] | None = None) -> LoadPlan:
-    """The priced plan of :meth:`ActivityLoader.load` for these rows, from the ledger alone."""
+                       custom_fields: Mapping[str, Mapping[str, str]] | None = None,
+                       account_index_costs: dict[tuple[str, str], int] | None = None) -> LoadPlan:
+    """The priced plan of :meth:`ActivityLoader.load` for these rows, from the ledger alone.
+    ``account_index_costs``: the token prices, when the load uses the account index (else it searches)."""
     from leadboxer_pipedrive.loading.activities import ACTIVITY_TYPE_CHECK_SECONDS
 
     planner = Planner(ledger, dataset_id, pipeline_id, organization_domain_field, custom_fields)
@@ -243,13 +278,16 @@ def plan_activity_load(activities: pd.DataFrame, ledger, dataset_id: str, pipeli
                for t in todo["type"].unique()):
             planner.plan.calls[ACTIVITY_TYPES] += 1
         planner.price_field_lists(todo)
-        _plan_rows(planner, todo, activity_mode)
+        _plan_rows(planner, todo, activity_mode, account_index_costs)
     planner.queued_updates()
     return planner.plan
 
 
-def _plan_rows(planner: Planner, todo: pd.DataFrame, activity_mode: str) -> None:
+def _plan_rows(planner: Planner, todo: pd.DataFrame, activity_mode: str,
+               account_index_costs: dict[tuple[str, str], int] | None) -> None:
     planner.preload(todo["email"].unique().tolist(), todo["org_key"].dropna().unique().tolist())
+    if account_index_costs:
+        planner.choose_ways(todo, account_index_costs)
     org_facts = {row["org_key"]: row for row in organization_rows(todo)}
     for email, rows in todo.groupby("email", sort=True):
         facts = rows.iloc[0]

@@ -1,7 +1,8 @@
 """Finds or creates the Pipedrive organization, person and deal for LeadBoxer records.
 
-Cheapest first: the ledger (free), then Pipedrive search (20 tokens), then create (5 tokens). Every id
-learned goes to the ledger so later runs start from it. Every search-or-create runs under a ledger claim,
+Cheapest first: the ledger (free), then the account index when the run reads it (``account_index``),
+else Pipedrive search (20 tokens), then create (5 tokens). Every id learned goes to the ledger so later
+runs start from it. Every search-or-create runs under a ledger claim,
 so concurrent runs never create the same record twice; a claim taken over from a killed task is
 reconciled first (Pipedrive's lists, which do not lag like its search, are read for what that task
 may have created). A failed lookup raises: it is never read as "not found" and never leads to a create.
@@ -27,6 +28,7 @@ from leadboxer_pipedrive.exceptions import (
     ApiRequestError,
     BudgetExhaustedError,
 )
+from leadboxer_pipedrive.loading.account_index import AccountIndex
 from leadboxer_pipedrive.loading.claims import ClaimManager
 from leadboxer_pipedrive.loading.common import is_present
 from leadboxer_pipedrive.loading.fields import ENTITIES, SyncFields
@@ -132,7 +134,8 @@ class PipedriveResolver:
     ``max_attempts``: refusals of a record's update before it is quarantined."""
 
     def __init__(self, pipedrive, ledger, result, claims: ClaimManager, dataset_id: str, *,
-                 fields: SyncFields | None = None, max_attempts: int = 3) -> None:
+                 fields: SyncFields | None = None, max_attempts: int = 3,
+                 account_index: AccountIndex | None = None) -> None:
         self.pipedrive = pipedrive
         self.fields = fields or SyncFields()
         self.domain_field_code = self.fields.domain_field_code
@@ -147,7 +150,24 @@ class PipedriveResolver:
         self._identities: dict[str, dict[str, Any]] = {}
         self._first_stage_ids: dict[int, int] = {}
         self._kept_current: set[tuple[str, int]] = set()  # records brought up to date this run
+        self.account_index = account_index  # None: always search
+        self._indexed_entities: set[str] = set()  # entities this run finds through the account index
+        self._created_person_ids: set[int] = set()  # persons this run created: they have no deals yet
+        self._resolved_emails: set[str] = set()  # persons this run has resolved (counted once)
         self.grace_seconds = grace_seconds(pipedrive)
+
+    def use_index(self, entity: str, used: bool = True) -> None:
+        """Find ``entity`` records the ledger does not know in the account index (read up to the present
+        this run) instead of searching: a key it lacks is created."""
+        with self._lock:
+            if used:
+                self._indexed_entities.add(entity)
+            else:
+                self._indexed_entities.discard(entity)
+
+    def _index_for(self, entity: str) -> AccountIndex | None:
+        with self._lock:
+            return self.account_index if entity in self._indexed_entities else None
 
     def create_or_reconcile(self, create, find) -> dict[str, Any]:
         return create_or_reconcile(create, find, self.result, self.grace_seconds)
@@ -163,12 +183,14 @@ class PipedriveResolver:
             self._identities.update(identities)
 
     def organizations_needed(self, rows: pd.DataFrame) -> list[pd.Series]:
-        """Facts of each organization this batch may have to find or create, first row (by email) of each:
-        for persons the ledger does not know, or knows without an organization."""
+        """Facts of each organization this batch may have to find or create (``organizations_to_look_up``)."""
         with self._lock:
-            known = {email for email, row in self._people.items() if row.get("org_id") is not None}
-            resolved = set(self._org_ids)
-        return organization_rows(rows[~rows["email"].isin(known) & ~rows["org_key"].isin(resolved)])
+            return organizations_to_look_up(rows, self._people, self._org_ids)
+
+    def emails_needed(self, rows: pd.DataFrame) -> list[str]:
+        """The emails of this batch the ledger does not know."""
+        with self._lock:
+            return [email for email in rows["email"].unique() if email not in self._people]
 
     # -- organizations ----------------------------------------------------------------------------
     def organization(self, facts: pd.Series) -> int | None:
@@ -201,29 +223,40 @@ class PipedriveResolver:
                     found = next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(takeover))
                                   if matches(o)), None)
                     self.result.count("reconciled_lookups")
-                domain = facts.get("org_domain")
-                if found is None and self.domain_field_code and is_present(domain):
-                    found = self.pipedrive.find_organization_by_field(self.domain_field_code, domain)
-                    if found:
-                        self.result.count("organizations_found_by_domain")
                 if found is None:
-                    found = self.pipedrive.find_organization_by_name(name)
+                    found = self._find_organization(facts)
                 if found:
                     org_id = found["id"]
                     self.result.count("organizations_found")
                 else:
                     fields = {**self._organization_fields(facts), **self._mapped("organization", facts)}
                     payload = {"name": facts["org_name"], **patch_body(fields)}
-                    org_id = self.create_or_reconcile(
+                    created = self.create_or_reconcile(
                         lambda: self.pipedrive.create_organization(payload),
                         lambda since: next((o for o in self.pipedrive.list_organizations(updated_since=since_iso(since))
-                                            if matches(o)), None))["id"]
+                                            if matches(o)), None))
+                    org_id = created["id"]
+                    self._indexed("organization", created)
                     self.result.count("organizations_created")
                     self._created_with("organization", org_id, fields)
                 self.ledger.remember_organization(key, org_id, name)
         with self._lock:
             self._org_ids[key] = org_id
         return org_id
+
+    def _find_organization(self, facts: pd.Series) -> dict[str, Any] | None:
+        """In the account index when the run reads it, else by search: the mapped domain field, then the name."""
+        index = self._index_for("organization")
+        if index is not None:
+            org_id = index.organization_ids([facts]).get(facts["org_key"])
+            return {"id": org_id} if org_id is not None else None
+        domain = facts.get("org_domain")
+        if self.domain_field_code and is_present(domain):
+            found = self.pipedrive.find_organization_by_field(self.domain_field_code, domain)
+            if found:
+                self.result.count("organizations_found_by_domain")
+                return found
+        return self.pipedrive.find_organization_by_name(facts["org_name"])
 
     def _organization_matcher(self, facts: pd.Series) -> Callable[[dict[str, Any]], bool]:
         """Whether a listed organization is the one of ``facts``: same mapped domain, or same name."""
@@ -256,11 +289,20 @@ class PipedriveResolver:
                 if known is None:
                     person = self._find_or_create_person(email, facts, identity, takeover, link_organization)
                     self.ledger.remember_person(email, person.person_id, person.org_id)
+                    with self._lock:
+                        self._resolved_emails.add(email)
+                        if person.is_new:
+                            self._created_person_ids.add(person.person_id)
                 else:
                     person = Person(known["person_id"], known["org_id"], is_new=False)
         else:
-            self.result.count("persons_from_ledger")
-            person = Person(known["person_id"], known["org_id"], is_new=False)
+            with self._lock:
+                is_new = known["person_id"] in self._created_person_ids
+                resolved_earlier = email in self._resolved_emails
+                self._resolved_emails.add(email)
+            if not resolved_earlier:
+                self.result.count("persons_from_ledger")
+            person = Person(known["person_id"], known["org_id"], is_new=is_new)
         if link_organization and person.org_id is None:
             org_id = self.organization(facts)
             if org_id is not None:
@@ -289,7 +331,8 @@ class PipedriveResolver:
                           if email in emails_of(p)), None)
             self.result.count("reconciled_lookups")
         if found is None:
-            found = self.pipedrive.find_person_by_email(email)
+            index = self._index_for("person")
+            found = index.persons([email]).get(email) if index is not None else self.pipedrive.find_person_by_email(email)
         if found is None and identity is not None and identity["email"] != email:
             # The lead's email changed: its person is the one found through the old email.
             found = self._add_email(identity["person_id"], email)
@@ -304,6 +347,7 @@ class PipedriveResolver:
             lambda: self.pipedrive.create_person(payload),
             lambda since: next((p for p in self.pipedrive.list_persons(updated_since=since_iso(since))
                                 if email in emails_of(p)), None))
+        self._indexed("person", created)
         self.result.count("persons_created")
         self._created_with("person", created["id"], fields)
         return Person(created["id"], org_id, is_new=True)
@@ -445,6 +489,7 @@ class PipedriveResolver:
     def forget_person(self, email: str, person_id: int) -> None:
         """Drop a person id Pipedrive no longer knows (deleted or merged); the next lookup re-resolves."""
         self.ledger.forget("person", email=email, person_id=person_id)
+        self._unindex("person", person_id)
         with self._lock:
             self._people.pop(email, None)
         self.result.count("stale_ids_reresolved")
@@ -456,7 +501,20 @@ class PipedriveResolver:
                 del self._org_ids[key]
         for key in keys:
             self.ledger.forget("organization", org_key=key, org_id=org_id)
+        self._unindex("organization", org_id)
         self.result.count("stale_ids_reresolved")
+
+    def _indexed(self, entity: str, created: dict[str, Any]) -> None:
+        if self.account_index is not None:
+            self.account_index.add(entity, created)
+
+    def _unindex(self, entity: str, record_id: int) -> None:
+        """A gone record leaves the account index; its key is looked up again in the index when a read
+        reaches the present within a search's cost, else searched."""
+        if self.account_index is None:
+            self.ledger.unindex(entity, record_id)
+        else:
+            self.use_index(entity, self.account_index.forget(entity, record_id))
 
     # -- deals ------------------------------------------------------------------------------------
     def open_deal(self, person: Person, facts: pd.Series, pipeline_id: int | None) -> int | None:
@@ -502,6 +560,15 @@ class PipedriveResolver:
     def forget_deal(self, person_id: int, deal_id: int) -> None:
         self.ledger.forget("deal", person_id=person_id, deal_id=deal_id)
         self.result.count("stale_ids_reresolved")
+
+
+def organizations_to_look_up(rows: pd.DataFrame, people: dict[str, dict[str, Any]],
+                             org_ids: dict[str, Any]) -> list[pd.Series]:
+    """Facts of each organization these rows may have to find or create, first row (by email) of each:
+    for persons not in ``people`` (the ledger's, by email) or there without an organization, when
+    ``org_ids`` (the ledger's, by key) lacks it."""
+    known = {email for email, row in people.items() if row.get("org_id") is not None}
+    return organization_rows(rows[~rows["email"].isin(known) & ~rows["org_key"].isin(set(org_ids))])
 
 
 # -- payload builders (pure) ----------------------------------------------------------------------

@@ -216,7 +216,8 @@ class PipedriveActivityLoadOperator(PipedriveLoadOperator):
         from leadboxer_pipedrive.loading.plan import plan_activity_load
 
         return plan_activity_load(frame, self.ledger_hook, settings.dataset_id, settings.pipeline_id,
-                                  settings.activity_mode, settings.organization_domain_field, settings.custom_fields)
+                                  settings.activity_mode, settings.organization_domain_field, settings.custom_fields,
+                                  self.pipedrive_hook.token_costs if settings.account_index else None)
 
     def loader(self, settings):
         from leadboxer_pipedrive.loading import ActivityLoader

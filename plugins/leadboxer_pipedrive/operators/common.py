@@ -221,6 +221,8 @@ def finish_dry_run(operator, context, ledger, upstream: dict[str, Any], plan: di
              f"Would create: {plan['would_create'] or 'nothing'}",
              f"Would update: {plan.get('would_update') or 'nothing'}",
              f"Estimated cost: {plan['estimated_tokens']} tokens ({plan['calls']})"]
+    for entity, way in plan.get("finding", {}).items():
+        lines.append(f"Finding {entity}s: {way['way']} ({way['why']})")
     if plan.get("deferred"):
         lines.append(f"Left for the next runs by the token budget: {plan['deferred']} rows "
                      f"(about {plan['deferred_tokens']} tokens)")

@@ -169,3 +169,21 @@ def test_a_ledger_from_before_the_email_column_gets_it(tmp_path, monkeypatch):
     hook.record_rejections([rejection("r1", "e1", "new", email="a@b.io")])
     assert [(r["record_id"], r["email"]) for r in hook.rejected_rows_of_dag("d")[1]] == [("e1", "a@b.io"), ("e0", None)]
     hook.get_conn().dispose()
+
+
+def test_the_account_index_answers_the_lowest_id_and_replaces_what_a_record_held(ledger):
+    ledger.index_records("person", [7, 3], [{"index_key": "ann@x.io", "record_id": 7, "org_id": 1},
+                                            {"index_key": "ann@home.io", "record_id": 7, "org_id": 1},
+                                            {"index_key": "ann@x.io", "record_id": 3, "org_id": None}])
+    assert ledger.indexed("person", ["ann@x.io", "ann@home.io", "nobody@x.io"]) == {
+        "ann@x.io": {"index_key": "ann@x.io", "record_id": 3, "org_id": None},
+        "ann@home.io": {"index_key": "ann@home.io", "record_id": 7, "org_id": 1}}
+    ledger.index_records("person", [3], [{"index_key": "other@x.io", "record_id": 3, "org_id": 2}])  # changed
+    assert ledger.indexed("person", ["ann@x.io"])["ann@x.io"]["record_id"] == 7
+    ledger.unindex("person", 7)  # deleted or merged
+    assert ledger.indexed("person", ["ann@x.io", "ann@home.io"]) == {}
+    ledger.index_records("organization", [5], [{"index_key": "name:acme", "record_id": 5},
+                                               {"index_key": "domain:acme.com", "record_id": 5}])
+    assert set(ledger.indexed("organization", ["name:acme", "domain:acme.com"])) == {"name:acme", "domain:acme.com"}
+    ledger.clear_index("organization")
+    assert ledger.indexed("organization", ["name:acme"]) == {}

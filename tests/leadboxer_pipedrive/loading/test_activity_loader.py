@@ -199,8 +199,8 @@ def test_a_search_that_keeps_failing_fails_the_load_and_creates_nothing(
         pipedrive_sandbox, pipedrive_conn, ledger_conn):
     pipedrive_sandbox.add_fault({"kind": "status", "status": 503, "path": "/persons/search"})
     with pytest.raises(TransientApiError, match="persons/search -> 503"):
-        ActivityLoader(hook(pipedrive_conn, max_attempts=3), LedgerHook(ledger_conn), settings()).load(
-            activity_frame(LEADS[2:], 1))
+        ActivityLoader(hook(pipedrive_conn, max_attempts=3), LedgerHook(ledger_conn),
+                       settings(account_index=False)).load(activity_frame(LEADS[2:], 1))
     state = pipedrive_sandbox.state()
     assert state["persons"] == [] and state["activities"] == []
 
@@ -223,7 +223,7 @@ def test_acme_and_acme_holding_stay_two_organizations(pipedrive_sandbox, pipedri
 
 def test_a_spent_daily_budget_fails_clearly_and_marks_nothing_unpushed_as_pushed(
         pipedrive_sandbox, pipedrive_conn, ledger_conn):
-    pipedrive_sandbox.configure(daily_budget=120)
+    pipedrive_sandbox.configure(daily_budget=80)  # spent half-way through
     ledger = LedgerHook(ledger_conn)
     frame = activity_frame(LEADS, 2)
     with pytest.raises(BudgetExhaustedError, match="daily API token budget is spent"):

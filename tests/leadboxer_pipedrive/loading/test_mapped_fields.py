@@ -22,8 +22,9 @@ SCORE = {"deal": {"lead_score": "LeadBoxer lead score"}}
 
 
 def settings(run_id, custom_fields, **kwargs):
+    # Searching, as the plans below are priced: the account index's plan is tested in test_account_index.
     return LoadSettings(dataset_id="ds", dag_id="dag", run_id=run_id, pipeline_id=2, custom_fields=custom_fields,
-                        **kwargs)
+                        account_index=False, **kwargs)
 
 
 def load(pipedrive_conn, ledger, lead, run_id, custom_fields, prefix=None, **kwargs):

@@ -44,14 +44,17 @@ def org_of(state, email):
     return next(p.get("org_id") for p in state["persons"] if p["emails"][0]["value"] == email)
 
 
+@pytest.mark.parametrize("account_index", [True, False], ids=["index", "search"])
 def test_an_organization_is_found_by_its_domain_field_whatever_its_name(pipedrive_sandbox, pipedrive_conn,
-                                                                        ledger_conn):
+                                                                        ledger_conn, account_index):
     existing = add_organization(pipedrive_sandbox, "Acme Corporation International", {DOMAIN: "ACME.com"})
-    result = ActivityLoader(hook(pipedrive_conn), LedgerHook(ledger_conn), settings()).load(activity_frame(ACME, 1))
+    result = ActivityLoader(hook(pipedrive_conn), LedgerHook(ledger_conn),
+                            settings(account_index=account_index)).load(activity_frame(ACME, 1))
     state = pipedrive_sandbox.state()
     assert [o["id"] for o in state["organizations"]] == [existing]
     assert org_of(state, "a@acme.com") == existing
-    assert result.counts["organizations_found_by_domain"] == 1 and result.counts["organizations_created"] == 0
+    assert result.counts["organizations_found"] == 1 and result.counts["organizations_created"] == 0
+    assert result.counts["organizations_found_by_domain"] == (0 if account_index else 1)  # search: by domain first
 
 
 def test_the_same_domain_in_another_field_is_not_a_match(pipedrive_sandbox, pipedrive_conn, ledger_conn):
@@ -87,16 +90,16 @@ def test_the_field_code_is_looked_up_once_a_day_and_the_plan_prices_the_domain_s
     frame = activity_frame(ACME, 1)
     plan = plan_activity_load(frame, ledger, "ds", None, "per_event", "Domain")
     pipedrive = hook(pipedrive_conn)
-    ActivityLoader(pipedrive, ledger, settings()).load(frame)
+    ActivityLoader(pipedrive, ledger, settings(account_index=False)).load(frame)
     counters = pipedrive_sandbox.state()["counters"]
-    assert plan.tokens(pipedrive.token_costs) == counters["tokens_spent"], (plan.calls, counters["by_endpoint"])
+    assert plan.tokens(pipedrive.token_costs) == counters["tokens_spent"], (dict(plan.calls), counters["by_endpoint"])
     assert counters["by_endpoint"]["GET /api/v2/organizationFields"] == 1
     assert counters["by_endpoint"]["GET /api/v2/organizations/search"] == 2  # domain field, then name
 
     later = activity_frame([{**ACME[0], "use_id": "c", "email": "c@acme.com"}], 1, prefix="later")
     assert plan_activity_load(later, ledger, "ds", None, "per_event", "Domain").calls[
         ("GET", "/api/v2/organizationFields")] == 0
-    ActivityLoader(pipedrive, ledger, settings(run_id="run-2")).load(later)
+    ActivityLoader(pipedrive, ledger, settings(run_id="run-2", account_index=False)).load(later)
     counters = pipedrive_sandbox.state()["counters"]
     assert counters["by_endpoint"]["GET /api/v2/organizationFields"] == 1  # cached in the ledger
     assert counters["by_endpoint"]["GET /api/v2/organizations/search"] == 2  # the org is in the ledger
