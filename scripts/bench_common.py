@@ -80,13 +80,15 @@ def window_activities(hour: datetime):
     return activity_payloads(outcome.valid, "task"), len(events), len(outcome.rejected)
 
 
-def load(activities, run_id: str, *, pipeline_id: int | None, workers: int, mode: str = "per_event"):
-    """The real ActivityLoader with fresh hooks (as one task try would have them)."""
+def load(activities, run_id: str, *, pipeline_id: int | None, workers: int, mode: str = "per_event",
+         account_index: bool = True):
+    """The real ActivityLoader with fresh hooks (as one task try would have them); ``account_index``
+    False: always search."""
     from leadboxer_pipedrive.hooks import LedgerHook, PipedriveHook
     from leadboxer_pipedrive.loading import ActivityLoader, LoadSettings
 
     hook = PipedriveHook()
     settings = LoadSettings(dataset_id=DATASET, dag_id="bench", run_id=run_id, pipeline_id=pipeline_id,
-                            workers=workers, activity_mode=mode)
+                            workers=workers, activity_mode=mode, account_index=account_index)
     result = ActivityLoader(hook, LedgerHook(), settings).load(activities)
     return result, hook
