@@ -63,14 +63,15 @@ def rows(tokens: dict, rate: dict, pipeline: dict, imports: dict, extract: dict,
     """figure | measured | reference | ratio | goal | met?"""
     out = []
     ratio = tokens["tokens_per_activity"] / tokens["index_bound_per_activity"]
+    per_activity, searching = tokens["tokens_per_activity"], tokens["search_tokens_per_activity"]
     out.append(("1a. tokens per pushed activity, 24 h (24 hourly runs), account index",
                 f"{tokens['tokens_per_activity']:.2f} ({tokens['tokens_spent']} tokens / "
                 f"{tokens['activities_pushed']} activities)",
-                f"index bound {tokens['index_bound_per_activity']:.2f}; searching {tokens['search_tokens_per_activity']:.2f} "
+                f"index bound {tokens['index_bound_per_activity']:.2f}; searching {searching:.2f} "
                 f"(search bound {tokens['lower_bound_per_activity']:.2f}); lookup-everything "
                 f"{tokens['baseline_per_activity']:.2f}",
-                f"{ratio:.3f} of index bound; {tokens['tokens_per_activity'] / tokens['search_tokens_per_activity']:.3f} "
-                f"of searching", "<= 6.5", tokens["tokens_per_activity"] <= 6.5))
+                f"{ratio:.3f} of index bound; {per_activity / searching:.3f} of searching", "<= 6.5",
+                per_activity <= 6.5))
     large = tokens["large_account"]
     first, day = large["index_first_run_tokens"], large["index_tokens"]
     out.append((f"1b. the same day, {large['existing_persons']:,} persons already in Pipedrive: first run; day",

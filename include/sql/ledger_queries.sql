@@ -223,9 +223,3 @@ ON CONFLICT (email, person_id) DO UPDATE SET org_id = excluded.org_id;
 -- name: index_organization
 INSERT INTO lbpd_index_organization (org_key, org_id) VALUES (:index_key, :record_id)
 ON CONFLICT (org_key, org_id) DO NOTHING;
-
--- name: clear_index_organization
-DELETE FROM lbpd_index_organization;
-
--- name: clear_index_person
-DELETE FROM lbpd_index_person;

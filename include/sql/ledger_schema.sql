@@ -187,7 +187,7 @@ CREATE TABLE IF NOT EXISTS lbpd_record_field (
 -- The account index (loading.account_index): what the Pipedrive account holds, read from its v2 lists by
 -- update time, so a run finds persons and organizations without searching. A person under every email it
 -- holds (lower-cased), with its organization; an organization under "name:<trimmed, case-folded name>"
--- and, when a domain field is mapped, "domain:<value>". A key may name several records: the lowest id
+-- and, when a domain field is mapped, "domain:<field code>:<value>". A key may name several records: the lowest id
 -- wins, as in the search path. How far each list has been read is a fact ("account_index:<entity>").
 CREATE TABLE IF NOT EXISTS lbpd_index_person (
     email       TEXT NOT NULL,

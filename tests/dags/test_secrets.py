@@ -176,7 +176,7 @@ def test_no_secret_in_logs_xcom_rendered_fields_staging_or_ledger(
 
     # 2. the right token, with transient faults on both sides: the hooks retry and log it
     secret_connections(PD_TOKEN)
-    pipedrive.add_fault({"kind": "status", "status": 500, "count": 2, "path": "^/api/v2/persons/search"})
+    pipedrive.add_fault({"kind": "status", "status": 500, "count": 2, "path": "^/api/v2/persons$", "method": "GET"})
     leadboxer.add_fault({"kind": "status", "status": 500, "count": 1, "path": "^/v1/leads/sessions"})
     leadboxer.add_fault({"kind": "drop", "count": 1, "path": "^/v1/leads/events"})
     ok = _run(dagbag, ACTIVITIES, {**conf, "pipeline_id": 2})

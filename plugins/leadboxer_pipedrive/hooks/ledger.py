@@ -356,10 +356,6 @@ class LedgerHook(BaseHook):
         """Drop a record Pipedrive no longer has (deleted or merged) from the account index."""
         self.write(f"unindex_{entity}", {"record_id": int(record_id)})
 
-    def clear_index(self, entity: str) -> None:
-        """Empty the account index of ``entity`` (organizations: when the mapped domain field changes)."""
-        self.write(f"clear_index_{entity}", {})
-
     def forget(self, what: str, **key: Any) -> None:
         """Drop a mapping found stale (the record was deleted or merged in Pipedrive)."""
         self.write(f"forget_{what}", key)

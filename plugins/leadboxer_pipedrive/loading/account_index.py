@@ -25,7 +25,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -46,8 +46,9 @@ TokenCosts = dict[tuple[str, str], int]
 
 def organization_keys(name: Any, domain: Any, domain_field: str | None) -> list[str]:
     """Where an organization is found, in matching order: its mapped domain (when a domain field is
-    mapped and the value is there), then its name; trimmed and case-folded."""
-    keys = [f"domain:{str(domain).strip().casefold()}"] if domain_field and is_present(domain) else []
+    mapped and the value is there, under the field's code: another field's keys never match), then its
+    name; trimmed and case-folded."""
+    keys = [f"domain:{domain_field}:{str(domain).strip().casefold()}"] if domain_field and is_present(domain) else []
     return keys + ([f"name:{str(name).strip().casefold()}"] if is_present(name) else [])
 
 
@@ -160,8 +161,6 @@ class AccountIndex:
         """Read what changed since the last read, at most ``max_pages`` pages (None: to the end) unless
         none of them gets past the last mark; True when the read reached the end of the list."""
         state = self.state(entity)
-        if state.mark is None:
-            self.ledger.clear_index(entity)  # a first read, or organizations read with another domain field
         params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc"}
         since = max(parse_time(state.mark) - MARGIN_SECONDS, 0) if state.mark else None
         if since is not None:

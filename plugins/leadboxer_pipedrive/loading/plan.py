@@ -4,10 +4,11 @@ ledger alone, before anything is written (dry runs report it; real runs check it
 Records the ledger does not know are found the way the load will find them (``account_index.choose_way``,
 from the same ledger): through the account index, priced at the pages its read is expected to take, a
 key found there as found and one it lacks as a create; or priced as "search, then create" (the usual case
-for new leads), where a person that turns out to exist costs a deals listing instead of a create (and, when LeadBoxer knows
-facts of it, a read and maybe an update), so estimates stay close. A known person, organization or deal
-whose facts changed since the sync last looked is priced an update (5 tokens), after a read (1) when a
-filled field changed (``loading.updates``): exact when those fields are empty or the sync's own, one
+for new leads), where a person that turns out to exist costs a deals listing instead of a create (and,
+when LeadBoxer knows facts of it, a read and maybe an update), so estimates stay close. What others
+create in Pipedrive between runs a plan cannot know. A known person, organization or deal whose facts
+changed since the sync last looked is priced an update (5 tokens), after a read (1) when a filled field
+changed (``loading.updates``): exact when those fields are empty or the sync's own, one
 update too many when someone typed a value the sync keeps. Refused updates queued by earlier runs are
 priced the same way, and so are the field lists the load reads (``loading.fields``).
 """
@@ -121,7 +122,7 @@ class Planner:
             domain.code if domain else None)
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
-        self._indexed: dict[str, dict[str, Any]] = {}  # entities found through the account index: key -> found
+        self._found_in_index: dict[str, dict[str, Any]] = {}  # entities found through the account index: key -> found
 
     def choose_ways(self, rows: pd.DataFrame, costs: dict[tuple[str, str], int]) -> None:
         """How the load will find each entity's keys the ledger does not know (``account_index``), priced:
@@ -136,7 +137,7 @@ class Planner:
             self.plan.ways[entity] = way.as_dict()
             if way.kind == "index":
                 self.plan.calls[LISTS[entity]] += way.expected_pages
-                self._indexed[entity] = index.persons(emails) if entity == "person" \
+                self._found_in_index[entity] = index.persons(emails) if entity == "person" \
                     else index.organization_ids(organizations)
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
@@ -203,8 +204,8 @@ class Planner:
         if key is None or pd.isna(key):
             return False
         if key not in self._orgs:
-            if "organization" in self._indexed:
-                found = self._indexed["organization"].get(key)
+            if "organization" in self._found_in_index:
+                found = self._found_in_index["organization"].get(key)
                 if found is not None:
                     self._orgs[key] = found
                     return True
@@ -226,8 +227,8 @@ class Planner:
             if link_organization and known.get("org_id") is None and self.organization(facts):
                 self.plan.calls[UPDATE_PERSON] += 1
             return known, False
-        if "person" in self._indexed:
-            found = self._indexed["person"].get(email)
+        if "person" in self._found_in_index:
+            found = self._found_in_index["person"].get(email)
             if found is not None:
                 self._people[email] = {"email": email, "person_id": found["id"], "org_id": found["org_id"]}
                 return self.person(email, facts, link_organization)

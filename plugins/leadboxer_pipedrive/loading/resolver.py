@@ -2,7 +2,7 @@
 
 Cheapest first: the ledger (free), then the account index when the run reads it (``account_index``),
 else Pipedrive search (20 tokens), then create (5 tokens). Every id learned goes to the ledger so later
-runs start from it. Every search-or-create runs under a ledger claim,
+runs start from it. Every lookup-or-create runs under a ledger claim,
 so concurrent runs never create the same record twice; a claim taken over from a killed task is
 reconciled first (Pipedrive's lists, which do not lag like its search, are read for what that task
 may have created). A failed lookup raises: it is never read as "not found" and never leads to a create.
@@ -332,7 +332,8 @@ class PipedriveResolver:
             self.result.count("reconciled_lookups")
         if found is None:
             index = self._index_for("person")
-            found = index.persons([email]).get(email) if index is not None else self.pipedrive.find_person_by_email(email)
+            found = index.persons([email]).get(email) if index is not None \
+                else self.pipedrive.find_person_by_email(email)
         if found is None and identity is not None and identity["email"] != email:
             # The lead's email changed: its person is the one found through the old email.
             found = self._add_email(identity["person_id"], email)
