@@ -115,7 +115,8 @@ class ValidationReportLink(BaseOperatorLink):
 
 def run_summary(upstream: dict[str, Any], loaded: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     """One run's figures: extracted = pushed + already pushed + rejected (invalid or refused) + deferred
-    (members of a whole-segment run left for the next runs by the token budget). The Pipedrive figures
+    (left for the next runs: members of a whole-segment run by the token budget, activity rows waiting
+    for the account index's first read). The Pipedrive figures
     count the preflight's calls with the load's (``usage``: the load hook's, with ``spent_on``)."""
     preflight = upstream.get("preflight") or {}
     spent_on = {task: text for task, text in (("preflight", preflight.get("pipedrive_spent_on")),
@@ -163,7 +164,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     lines += [f"  - {count} x {reason}" for reason, count in summary["rejected_by_reason"].items()]
     if summary.get("deferred"):
-        lines.append(f"deferred        {summary['deferred']} (left for the next runs by the token budget)")
+        lines.append(f"deferred        {summary['deferred']} (left for the next runs: the token budget, or the "
+                     "account index's first read)")
     if summary.get("segment_progress"):
         lines.append(f"segment         {summary['segment_id']}: {summary['segment_progress']}")
     lines += _count_lines(summary["loaded"])
