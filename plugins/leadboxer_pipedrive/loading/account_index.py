@@ -60,6 +60,21 @@ def searches_needed(emails: list[str], organizations: list[pd.Series], domain_fi
                                 for facts in organizations)}
 
 
+def indexed_persons(ledger, emails: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The indexed person of each email found: ``{"id", "org_id"}``."""
+    return {email: {"id": row["record_id"], "org_id": row.get("org_id")}
+            for email, row in ledger.indexed("person", emails).items()}
+
+
+def indexed_organizations(ledger, organizations: Iterable[pd.Series], domain_field: str | None) -> dict[str, int]:
+    """The indexed organization of each of these organizations' facts found, by ``org_key``."""
+    wanted = {facts["org_key"]: organization_keys(facts.get("org_name"), facts.get("org_domain"), domain_field)
+              for facts in organizations}
+    found = ledger.indexed("organization", [key for keys in wanted.values() for key in keys])
+    return {org_key: next(found[key]["record_id"] for key in keys if key in found)
+            for org_key, keys in wanted.items() if any(key in found for key in keys)}
+
+
 def index_rows(entity: str, record: dict[str, Any], domain_field: str | None) -> list[dict[str, Any]]:
     """The index's rows of one listed record."""
     if entity == "person":
@@ -187,17 +202,10 @@ class AccountIndex:
         return current
 
     def persons(self, emails: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The indexed person of each email found: ``{"id", "org_id"}``."""
-        return {email: {"id": row["record_id"], "org_id": row.get("org_id")}
-                for email, row in self.ledger.indexed("person", emails).items()}
+        return indexed_persons(self.ledger, emails)
 
     def organization_ids(self, organizations: Iterable[pd.Series]) -> dict[str, int]:
-        """The indexed organization of each of these organizations' facts found, by ``org_key``."""
-        wanted = {facts["org_key"]: organization_keys(facts.get("org_name"), facts.get("org_domain"),
-                                                      self.domain_field) for facts in organizations}
-        found = self.ledger.indexed("organization", [key for keys in wanted.values() for key in keys])
-        return {org_key: next(found[key]["record_id"] for key in keys if key in found)
-                for org_key, keys in wanted.items() if any(key in found for key in keys)}
+        return indexed_organizations(self.ledger, organizations, self.domain_field)
 
     def add(self, entity: str, record: dict[str, Any]) -> None:
         """A record this run created: found by the run's later lookups (another spelling of the same name)

@@ -24,7 +24,14 @@ from typing import Any
 
 import pandas as pd
 
-from leadboxer_pipedrive.loading.account_index import LISTS, AccountIndex, IndexState, choose_way, searches_needed
+from leadboxer_pipedrive.loading.account_index import (
+    LISTS,
+    IndexState,
+    choose_way,
+    indexed_organizations,
+    indexed_persons,
+    searches_needed,
+)
 from leadboxer_pipedrive.loading.fields import ENTITIES, Field, SyncFields, cached_fields, lists_needed, needs_reading
 from leadboxer_pipedrive.loading.resolver import organizations_to_look_up, update_entity
 from leadboxer_pipedrive.loading.updates import (
@@ -122,7 +129,7 @@ class Planner:
             domain.code if domain else None)
         self._fields: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
         self._kept_current: set[tuple[str, int]] = set()
-        self._found_in_index: dict[str, dict[str, Any]] = {}  # entities found through the account index: key -> found
+        self._found_in_index: dict[str, dict[str, Any]] = {}  # by entity read through the index: key -> found
 
     def choose_ways(self, rows: pd.DataFrame, costs: dict[tuple[str, str], int]) -> None:
         """How the load will find each entity's keys the ledger does not know (``account_index``), priced:
@@ -130,15 +137,14 @@ class Planner:
         emails = [email for email in rows["email"].unique() if email not in self._people]
         organizations = organizations_to_look_up(rows, self._people, self._orgs)
         domain_field = self.fields.domain_field_code
-        index = AccountIndex(None, self.ledger, domain_field)
         for entity, searches in searches_needed(emails, organizations, domain_field).items():
             state = IndexState.of(self.ledger, entity, domain_field if entity == "organization" else None)
             way = choose_way(entity, state, searches, costs)
             self.plan.ways[entity] = way.as_dict()
             if way.kind == "index":
                 self.plan.calls[LISTS[entity]] += way.expected_pages
-                self._found_in_index[entity] = index.persons(emails) if entity == "person" \
-                    else index.organization_ids(organizations)
+                self._found_in_index[entity] = indexed_persons(self.ledger, emails) if entity == "person" \
+                    else indexed_organizations(self.ledger, organizations, domain_field)
 
     def preload(self, emails: list[str], org_keys: list[str]) -> None:
         self._people.update(self.ledger.persons_by_email(emails))
