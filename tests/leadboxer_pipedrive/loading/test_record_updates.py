@@ -153,6 +153,7 @@ def test_the_run_summary_names_leads_without_an_id_and_whole_segment_runs():
                               "segment_progress": "2 of 5 members in Pipedrive; 2 left for the next runs (about 20 "
                                                   "tokens)"}).splitlines()
     assert "extracted       5 leads (the whole segment)" in segment
-    assert "deferred        2 (left for the next runs: the token budget" in segment
+    assert ("deferred        2 (left for the next runs: the token budget, or the account index's first read)"
+            in segment)
     assert ("segment         14119: 2 of 5 members in Pipedrive; 2 left for the next runs (about 20 tokens)"
             in segment)
