@@ -97,12 +97,12 @@ class IndexState:
 
     @classmethod
     def of(cls, ledger, entity: str, domain_field: str | None = None) -> IndexState:
-        """The stored state; a fresh one (never read) when the organizations' domain field changed."""
+        """The stored state; a fresh one (never read) when the organizations' domain field changed
+        (``domain_field`` concerns organizations only)."""
+        domain_field = domain_field if entity == "organization" else None
         stored = ledger.fresh_fact(f"account_index:{entity}", math.inf)
         state = cls(**json.loads(stored)) if stored else cls(domain_field=domain_field)
-        if entity == "organization" and state.domain_field != domain_field:
-            return cls(domain_field=domain_field)
-        return state
+        return state if state.domain_field == domain_field else cls(domain_field=domain_field)
 
     def save(self, ledger, entity: str) -> None:
         ledger.remember_fact(f"account_index:{entity}", json.dumps(asdict(self)))
@@ -167,7 +167,7 @@ class AccountIndex:
         self.pages_read = 0
 
     def state(self, entity: str) -> IndexState:
-        return IndexState.of(self.ledger, entity, self.domain_field if entity == "organization" else None)
+        return IndexState.of(self.ledger, entity, self.domain_field)
 
     def way(self, entity: str, searches: int) -> Way:
         return choose_way(entity, self.state(entity), searches, self.pipedrive.token_costs)
@@ -197,7 +197,6 @@ class AccountIndex:
             state.last_records = records
         # An empty account is read from the beginning of time again: our clock is not Pipedrive's.
         state.mark, state.current, state.page_size = mark or EPOCH, current, self.pipedrive.page_limit
-        state.domain_field = self.domain_field if entity == "organization" else None
         state.save(self.ledger, entity)
         return current
 

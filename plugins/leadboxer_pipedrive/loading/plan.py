@@ -138,8 +138,7 @@ class Planner:
         organizations = organizations_to_look_up(rows, self._people, self._orgs)
         domain_field = self.fields.domain_field_code
         for entity, searches in searches_needed(emails, organizations, domain_field).items():
-            state = IndexState.of(self.ledger, entity, domain_field if entity == "organization" else None)
-            way = choose_way(entity, state, searches, costs)
+            way = choose_way(entity, IndexState.of(self.ledger, entity, domain_field), searches, costs)
             self.plan.ways[entity] = way.as_dict()
             if way.kind == "index":
                 self.plan.calls[LISTS[entity]] += way.expected_pages
