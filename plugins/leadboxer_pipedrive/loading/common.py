@@ -100,6 +100,13 @@ def row_payload(row: dict[str, Any]) -> str:
     return json.dumps({k: plain(v) for k, v in row.items() if k != "_retry"}, default=str)
 
 
+def retry_row(settings: LoadSettings, entity: str, record_id: str, row: dict[str, Any], attempts: int,
+              reason: str, status: str) -> dict[str, Any]:
+    """A row of the retry queue (``lbpd_retry``): the row itself, to be loaded again by a later run."""
+    return {"dataset_id": settings.dataset_id, "entity": entity, "record_id": record_id, "payload": row_payload(row),
+            "attempts": attempts, "last_error": reason[:1000], "status": status}
+
+
 def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.DataFrame, entity: str,
                 id_column: str, reason: str) -> None:
     """Rows Pipedrive refused: recorded with its message, queued for later runs, quarantined after
@@ -113,9 +120,7 @@ def refuse_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Dat
         tries = attempts.get(record_id, 0) + 1
         status = "quarantined" if tries >= settings.max_attempts else "pending"
         quarantined += status == "quarantined"
-        queued.append({"dataset_id": settings.dataset_id, "entity": entity, "record_id": record_id,
-                       "payload": row_payload(row), "attempts": tries, "last_error": reason[:1000],
-                       "status": status})
+        queued.append(retry_row(settings, entity, record_id, row, tries, reason, status))
         rejections.append({
             "dag_id": settings.dag_id, "run_id": settings.run_id, "entity": entity, "record_id": record_id,
             "use_id": row.get("use_id"), "email": row.get("email") if is_present(row.get("email")) else None,
@@ -139,9 +144,7 @@ def defer_rows(ledger, settings: LoadSettings, result: LoadResult, rows: pd.Data
     records = rows.to_dict("records")
     ids = [str(row[id_column]) for row in records]
     attempts = ledger.retry_attempts(settings.dataset_id, entity, ids)
-    ledger.queue_retries([{"dataset_id": settings.dataset_id, "entity": entity, "record_id": record_id,
-                           "payload": row_payload(row), "attempts": attempts.get(record_id, 0),
-                           "last_error": reason[:1000], "status": "pending"}
+    ledger.queue_retries([retry_row(settings, entity, record_id, row, attempts.get(record_id, 0), reason, "pending")
                           for record_id, row in zip(ids, records)])
     result.count_rows(rows, "deferred", "retries_deferred")
 

@@ -326,7 +326,6 @@ def _by_reason(*counts: dict[str, int]) -> dict[str, int]:
     return total
 
 
-
 def _load_timing(context, upstream: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """The load task's start, end and duration, the run's (extract start → load end), and the load's own
     entry in ``task_durations``: stored with the summary (``lbpd_run.summary``) and returned."""
