@@ -61,8 +61,13 @@ def connect(pipedrive_url: str, ledger_path: Path, *, burst_limit: int, search_b
     os.environ["AIRFLOW_CONN_LEADBOXER_PIPEDRIVE_LEDGER"] = json.dumps({"conn_type": "sqlite",
                                                                        "host": str(ledger_path)})
     if leadboxer_url:
-        os.environ["AIRFLOW_CONN_LEADBOXER_DEFAULT"] = json.dumps({
-            "conn_type": "leadboxer", "host": leadboxer_url, "password": "sandbox-key"})
+        connect_leadboxer(leadboxer_url)
+
+
+def connect_leadboxer(leadboxer_url: str) -> None:
+    """Point the default LeadBoxer connection (read from the environment) at the sandbox."""
+    os.environ["AIRFLOW_CONN_LEADBOXER_DEFAULT"] = json.dumps({
+        "conn_type": "leadboxer", "host": leadboxer_url, "password": "sandbox-key"})
 
 
 def window_activities(hour: datetime):
